@@ -1,0 +1,32 @@
+# Two commands do all the set-up: `make demo` runs the main job, `make test` the tests.
+# Both create (or reuse) a local .venv and install the project into it.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.jetkeras-installed
+PYTEST_ARGS ?=
+
+.PHONY: test demo install lint clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+# pytest exits 5 when it collects no test: that is a failure here, like any other.
+test: $(STAMP)
+	$(PY) -m pytest $(PYTEST_ARGS); status=$$?; \
+	if [ $$status -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; \
+	exit $$status
+
+demo: $(STAMP)
+	$(PY) -m jetkeras.demo
+
+lint: $(STAMP)
+	$(PY) -m ruff check jetkeras tests bench
+
+clean:
+	rm -rf $(VENV) demo_output build *.egg-info

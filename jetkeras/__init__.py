@@ -1,0 +1,13 @@
+"""jetkeras: find solar coronal jets in SDO/AIA 304 A image sequences with Keras 3.
+
+Stages, one module each: :mod:`jetkeras.catalogue` (the real catalogues),
+:mod:`jetkeras.io` (cube readers), :mod:`jetkeras.synthetic` (renderer of the catalogue),
+:mod:`jetkeras.fetch` (JSOC), :mod:`jetkeras.records` and :mod:`jetkeras.pipeline`
+(TFRecords and tf.data), :mod:`jetkeras.models`, :mod:`jetkeras.train`,
+:mod:`jetkeras.tune`, :mod:`jetkeras.evaluate`, :mod:`jetkeras.predict`,
+:mod:`jetkeras.export` and :mod:`jetkeras.demo`.
+"""
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__"]

@@ -1,0 +1,53 @@
+"""Shared pieces of the command-line entry points.
+
+Every ``python -m jetkeras.<stage>`` module is a thin ``main(argv=None)``: it parses
+flags (help on every flag, with its unit and default) and calls one library function
+with keyword-only arguments. User errors (``ValueError``, ``FileNotFoundError``) become
+one line on stderr and exit status 2 -- never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Callable
+
+__all__ = ["run_main", "add_seed_flag", "set_seed", "quiet_tensorflow"]
+
+
+def quiet_tensorflow() -> None:
+    """Silence TensorFlow's C++ start-up chatter (oneDNN, cuInit) before it is imported."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def add_seed_flag(parser: argparse.ArgumentParser, default: int = 0) -> None:
+    parser.add_argument(
+        "--seed", type=int, default=default,
+        help=f"seed for every random draw (splits, shuffling, augmentation, weights); "
+             f"default {default}",
+    )
+
+
+def set_seed(seed: int) -> None:
+    """Seed Python, NumPy and the Keras backend in one call."""
+    import keras
+
+    keras.utils.set_random_seed(int(seed))
+
+
+def run_main(function: Callable[[], object], prog: str) -> int:
+    """Call ``function``; turn user errors into one line on stderr and exit code 2.
+
+    Ctrl-C exits with 130 and a one-line note (long jobs resume on the next run).
+    """
+    try:
+        function()
+    except (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError) as error:
+        message = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
+        print(f"{prog}: error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
+    return 0

@@ -1,0 +1,298 @@
+"""One typed configuration for every stage of jetkeras.
+
+The defaults *are* the documentation: each field carries a comment with its unit and
+meaning. A :class:`JetConfig` is saved as ``config.json`` beside every output (records
+folders, run folders, tuning results, reports) so that any output can be reproduced.
+
+Loading is strict: an unknown key or a value of the wrong type raises a
+``ValueError`` that names the key, what was expected and what was received.
+
+Examples
+--------
+>>> from jetkeras.config import JetConfig
+>>> config = JetConfig()
+>>> config.data.frames, config.model.arch
+(30, 'td_lstm')
+>>> JetConfig.from_dict(config.to_dict()) == config
+True
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "DataConfig",
+    "ModelConfig",
+    "TrainConfig",
+    "JetConfig",
+    "MODEL_PRESETS",
+    "model_preset",
+    "atomic_write_text",
+]
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """What one sequence is and how it is normalised and augmented."""
+
+    # --- geometry --------------------------------------------------------------------
+    frames: int = 30  # frames per sequence (the seed: 30 frames, 11.6 min window)
+    size: int = 166  # pooled pixels per side (the seed: 500 px cutout max-pooled 3x3)
+    cadence_s: float = 24.0  # seconds between frames (AIA EUV is 12 s; sampled every 24 s)
+    field_of_view_arcsec: float = 300.0  # side of the cutout centred on the jet base
+    pool: int = 3  # max-pool factor applied to native 0.6"/px AIA frames
+    # --- input validation ------------------------------------------------------------
+    nan_policy: str = "reject"  # "reject": refuse cubes with NaN/Inf; "fill": replace by 0
+    cadence_tolerance_s: float = 6.0  # allowed deviation of FITS frame spacing from cadence
+    exposure_normalise: bool = False  # divide FITS frames by EXPTIME (DN/s) when reading
+    # --- normalisation (statistics come from the training split's manifest) ----------
+    scaling: str = "clip"  # "clip": clip at clip_dn then standardise (seed); "log": log1p
+    clip_dn: float = 1000.0  # upper clip in DN before standardising (the seed's value)
+    # --- augmentation: ONE draw per sequence, applied to all its frames ---------------
+    augment: bool = True  # master switch, training split only
+    rot90: bool = True  # rotate by k*90 degrees, k uniform in 0..3
+    flips: bool = True  # horizontal and vertical flips, each with probability 0.5
+    max_angle_deg: float = 0.0  # extra shared rotation angle, uniform in +-max (0 = off)
+    brightness_jitter: float = 0.2  # multiplicative exposure jitter, log-uniform +-fraction
+    # --- pipeline -------------------------------------------------------------------
+    shuffle_buffer: int = 512  # sequences held for shuffling the training split
+    cache: bool = False  # cache parsed sequences in memory (before augmentation)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The network. ``td_lstm`` is the report's model; ``epfl2d`` is the seed's code."""
+
+    arch: str = "td_lstm"  # "td_lstm" (per-frame CNN -> LSTM) or "epfl2d" (frames as channels)
+    preset: str = "light"  # name of the preset the widths came from ("custom" if edited)
+    widths: tuple[int, ...] = (8, 16, 32, 64)  # filters of each conv block (2 conv + pool)
+    convs_per_block: int = 2  # Conv2D + BN + ReLU layers per block
+    kernel_size: int = 3  # conv kernel side, pixels
+    stem_stride: int = 2  # stride of the first conv: halves H and W cheaply (1 = seed-like)
+    lstm_units: int = 32  # LSTM state size; the LSTM runs over the frame axis
+    dense_units: int = 32  # width of the dense layer before the logit
+    dropout: float = 0.3  # dropout before and after the dense layer
+    use_cudnn: str = "auto"  # "auto" | "true" | "false"; "false" is needed for XLA on TF
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How the network is fitted and how its threshold is chosen."""
+
+    epochs: int = 20  # passes over the training split
+    batch_size: int = 8  # sequences per step (static: last partial batch dropped)
+    optimizer: str = "adamw"  # "adamw" or "sgd" (Nesterov momentum 0.9)
+    learning_rate: float = 1e-3  # initial learning rate
+    weight_decay: float = 5e-3  # decoupled weight decay (the seed's 5e-3)
+    schedule: str = "cosine"  # "cosine" | "exponential" | "plateau" | "constant"
+    exponential_decay_rate: float = 0.9  # per-epoch factor of the exponential schedule
+    early_stopping_patience: int = 8  # epochs without val AUC gain before stopping
+    seed: int = 0  # seeds Python, NumPy, TF and the data pipeline
+    precision: str = "float32"  # "float32" | "mixed_bfloat16" | "mixed_float16"
+    jit: str = "auto"  # "auto" (XLA on GPU only) | "on" | "off"
+    threshold_metric: str = "f1"  # "f1": maximise val F1; "recall": reach target_recall
+    target_recall: float = 0.95  # used when threshold_metric == "recall"
+
+
+MODEL_PRESETS: dict[str, dict[str, Any]] = {
+    # Trains on a 2-core CPU in minutes on 64x64 cubes.
+    "light": dict(widths=(8, 16, 32, 64), stem_stride=2, lstm_units=32, dense_units=32),
+    # The seed's VGG-like widths, applied per frame (about 28x the seed's cost: GPU only).
+    "seed": dict(widths=(64, 128, 256, 512, 512), stem_stride=1, lstm_units=256, dense_units=128),
+    # For tests: a few thousand parameters.
+    "tiny": dict(widths=(4, 8), stem_stride=1, lstm_units=8, dense_units=8, convs_per_block=1),
+}
+
+
+def model_preset(name: str, **overrides: Any) -> "ModelConfig":
+    """Return the :class:`ModelConfig` of a named preset.
+
+    Parameters
+    ----------
+    name : str
+        One of ``MODEL_PRESETS`` (``light``, ``seed``, ``tiny``).
+    **overrides
+        Fields to change after the preset is applied (``arch``, ``dropout``, ...).
+    """
+    if name not in MODEL_PRESETS:
+        raise ValueError(
+            f"--preset: expected one of {sorted(MODEL_PRESETS)}, received {name!r}"
+        )
+    values = {"preset": name, **MODEL_PRESETS[name], **overrides}
+    return ModelConfig(**values)
+
+
+_CHOICES = {
+    ("data", "nan_policy"): ("reject", "fill"),
+    ("data", "scaling"): ("clip", "log"),
+    ("model", "arch"): ("td_lstm", "epfl2d"),
+    ("model", "use_cudnn"): ("auto", "true", "false"),
+    ("train", "optimizer"): ("adamw", "sgd"),
+    ("train", "schedule"): ("cosine", "exponential", "plateau", "constant"),
+    ("train", "precision"): ("float32", "mixed_bfloat16", "mixed_float16"),
+    ("train", "jit"): ("auto", "on", "off"),
+    ("train", "threshold_metric"): ("f1", "recall"),
+}
+
+
+@dataclass(frozen=True)
+class JetConfig:
+    """The whole configuration: ``data``, ``model`` and ``train`` sections."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def __post_init__(self):
+        for section in ("data", "model", "train"):
+            for field_ in dataclasses.fields(getattr(self, section)):
+                value = getattr(getattr(self, section), field_.name)
+                choices = _CHOICES.get((section, field_.name))
+                if choices is not None and value not in choices:
+                    raise ValueError(
+                        f"config key `{section}.{field_.name}`: expected one of "
+                        f"{list(choices)}, received {value!r}"
+                    )
+        positive = [("data", "frames"), ("data", "size"), ("data", "pool"),
+                    ("train", "epochs"), ("train", "batch_size"), ("model", "lstm_units")]
+        for section, name in positive:
+            value = getattr(getattr(self, section), name)
+            if value < 1:
+                raise ValueError(
+                    f"config key `{section}.{name}`: expected a positive integer, "
+                    f"received {value!r}"
+                )
+        if not self.model.widths or any(w < 1 for w in self.model.widths):
+            raise ValueError(
+                "config key `model.widths`: expected a non-empty list of positive "
+                f"integers, received {list(self.model.widths)!r}"
+            )
+        if not 0.0 <= self.model.dropout < 1.0:
+            raise ValueError(
+                f"config key `model.dropout`: expected a value in [0, 1), received "
+                f"{self.model.dropout!r}"
+            )
+
+    # ---------------------------------------------------------------- conversion
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready dictionary (tuples become lists)."""
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+    def to_json(self, path: str | os.PathLike | None = None) -> str:
+        """Serialise to JSON text; also write it atomically to ``path`` when given."""
+        text = json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
+        if path is not None:
+            atomic_write_text(path, text)
+        return text
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], source: str = "config") -> "JetConfig":
+        """Build a config from a (possibly partial) nested dictionary.
+
+        Missing keys take their defaults; unknown keys and wrong types raise
+        ``ValueError`` naming ``source`` and the key.
+        """
+        if not isinstance(values, dict):
+            raise ValueError(
+                f"{source}: expected a JSON object with sections data/model/train, "
+                f"received {type(values).__name__}"
+            )
+        sections = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
+        unknown = sorted(set(values) - set(sections))
+        if unknown:
+            raise ValueError(
+                f"{source}: unknown section(s) {unknown}; expected a subset of "
+                f"{sorted(sections)}"
+            )
+        built = {}
+        for section, klass in sections.items():
+            given = values.get(section, {})
+            if not isinstance(given, dict):
+                raise ValueError(
+                    f"{source}: section `{section}` must be an object, received "
+                    f"{type(given).__name__}"
+                )
+            built[section] = _build_section(klass, given, section, source)
+        return cls(**built)
+
+    @classmethod
+    def from_json(cls, path: str | os.PathLike) -> "JetConfig":
+        """Read a config written by :meth:`to_json` (or a partial one written by hand)."""
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: config file not found")
+        try:
+            values = json.loads(path.read_text())
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{path}: not valid JSON ({error})") from None
+        return cls.from_dict(values, source=str(path))
+
+    def replace(self, **sections: dict[str, Any]) -> "JetConfig":
+        """Copy with some fields changed: ``config.replace(train={"epochs": 3})``."""
+        values = self.to_dict()
+        for section, changes in sections.items():
+            if section not in values:
+                raise ValueError(f"unknown config section {section!r}")
+            values[section].update(changes)
+        return JetConfig.from_dict(values)
+
+
+def _build_section(klass, given: dict[str, Any], section: str, source: str):
+    hints = typing.get_type_hints(klass)
+    known = {f.name for f in dataclasses.fields(klass)}
+    unknown = sorted(set(given) - known)
+    if unknown:
+        raise ValueError(
+            f"{source}: unknown key `{section}.{unknown[0]}`; valid keys of `{section}` "
+            f"are {sorted(known)}"
+        )
+    values = {}
+    for name, value in given.items():
+        values[name] = _coerce(value, hints[name], f"{section}.{name}", source)
+    return klass(**values)
+
+
+def _coerce(value: Any, hint: Any, key: str, source: str) -> Any:
+    """Check ``value`` against a simple type hint; ints are accepted for floats."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(hint)
+        if value is None and type(None) in options:
+            return None
+        hint = next(option for option in options if option is not type(None))
+        origin = typing.get_origin(hint)
+    if origin is tuple:
+        (item_type, _ellipsis) = typing.get_args(hint)
+        if not isinstance(value, (list, tuple)):
+            raise ValueError(
+                f"{source}: key `{key}` expected a list of {item_type.__name__}, "
+                f"received {value!r}"
+            )
+        return tuple(_coerce(item, item_type, key, source) for item in value)
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint in (int, float, str, bool) and (
+        type(value) is not hint
+    ):
+        raise ValueError(
+            f"{source}: key `{key}` expected {hint.__name__}, received "
+            f"{type(value).__name__} {value!r}"
+        )
+    return value
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and an atomic rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary.write_text(text)
+    os.replace(temporary, path)
