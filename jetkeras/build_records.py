@@ -1,0 +1,504 @@
+"""Build TFRecord shards from cubes: ``python -m jetkeras.build_records``.
+
+Examples
+--------
+Render the bundled catalogue synthetically (the embedded default), small for a CPU::
+
+    python -m jetkeras.build_records --source synthetic --frames 16 --size 64 --limit 400
+
+The seed's published npz data set, keeping its own train/val/test folders::
+
+    python -m jetkeras.build_records --source npz --npz-root ml-project-2-jac/data --split seed
+
+Cubes fetched from JSOC (one folder of FITS frames per event id)::
+
+    python -m jetkeras.build_records --source fits --fits-root jsoc/ --workers 4
+
+Inspect a finished folder (table + contact sheet)::
+
+    python -m jetkeras.build_records --describe tfrecords/synthetic
+
+Writes ``<out>/<split>-<i>-of-<n>.tfrecord`` shards and ``<out>/manifest.json`` (see
+:mod:`jetkeras.records`). Interrupt it at any time: the same command resumes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+import jetkeras
+from jetkeras import _cli
+from jetkeras.catalogue import load_events, load_jets, load_negatives
+from jetkeras.config import DataConfig, JetConfig, atomic_write_text
+from jetkeras.records import (
+    SPLITS,
+    STORAGE,
+    Encoding,
+    read_manifest,
+    sha256_file,
+    shard_name,
+    split_events,
+    write_shard,
+)
+
+__all__ = ["build_records", "describe_records", "main"]
+
+SOURCES = ("synthetic", "npz", "fits")
+
+
+# ------------------------------------------------------------------ what to build
+def _select(events: pd.DataFrame, limit: int | None, seed: int) -> pd.DataFrame:
+    """A class-balanced, seeded subset of ``limit`` rows (all rows when None)."""
+    if limit is None or limit >= len(events):
+        return events
+    if limit < 2:
+        raise ValueError(f"--limit: expected at least 2 sequences, received {limit}")
+    rng = np.random.default_rng(seed)
+    chosen = []
+    for label, want in ((1, (limit + 1) // 2), (0, limit // 2)):
+        pool = events.index[events["label"] == label].to_numpy()
+        chosen.extend(rng.choice(pool, size=min(want, len(pool)), replace=False))
+    return events.loc[sorted(chosen)]
+
+
+def _items_synthetic(events: pd.DataFrame) -> pd.DataFrame:
+    items = events.copy()
+    items["path"] = ""
+    return items
+
+
+def _items_npz(events: pd.DataFrame, root: Path) -> tuple[pd.DataFrame, list[dict]]:
+    """Match cubes under ``root`` to catalogue rows: the seed's layout or <event_id>.npz."""
+    from jetkeras.io import scan_seed_root
+
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"--npz-root {root}: folder not found")
+    flat = sorted(root.glob("*.npz"))
+    orphans = []
+    if flat and not any(p.is_dir() and p.name.startswith("data") for p in root.iterdir()):
+        by_id = {path.stem: path for path in flat}
+        items = events[events["event_id"].isin(by_id)].copy()
+        items["path"] = items["event_id"].map(lambda e: str(by_id[e]))
+        orphans = [{"event_id": stem, "label": -1, "reason": "no catalogue row has this id"}
+                   for stem in sorted(set(by_id) - set(events["event_id"]))]
+        return items, orphans
+    found = scan_seed_root(root)
+    merged = found.merge(events, on=["label", "row"], how="left", indicator=True)
+    for _, row in merged[merged["_merge"] == "left_only"].iterrows():
+        orphans.append({"event_id": Path(row["path"]).name, "label": int(row["label"]),
+                        "reason": f"{row['path']}: row {row['row']} is not in the catalogue"})
+    items = merged[merged["_merge"] == "both"].drop(columns="_merge")
+    return items, orphans
+
+
+def _items_fits(events: pd.DataFrame, root: Path) -> tuple[pd.DataFrame, list[dict]]:
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"--fits-root {root}: folder not found")
+    folders = {p.name: p for p in root.iterdir() if p.is_dir()}
+    items = events[events["event_id"].isin(folders)].copy()
+    items["path"] = items["event_id"].map(lambda e: str(folders[e]))
+    orphans = [{"event_id": name, "label": -1, "reason": "folder name is not a catalogue id"}
+               for name in sorted(set(folders) - set(events["event_id"]))]
+    return items, orphans
+
+
+def _load_frames(item: dict, source: str, data: dict, seed: int) -> np.ndarray:
+    """Frames (T, H, W) float32 DN of one item; raises ValueError when unusable."""
+    if source == "synthetic":
+        from jetkeras.synthetic import render_event
+
+        cube = render_event(item, frames=data["frames"], size=data["size"],
+                            cadence_s=data["cadence_s"],
+                            field_of_view_arcsec=data["field_of_view_arcsec"], seed=seed)
+    elif source == "npz":
+        from jetkeras.io import read_npz
+
+        cube = read_npz(item["path"], frames=data["frames"], size=data["size"],
+                        nan_policy=data["nan_policy"])
+    else:
+        from jetkeras.io import read_fits_dir
+
+        cube = read_fits_dir(item["path"], frames=data["frames"], cadence_s=data["cadence_s"],
+                             cadence_tolerance_s=data["cadence_tolerance_s"], pool=data["pool"],
+                             exposure_normalise=data["exposure_normalise"],
+                             nan_policy=data["nan_policy"])
+    frames = cube.frames
+    if frames.shape != (data["frames"], data["size"], data["size"]):
+        raise ValueError(
+            f"{item.get('path') or item['event_id']}: expected a cube of shape "
+            f"({data['frames']}, {data['size']}, {data['size']}), received {frames.shape}"
+        )
+    return frames
+
+
+def _build_shard(task: dict[str, Any]) -> dict[str, Any]:
+    """Build one shard (runs in a worker process or a Dask worker)."""
+    import warnings
+
+    _cli.quiet_tensorflow()
+
+    def examples():
+        for item in task["items"]:
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    frames = _load_frames(item, task["source"], task["data"], task["seed"])
+                yield item["event_id"], item["label"], item["group"], frames, None
+            except (ValueError, OSError) as error:
+                yield item["event_id"], item["label"], item["group"], None, str(error)
+
+    encoding = Encoding(**task["encoding"])
+    return write_shard(Path(task["path"]), examples(), log_stats=task["split"] == "train",
+                       encoding=encoding)
+
+
+# ------------------------------------------------------------------------- build
+def build_records(
+    *,
+    source: str = "synthetic",
+    out: str | Path | None = None,
+    config: JetConfig | None = None,
+    seed: int = 0,
+    limit: int | None = None,
+    split: str = "grouped",
+    npz_root: str | Path | None = None,
+    fits_root: str | Path | None = None,
+    catalogue: str | Path | None = None,
+    negatives: str | Path | None = None,
+    records_per_shard: int = 32,
+    workers: int = 1,
+    scheduler: str | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Build (or resume) a records folder and return its manifest.
+
+    Parameters
+    ----------
+    source : {"synthetic", "npz", "fits"}
+        Render the catalogue, read the seed's npz layout (or ``<event_id>.npz`` cubes),
+        or read one folder of AIA FITS frames per event id.
+    out : path, optional
+        Output folder; default ``tfrecords/<source>``.
+    config : JetConfig
+        Its ``data`` section fixes frames, size, cadence, pooling and NaN policy.
+    seed : int
+        Seeds the subset, the split and the renderer.
+    limit : int, optional
+        Keep a class-balanced subset of this many sequences.
+    split : {"grouped", "seed"}
+        ``grouped``: 70/15/15 by HEK event group, stratified by class. ``seed``: the
+        seed's ``_val``/``_test`` folders (npz source only).
+    records_per_shard : int
+        Sequences per shard (the unit of work and of resumption).
+    workers : int
+        Processes; above 1 the shards run on a local Dask cluster.
+    scheduler : str, optional
+        Address of a running Dask scheduler (``tcp://host:8786``); overrides ``workers``.
+    """
+    config = config or JetConfig()
+    if source not in SOURCES:
+        raise ValueError(f"--source: expected one of {list(SOURCES)}, received {source!r}")
+    if split not in ("grouped", "seed"):
+        raise ValueError(f"--split: expected 'grouped' or 'seed', received {split!r}")
+    if records_per_shard < 1:
+        raise ValueError(f"--records-per-shard: expected >= 1, received {records_per_shard}")
+    out = Path(out) if out is not None else Path("tfrecords") / source
+    events = load_events(
+        load_jets(catalogue) if catalogue else None,
+        load_negatives(negatives) if negatives else None,
+    )
+    orphans: list[dict] = []
+    if source == "synthetic":
+        if split == "seed":
+            raise ValueError("--split seed: the synthetic source has no seed folders; "
+                             "use --split grouped")
+        items = _items_synthetic(events)
+    elif source == "npz":
+        if npz_root is None:
+            raise ValueError("--npz-root: required with --source npz")
+        items, orphans = _items_npz(events, Path(npz_root))
+    else:
+        if fits_root is None:
+            raise ValueError("--fits-root: required with --source fits")
+        items, orphans = _items_fits(events, Path(fits_root))
+    if items.empty:
+        root = npz_root or fits_root
+        raise ValueError(f"{root}: expected cubes matching catalogue rows, found none")
+    missing = len(events) - len(items) if source != "synthetic" else 0
+    items = _select(items, limit, seed)
+    if split == "seed":
+        if "seed_split" not in items or not {"val", "test"} <= set(items["seed_split"]):
+            raise ValueError(f"--split seed: {npz_root} has no `_val` and `_test` seed folders; "
+                             f"use --split grouped")
+        items["split"] = items["seed_split"]
+    else:
+        items["split"] = split_events(items, seed=seed).to_numpy()
+
+    data = config.data
+    encoding = Encoding(offset_dn=STORAGE.offset_dn, clip_dn=data.clip_dn)
+    identity = {
+        "source": source, "frames": data.frames, "size": data.size,
+        "cadence_s": data.cadence_s, "field_of_view_arcsec": data.field_of_view_arcsec,
+        "pool": data.pool, "nan_policy": data.nan_policy,
+        "exposure_normalise": data.exposure_normalise, "clip_dn": data.clip_dn,
+        "seed": seed, "limit": limit, "split": split, "records_per_shard": records_per_shard,
+        "npz_root": str(npz_root) if npz_root else None,
+        "fits_root": str(fits_root) if fits_root else None,
+        "catalogue_sha256": sha256_file(catalogue) if catalogue else "bundled",
+        "negatives_sha256": sha256_file(negatives) if negatives else "bundled",
+    }
+    _claim_folder(out, identity)
+
+    # Deterministic shard plan: each split in a seeded order, cut into fixed chunks.
+    tasks = []
+    data_dict = {f: getattr(data, f) for f in DataConfig.__dataclass_fields__}
+    for split_name in SPLITS:
+        part = items[items["split"] == split_name]
+        if part.empty:
+            continue
+        order = np.random.default_rng([seed, SPLITS.index(split_name)]).permutation(len(part))
+        part = part.iloc[order]
+        count = -(-len(part) // records_per_shard)
+        for index in range(count):
+            chunk = part.iloc[index * records_per_shard:(index + 1) * records_per_shard]
+            tasks.append({
+                "path": str(out / shard_name(split_name, index, count)),
+                "split": split_name, "source": source, "seed": seed, "data": data_dict,
+                "encoding": {"offset_dn": encoding.offset_dn, "clip_dn": encoding.clip_dn},
+                "items": [_plain(row) for _, row in chunk.iterrows()],
+            })
+    todo = [t for t in tasks if not Path(t["path"] + ".json").is_file()]
+    sidecars = _run_tasks(todo, workers=workers, scheduler=scheduler, progress=progress,
+                          total=sum(len(t["items"]) for t in tasks),
+                          done=sum(len(t["items"]) for t in tasks if t not in todo))
+    del sidecars  # each task wrote its own sidecar; the manifest reads them all back
+    manifest = _write_manifest(out, tasks, items, orphans, missing, config, identity, encoding)
+    if progress:
+        print(summary_table(manifest), file=sys.stderr)
+    return manifest
+
+
+def _plain(row: pd.Series) -> dict[str, Any]:
+    """A JSON/pickle-friendly dict of one item (NaN stays float)."""
+    return {k: (v.item() if isinstance(v, np.generic) else v) for k, v in row.items()}
+
+
+def _claim_folder(out: Path, identity: dict[str, Any]) -> None:
+    """Refuse a folder that holds records of another configuration."""
+    build_path = out / "build.json"
+    if build_path.is_file():
+        previous = json.loads(build_path.read_text())
+        for key in sorted(set(previous) | set(identity)):
+            if previous.get(key) != identity.get(key):
+                raise ValueError(
+                    f"{out}: holds records built with {key}={previous.get(key)!r}, this build "
+                    f"asks {key}={identity.get(key)!r}; choose another --out or delete the folder"
+                )
+        return
+    if out.exists() and any(out.glob("*.tfrecord")):
+        raise ValueError(f"{out}: holds TFRecord shards without build.json; choose another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(build_path, json.dumps(identity, indent=2, sort_keys=True))
+
+
+def _run_tasks(tasks, *, workers, scheduler, progress, total, done):
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=total, initial=done, unit="seq", desc="build_records",
+               disable=not progress, file=sys.stderr)
+    results = []
+    try:
+        if scheduler or workers > 1:
+            from dask.distributed import Client, LocalCluster, as_completed
+
+            cluster = None
+            if scheduler:
+                client = Client(scheduler)
+            else:
+                cluster = LocalCluster(n_workers=workers, threads_per_worker=1,
+                                       processes=True, dashboard_address=None)
+                client = Client(cluster)
+            try:
+                futures = client.map(_build_shard, tasks, pure=False)
+                for future in as_completed(futures):
+                    results.append(future.result())
+                    bar.update(len(results[-1]["written"]) + len(results[-1]["rejected"]))
+            finally:
+                client.close()
+                if cluster is not None:
+                    cluster.close()
+        else:
+            for task in tasks:
+                results.append(_build_shard(task))
+                bar.update(len(task["items"]))
+    finally:
+        bar.close()
+    return results
+
+
+def _write_manifest(out, tasks, items, orphans, missing, config, identity, encoding):
+    splits: dict[str, Any] = {}
+    rejected = list(orphans)
+    totals = {"count": 0, "sum": 0.0, "sum_sq": 0.0, "log_sum": 0.0, "log_sum_sq": 0.0}
+    for task in tasks:
+        path = Path(task["path"])
+        sidecar = json.loads(Path(task["path"] + ".json").read_text())
+        entry = splits.setdefault(task["split"], {"shards": [], "counts": {"jet": 0, "no_jet": 0},
+                                                  "groups": set()})
+        entry["shards"].append({"name": path.name, "sha256": sidecar["sha256"],
+                                "bytes": sidecar["bytes"], "count": len(sidecar["written"])})
+        for record in sidecar["written"]:
+            entry["counts"]["jet" if record["label"] == 1 else "no_jet"] += 1
+            entry["groups"].add(record["group"])
+        rejected.extend(sidecar["rejected"])
+        if task["split"] == "train":
+            for key in totals:
+                totals[key] += sidecar["sums"][key]
+    for entry in splits.values():
+        entry["groups"] = sorted(entry["groups"])
+        entry["count"] = entry["counts"]["jet"] + entry["counts"]["no_jet"]
+    if totals["count"] == 0:
+        raise ValueError(f"{out}: no training sequence could be written; "
+                         f"see the rejected list in the shard sidecars")
+    mean = totals["sum"] / totals["count"]
+    log_mean = totals["log_sum"] / totals["count"]
+    normalisation = {
+        "computed_on": "train",
+        "clip_dn": encoding.clip_dn,
+        "mean": mean,
+        "std": float(np.sqrt(max(totals["sum_sq"] / totals["count"] - mean**2, 1e-12))),
+        "log_mean": log_mean,
+        "log_std": float(np.sqrt(max(totals["log_sum_sq"] / totals["count"] - log_mean**2,
+                                     1e-12))),
+        "seed_constants": {"mean": 50.564544677734375, "std": 49.94772720336914},
+    }
+    manifest = {
+        "format": "jetkeras-records/1",
+        "jetkeras_version": jetkeras.__version__,
+        "source": identity["source"],
+        "build": identity,
+        "config": config.to_dict(),
+        "frames": config.data.frames,
+        "size": config.data.size,
+        "encoding": encoding.to_dict(),
+        "normalisation": normalisation,
+        "splits": splits,
+        "count": sum(entry["count"] for entry in splits.values()),
+        "rejected": rejected,
+        "catalogue_rows_without_cube": int(missing),
+    }
+    atomic_write_text(out / "manifest.json", json.dumps(manifest, indent=1))
+    return manifest
+
+
+# ---------------------------------------------------------------------- describe
+def summary_table(manifest: dict[str, Any]) -> str:
+    """Counts per split and class, shard sizes and normalisation, as aligned text."""
+    lines = [f"{'split':<6} {'jets':>6} {'no-jet':>7} {'groups':>7} {'shards':>7} {'MB':>8}"]
+    for name in SPLITS:
+        entry = manifest["splits"].get(name)
+        if entry is None:
+            continue
+        megabytes = sum(s["bytes"] for s in entry["shards"]) / 1e6
+        lines.append(f"{name:<6} {entry['counts']['jet']:>6} {entry['counts']['no_jet']:>7} "
+                     f"{len(entry['groups']):>7} {len(entry['shards']):>7} {megabytes:>8.1f}")
+    norm = manifest["normalisation"]
+    per_seq = sum(s["bytes"] for e in manifest["splits"].values() for s in e["shards"]) / max(
+        manifest["count"], 1)
+    lines.append(f"sequences {manifest['count']} of {manifest['frames']}x{manifest['size']}x"
+                 f"{manifest['size']}, {per_seq / 1e6:.2f} MB each; rejected "
+                 f"{len(manifest['rejected'])}; train mean {norm['mean']:.2f} DN, "
+                 f"std {norm['std']:.2f} DN (clip {norm['clip_dn']:g})")
+    return "\n".join(lines)
+
+
+def describe_records(records_dir: str | Path, *, per_class: int = 2,
+                     sheet: str | Path | None = None) -> Path:
+    """Print the manifest as a table and write a contact sheet of a few records.
+
+    Returns the path of the PNG (default ``<records_dir>/describe.png``).
+    """
+    from jetkeras.pipeline import iterate_records
+    from jetkeras.plotting import contact_sheets
+
+    manifest = read_manifest(records_dir)
+    print(summary_table(manifest))
+    for record in manifest["rejected"][:10]:
+        print(f"rejected {record['event_id']}: {record['reason']}")
+    cubes, titles = [], []
+    for split in manifest["splits"]:
+        taken = {0: 0, 1: 0}
+        for record in iterate_records(records_dir, split):
+            if taken[record["label"]] < per_class:
+                taken[record["label"]] += 1
+                cubes.append(record["frames"][..., 0])
+                titles.append(f"{split} {'jet' if record['label'] else 'no jet'} "
+                              f"{record['event_id']}")
+            if min(taken.values()) >= per_class:
+                break
+    sheet = Path(sheet) if sheet else Path(records_dir) / "describe.png"
+    contact_sheets(cubes, sheet, titles=titles)
+    print(f"contact sheet: {sheet}")
+    return sheet
+
+
+# --------------------------------------------------------------------------- CLI
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m jetkeras.build_records",
+                                     description=__doc__.split("\n\n")[0])
+    parser.add_argument("--describe", metavar="DIR",
+                        help="print the manifest of a records folder and write a contact sheet")
+    parser.add_argument("--source", choices=SOURCES, default="synthetic",
+                        help="where cubes come from; default synthetic (render the catalogue)")
+    parser.add_argument("--npz-root", help="seed npz layout root (data0/, data1/, ...) or a "
+                                           "folder of <event_id>.npz cubes")
+    parser.add_argument("--fits-root", help="folder holding one sub-folder of FITS per event id")
+    parser.add_argument("--catalogue", help="jet catalogue CSV; default: the bundled one")
+    parser.add_argument("--negatives", help="jet-free intervals CSV; default: the bundled one")
+    parser.add_argument("--out", help="output folder; default tfrecords/<source>")
+    parser.add_argument("--config", help="JetConfig JSON whose data section is used")
+    parser.add_argument("--frames", type=int, help="frames per sequence; default 30")
+    parser.add_argument("--size", type=int, help="pixels per side after pooling; default 166")
+    parser.add_argument("--limit", type=int, help="class-balanced subset of N sequences")
+    parser.add_argument("--split", choices=("grouped", "seed"), default="grouped",
+                        help="grouped: 70/15/15 by HEK event; seed: the seed's folders")
+    parser.add_argument("--records-per-shard", type=int, default=32,
+                        help="sequences per shard; default 32")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="processes; >1 runs a local Dask cluster; default 1")
+    parser.add_argument("--scheduler", help="address of a Dask scheduler to run on")
+    _cli.add_seed_flag(parser)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    _cli.quiet_tensorflow()
+    args = _parser().parse_args(argv)
+
+    def run():
+        if args.describe:
+            describe_records(args.describe)
+            return
+        config = JetConfig.from_json(args.config) if args.config else JetConfig()
+        changes = {k: v for k, v in (("frames", args.frames), ("size", args.size)) if v}
+        config = config.replace(data=changes) if changes else config
+        build_records(source=args.source, out=args.out, config=config, seed=args.seed,
+                      limit=args.limit, split=args.split, npz_root=args.npz_root,
+                      fits_root=args.fits_root, catalogue=args.catalogue,
+                      negatives=args.negatives, records_per_shard=args.records_per_shard,
+                      workers=args.workers, scheduler=args.scheduler)
+
+    return _cli.run_main(run, "build_records")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

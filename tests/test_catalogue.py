@@ -1,0 +1,78 @@
+import numpy as np
+import pytest
+
+from jetkeras.catalogue import load_events, load_jets, load_negatives, times
+from jetkeras.records import split_events
+
+
+@pytest.fixture(scope="module")
+def events():
+    return load_events()
+
+
+def test_real_jet_catalogue_is_read_exactly():
+    jets = load_jets()
+    assert len(jets) == 883
+    assert jets["sjh_ID"].is_unique
+    assert jets["SOL_event"].nunique() == 229
+    assert jets.loc[0, "flag"] == "001" and jets["flag"].str.len().eq(3).all()
+    assert jets["flag"].value_counts().to_dict() == {
+        "000": 339, "010": 282, "110": 170, "011": 43, "001": 32, "111": 17}
+    assert jets["velocity"].isna().sum() == 512
+    # The flag bits agree with the data (seed-reference section 7.1).
+    assert ((jets["duration"] < 6) == (jets["flag"].str[0] == "1")).all()
+    assert (jets["velocity"].isna() == (jets["flag"].str[1] == "1")).all()
+
+
+def test_real_negatives():
+    negatives = load_negatives()
+    assert len(negatives) == 883
+    assert negatives[["basepoint_X", "basepoint_Y"]].drop_duplicates().shape[0] == 208
+
+
+def test_event_index(events):
+    assert len(events) == 1766
+    assert events["event_id"].is_unique
+    assert (events["label"] == 1).sum() == 883
+    assert events.loc[events["label"] == 1, "SOL_event"].nunique() == 229
+    jets = events[events["label"] == 1]
+    assert (jets["group"] == jets["SOL_event"]).all()
+    assert events.loc[events["label"] == 0, "event_id"].iloc[0] == "nojet_0000"
+    t = times(events.iloc[:3])
+    assert t.scale == "utc" and t[0].isot == "2011-01-20T09:15:44.000"
+
+
+def test_negatives_from_one_region_and_day_share_a_group(events):
+    negatives = events[events["label"] == 0]
+    # Two negatives on one day at the same base point are in one group.
+    key = negatives["date"].str.slice(0, 10) + negatives["basepoint_X"].astype(str)
+    repeated = negatives[key.duplicated(keep=False)]
+    for _, members in repeated.groupby(key[key.duplicated(keep=False)]):
+        assert members["group"].nunique() == 1
+
+
+def test_grouped_split_never_shares_a_group(events):
+    split = split_events(events, seed=0)
+    per_group = split.groupby(events["group"]).nunique()
+    assert (per_group == 1).all()
+    fractions = split.value_counts(normalize=True)
+    assert abs(fractions["train"] - 0.70) < 0.05
+    assert abs(fractions["val"] - 0.15) < 0.05 and abs(fractions["test"] - 0.15) < 0.05
+    for name in ("train", "val", "test"):
+        jet_share = events.loc[split == name, "label"].mean()
+        assert 0.4 < jet_share < 0.6
+    assert (split_events(events, seed=0) == split).all()
+    assert not (split_events(events, seed=1) == split).all()
+
+
+def test_missing_and_malformed_catalogue(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nope.csv: catalogue file not found"):
+        load_jets(tmp_path / "nope.csv")
+    bad = tmp_path / "bad.csv"
+    bad.write_text("date,basepoint_X\n2011-01-01T00:00:00,1\n")
+    with pytest.raises(ValueError, match=r"bad.csv: expected columns .* missing \['basepoint_Y'\]"):
+        load_negatives(bad)
+    bad.write_text("date,basepoint_X,basepoint_Y\nyesterday,1,2\n")
+    with pytest.raises(ValueError, match="bad.csv: column `date` expects ISO 8601 UTC times, "
+                                         "received 'yesterday' in row 0"):
+        load_negatives(bad)
