@@ -80,6 +80,10 @@ class ModelConfig:
     lstm_units: int = 32  # LSTM state size; the LSTM runs over the frame axis
     dense_units: int = 32  # width of the dense layer before the logit
     dropout: float = 0.3  # dropout before and after the dense layer
+    # How td_lstm turns each frame's last feature map into a vector for the LSTM:
+    # "flatten" keeps where things are (5x5x512 = 12,800 at 166 px, seed preset);
+    # "avg" / "max" (global pooling) give `widths[-1]` features whatever the size.
+    pooling: str = "flatten"  # "flatten" | "avg" | "max" (td_lstm only)
     use_cudnn: str = "auto"  # "auto" | "true" | "false"; "false" is needed for XLA on TF
 
 

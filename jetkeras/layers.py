@@ -1,0 +1,181 @@
+"""The few custom Keras pieces jetkeras needs, all serialisable under ``jetkeras>``.
+
+* :class:`FrameDistributed` applies one layer (the per-frame CNN) to every frame of a
+  sequence by folding the frame axis into the batch axis. ``keras.layers.TimeDistributed``
+  unrolls a Python loop over a static time axis in Keras 3 (30 traced copies of the CNN,
+  convolutions at batch B instead of B*T, BatchNorm statistics updated T times per step;
+  pitfalls 6.3); folding runs the CNN once at batch B*T.
+* :class:`LogitPrecision`, :class:`LogitRecall` and :class:`LogitF1Score` are binary
+  metrics that take the model's *logits* and threshold the probability at 0.5
+  (``sigmoid(logit) > 0.5``, i.e. ``logit > 0``). Keras' ``Precision``/``Recall`` refuse
+  thresholds outside [0, 1] and ``F1Score`` refuses a threshold <= 0, so they cannot be
+  pointed at logits directly.
+
+Everything is registered with ``keras.saving.register_keras_serializable(package=
+"jetkeras")`` so ``keras.saving.load_model(path, safe_mode=True)`` rebuilds a model
+without ``custom_objects`` once :mod:`jetkeras.layers` has been imported.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import keras
+from keras import ops
+
+__all__ = ["FrameDistributed", "LogitPrecision", "LogitRecall", "LogitF1Score"]
+
+
+@keras.saving.register_keras_serializable(package="jetkeras")
+class FrameDistributed(keras.layers.Wrapper):
+    """Apply ``layer`` to every frame: ``(B, T, *frame) -> (B, T, *layer_output)``.
+
+    The frame axis is folded into the batch axis, the wrapped layer runs once on
+    ``(B*T, *frame)``, and the result is unfolded. Outputs equal those of
+    ``keras.layers.TimeDistributed(layer)`` with the same weights in inference mode.
+    In training mode BatchNorm inside ``layer`` sees all B*T frames as one batch
+    (one statistics update per step, not T).
+
+    Args:
+        layer: a built-or-buildable Keras layer or model taking one frame,
+            e.g. ``(H, W, C)`` float32, and returning a tensor per frame.
+        **kwargs: base ``Layer`` arguments (``name``, ``dtype``, ...).
+
+    Call arguments:
+        inputs: tensor of shape ``(B, T, *frame_shape)``; T must be static.
+        training: Python bool, passed to ``layer``.
+
+    Returns:
+        tensor of shape ``(B, T, *layer_output_shape)``.
+    """
+
+    def __init__(self, layer, **kwargs):
+        super().__init__(layer, **kwargs)
+        self.supports_masking = False
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        # Wrapper.from_config and Keras deserialisation pop keys from the (nested) dicts
+        # they are given; work on a deep copy so the caller's config stays intact.
+        return super().from_config(copy.deepcopy(config), custom_objects=custom_objects)
+
+    def _check_input_shape(self, input_shape):
+        if len(input_shape) < 3 or input_shape[1] is None:
+            raise ValueError(
+                "`FrameDistributed` expected inputs of shape (batch, frames, ...) with a "
+                f"static number of frames. Received: input_shape={tuple(input_shape)}"
+            )
+
+    def build(self, input_shape):
+        self._check_input_shape(input_shape)
+        frame_shape = (None,) + tuple(input_shape[2:])
+        if not self.layer.built:
+            self.layer.build(frame_shape)
+        self.built = True
+
+    def compute_output_shape(self, input_shape):
+        self._check_input_shape(input_shape)
+        frame_output = self.layer.compute_output_shape((None,) + tuple(input_shape[2:]))
+        return (input_shape[0], input_shape[1]) + tuple(frame_output[1:])
+
+    def call(self, inputs, training=None):
+        frames = inputs.shape[1]
+        frame_shape = tuple(inputs.shape[2:])
+        # (B, T, H, W, C) -> (B*T, H, W, C): one batched pass instead of T.
+        folded = ops.reshape(inputs, (-1,) + frame_shape)
+        outputs = self.layer(folded, training=training)
+        # (B*T, *F) -> (B, T, *F); -1 keeps the batch size dynamic.
+        return ops.reshape(outputs, (-1, frames) + tuple(outputs.shape[1:]))
+
+
+@keras.saving.register_keras_serializable(package="jetkeras")
+class LogitPrecision(keras.metrics.Precision):
+    """Precision of ``sigmoid(logit) > 0.5`` against 0/1 labels.
+
+    Same arguments as ``keras.metrics.Precision`` (default ``name="precision"``); the
+    threshold applies to the probability, the metric receives logits of shape (B, 1).
+    """
+
+    def __init__(self, thresholds=None, top_k=None, class_id=None, name="precision",
+                 dtype=None):
+        super().__init__(thresholds=thresholds, top_k=top_k, class_id=class_id,
+                         name=name, dtype=dtype)
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        probability = ops.sigmoid(ops.cast(y_pred, "float32"))
+        return super().update_state(y_true, probability, sample_weight=sample_weight)
+
+
+@keras.saving.register_keras_serializable(package="jetkeras")
+class LogitRecall(keras.metrics.Recall):
+    """Recall of ``sigmoid(logit) > 0.5`` against 0/1 labels (see :class:`LogitPrecision`)."""
+
+    def __init__(self, thresholds=None, top_k=None, class_id=None, name="recall",
+                 dtype=None):
+        super().__init__(thresholds=thresholds, top_k=top_k, class_id=class_id,
+                         name=name, dtype=dtype)
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        probability = ops.sigmoid(ops.cast(y_pred, "float32"))
+        return super().update_state(y_true, probability, sample_weight=sample_weight)
+
+
+@keras.saving.register_keras_serializable(package="jetkeras")
+class LogitF1Score(keras.metrics.Metric):
+    """Binary F1 of ``logit > logit(threshold)`` accumulated over batches.
+
+    F1 = 2 TP / (2 TP + FP + FN), 0 when there is no positive at all (neither
+    predicted nor true), like ``sklearn.metrics.f1_score(zero_division=0)``.
+
+    Args:
+        threshold: probability threshold in (0, 1). Defaults to `0.5`.
+        name: metric name. Defaults to `"f1"`.
+        dtype: metric dtype. Defaults to `None` (float32).
+
+    Call arguments:
+        y_true: labels 0/1 of shape (B, 1) or (B,).
+        y_pred: logits of the same shape (any float dtype).
+        sample_weight: optional weights of shape (B,) or (B, 1).
+    """
+
+    def __init__(self, threshold=0.5, name="f1", dtype=None):
+        super().__init__(name=name, dtype=dtype)
+        threshold = float(threshold)
+        if not 0.0 < threshold < 1.0:
+            raise ValueError(
+                "`LogitF1Score` expected a probability threshold in (0, 1). "
+                f"Received: threshold={threshold}"
+            )
+        self.threshold = threshold
+        self.true_positives = self.add_variable((), initializer="zeros",
+                                                name="true_positives")
+        self.false_positives = self.add_variable((), initializer="zeros",
+                                                 name="false_positives")
+        self.false_negatives = self.add_variable((), initializer="zeros",
+                                                 name="false_negatives")
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        y_true = ops.reshape(ops.cast(y_true, "float32"), (-1,))
+        probability = ops.sigmoid(ops.reshape(ops.cast(y_pred, "float32"), (-1,)))
+        predicted = ops.cast(ops.greater(probability, self.threshold), "float32")
+        if sample_weight is None:
+            weight = ops.ones_like(y_true)
+        else:
+            weight = ops.reshape(ops.cast(sample_weight, "float32"), (-1,))
+        self.true_positives.assign_add(ops.sum(weight * predicted * y_true))
+        self.false_positives.assign_add(ops.sum(weight * predicted * (1.0 - y_true)))
+        self.false_negatives.assign_add(ops.sum(weight * (1.0 - predicted) * y_true))
+
+    def result(self):
+        denominator = (2.0 * self.true_positives + self.false_positives
+                       + self.false_negatives)
+        return ops.where(denominator > 0,
+                         2.0 * self.true_positives / ops.maximum(denominator, 1e-12),
+                         0.0)
+
+    def reset_state(self):
+        for variable in (self.true_positives, self.false_positives, self.false_negatives):
+            variable.assign(0.0)
+
+    def get_config(self):
+        return {"threshold": self.threshold, "name": self.name, "dtype": self.dtype}

@@ -1,0 +1,465 @@
+"""The networks: a per-frame CNN + LSTM (``td_lstm``) and the seed's own CNN (``epfl2d``).
+
+Both take ``frames``, a float32 tensor of shape ``(B, T, S, S, 1)`` (T =
+``config.data.frames``, S = ``config.data.size``; already normalised, dimensionless) and
+return one float32 **logit** per sequence, shape ``(B, 1)``; the probability of a jet is
+``sigmoid(logit)``.
+
+``td_lstm`` (the report's idea, done for real)
+    A per-frame Conv2D encoder -- ``len(widths)`` blocks of ``convs_per_block`` x [Conv2D
+    (no bias: BatchNorm follows) + BatchNorm + ReLU] then MaxPool 2; the first conv has
+    stride ``stem_stride`` -- shared by all frames through
+    :class:`jetkeras.layers.FrameDistributed` (frames folded into the batch axis, one
+    pass at batch B*T), then ``flatten`` or global pooling (``model.pooling``), an LSTM
+    over the **frame axis**, Dropout, Dense(dense_units, relu), Dropout, Dense(1).
+
+``epfl2d`` (the seed's ``RCNN`` as coded, seed-reference section 1)
+    Frames are the T input channels of a 2-D VGG-like CNN (``(B, T, S, S, 1)`` is
+    permuted to ``(B, S, S, T)``): layer1..layer7 Conv 3x3 (same, with bias) + BN (eps
+    1e-5, momentum 0.9, PyTorch's defaults) + ReLU with MaxPool 2 after each pair, and
+    ONE ``layer8`` block (Conv 512->512 + BN + ReLU) applied three times with shared
+    weights; flatten (12,800 values at 166 px), LSTM(256), Dense 128 relu, Dropout 0.5,
+    Dense 32 relu, Dropout 0.5, Dense 1. Kaiming-normal fan-in (untruncated) weights and
+    zero biases for conv and dense layers; LSTM weights U(-1/16, 1/16) like PyTorch.
+    Trainable parameters at 30 x 166 x 166: 18,112,193 (PyTorch 18,113,217: its LSTM
+    has two bias vectors).
+
+    **Fixed seed bug.** The seed passes a 2-D ``(N, 12800)`` tensor to ``nn.LSTM``,
+    which PyTorch reads as ONE unbatched sequence of length N: the LSTM ran across the
+    *batch*, so a sample's logit depended on the other samples of its batch. Here each
+    sample is a length-1 sequence ``(B, 1, 12800)``, so the LSTM is a gated dense layer
+    with a zero initial state and samples are independent.
+
+    **Small inputs.** A 2x2 max-pool is applied only while the feature map is at least
+    2 px wide; at 1 px it is skipped (e.g. 32 px: 32 -> 16 -> 8 -> 4 -> 2 -> 1, all five
+    pools; 16 px: the fifth pool is skipped). The same rule holds in ``td_lstm``.
+
+Precision. ``build_model`` builds every layer under ``config.train.precision`` (set with
+``keras.config.set_dtype_policy`` and restored afterwards, so the global policy does not
+leak into later code); the final Dense is always float32 so the logit stays float32.
+
+Examples
+--------
+>>> from jetkeras.config import DataConfig, JetConfig, model_preset
+>>> from jetkeras.models import build_model, compile_model
+>>> config = JetConfig(data=DataConfig(frames=4, size=32), model=model_preset("tiny"))
+>>> model = compile_model(build_model(config), config, steps_per_epoch=10)
+>>> model.output.shape
+(None, 1)
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import keras
+import numpy as np
+from keras import layers
+
+from jetkeras.config import JetConfig
+from jetkeras.layers import FrameDistributed, LogitF1Score, LogitPrecision, LogitRecall
+
+__all__ = [
+    "build_model",
+    "compile_model",
+    "resolve_runtime",
+    "count_parameters",
+    "estimate_flops",
+    "EPFL2D_WIDTHS",
+]
+
+# The seed's conv widths, layer1..layer8 (layer8 is then applied twice more).
+EPFL2D_WIDTHS = (64, 64, 128, 128, 256, 256, 512, 512)
+_EPFL2D_LSTM_UNITS = 256
+_EPFL2D_DENSE = (128, 32)
+_EPFL2D_DROPOUT = 0.5  # nn.Dropout() default
+# PyTorch BatchNorm2d defaults (eps 1e-5, running-average factor 0.1 = Keras momentum 0.9).
+_BN_EPSILON = 1e-5
+_BN_MOMENTUM = 0.9
+_POOLINGS = ("flatten", "avg", "max")
+
+
+def _kaiming():
+    """kaiming_normal_(nonlinearity='relu'): N(0, 2/fan_in), untruncated (he_normal truncates)."""
+    return keras.initializers.VarianceScaling(2.0, "fan_in", "untruncated_normal")
+
+
+# --------------------------------------------------------------------------- runtime
+def _has_gpu(backend: str) -> bool:
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return bool(tf.config.list_physical_devices("GPU"))
+    if backend == "jax":
+        import jax
+
+        return jax.devices()[0].platform == "gpu"
+    if backend == "torch":
+        import torch
+
+        return bool(torch.cuda.is_available())
+    return False
+
+
+def resolve_runtime(config: JetConfig) -> dict[str, Any]:
+    """Turn ``train.jit``, ``model.use_cudnn`` and ``train.precision`` into concrete choices.
+
+    Call it before building: on the TensorFlow backend a cuDNN LSTM has no XLA kernel
+    and silently switches XLA off for the whole train step (pitfalls 6.2), so when XLA
+    is on the LSTM must be built with ``use_cudnn=False``.
+
+    Rules: ``jit="auto"`` means XLA on a GPU with TensorFlow, always on JAX (eager JAX
+    is 3-15x slower), never on torch or a CPU-only TensorFlow (XLA was slower there,
+    pitfalls 9). With XLA on TensorFlow, ``use_cudnn="auto"`` becomes False; an
+    explicit ``use_cudnn="true"`` wins over ``jit="auto"`` (XLA off) and conflicts with
+    ``jit="on"`` (ValueError).
+
+    Parameters
+    ----------
+    config : JetConfig
+
+    Returns
+    -------
+    dict
+        ``jit`` (bool, for ``compile(jit_compile=...)``), ``use_cudnn`` ("auto", True or
+        False, for ``keras.layers.LSTM``), ``precision`` (dtype policy name),
+        ``backend`` (str) and ``gpu`` (bool).
+    """
+    backend = keras.backend.backend()
+    gpu = _has_gpu(backend)
+    if config.train.jit == "on":
+        jit = True
+    elif config.train.jit == "off":
+        jit = False
+    else:
+        jit = backend == "jax" or (backend == "tensorflow" and gpu)
+    use_cudnn = {"auto": "auto", "true": True, "false": False}[config.model.use_cudnn]
+    if jit and backend == "tensorflow" and use_cudnn is not False:
+        if use_cudnn is True:
+            if config.train.jit == "on":
+                raise ValueError(
+                    "config keys `train.jit` and `model.use_cudnn`: expected not both "
+                    "'on' and 'true' (a cuDNN LSTM cannot run under XLA on TensorFlow), "
+                    "received jit='on', use_cudnn='true'"
+                )
+            jit = False  # cuDNN was asked for explicitly; automatic XLA gives way.
+        else:
+            use_cudnn = False
+    return {"jit": jit, "use_cudnn": use_cudnn, "precision": config.train.precision,
+            "backend": backend, "gpu": gpu}
+
+
+# --------------------------------------------------------------------------- shapes
+def _same_size(size: int, stride: int) -> int:
+    """Output side of a 'same'-padded conv: ceil(size / stride)."""
+    return -(-size // stride)
+
+
+def _pool_size(size: int) -> int:
+    """MaxPool 2 (valid, floor) only while the map is >= 2 px; skipped at 1 px."""
+    return size // 2 if size >= 2 else size
+
+
+def _validate(config: JetConfig) -> None:
+    model = config.model
+    checks = [
+        ("model.convs_per_block", model.convs_per_block),
+        ("model.kernel_size", model.kernel_size),
+        ("model.stem_stride", model.stem_stride),
+        ("model.dense_units", model.dense_units),
+        ("data.size", config.data.size),
+    ]
+    for key, value in checks:
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(
+                f"config key `{key}`: expected a positive integer, received {value!r}"
+            )
+    if model.pooling not in _POOLINGS:
+        raise ValueError(
+            f"config key `model.pooling`: expected one of {list(_POOLINGS)}, "
+            f"received {model.pooling!r}"
+        )
+
+
+def _td_plan(config: JetConfig) -> list[tuple]:
+    """The td_lstm encoder as a list of steps, shared by the builder and the FLOP count.
+
+    Returns ``("conv", name, in_side, out_side, in_channels, out_channels, stride)`` and
+    ``("pool", name, in_side, out_side)`` tuples, sides in pixels.
+    """
+    model = config.model
+    side, channels, plan = config.data.size, 1, []
+    for block, width in enumerate(model.widths, start=1):
+        for index in range(1, model.convs_per_block + 1):
+            stride = model.stem_stride if (block == 1 and index == 1) else 1
+            out_side = _same_size(side, stride)
+            plan.append(("conv", f"block{block}_conv{index}", side, out_side, channels,
+                         width, stride))
+            side, channels = out_side, width
+        if side >= 2:
+            plan.append(("pool", f"block{block}_pool", side, _pool_size(side)))
+            side = _pool_size(side)
+    return plan
+
+
+def _epfl2d_plan(config: JetConfig) -> list[tuple]:
+    """The seed's conv stack; ``layer8`` appears three times (shared weights)."""
+    names = [f"layer{i}" for i in range(1, 9)] + ["layer8", "layer8"]
+    widths = list(EPFL2D_WIDTHS) + [512, 512]
+    pools_after = {1, 3, 5, 7, 9}  # after layer2, layer4, layer6, layer8, third layer8
+    side, channels, plan = config.data.size, config.data.frames, []
+    for position, (name, width) in enumerate(zip(names, widths)):
+        plan.append(("conv", name, side, side, channels, width, 1))
+        channels = width
+        if position in pools_after and side >= 2:
+            plan.append(("pool", f"pool{len([p for p in plan if p[0] == 'pool']) + 1}",
+                         side, _pool_size(side)))
+            side = _pool_size(side)
+    return plan
+
+
+def _feature_size(config: JetConfig) -> int:
+    """Values per frame (td_lstm) or per sample (epfl2d) entering the LSTM."""
+    if config.model.arch == "epfl2d":
+        plan = _epfl2d_plan(config)
+    else:
+        plan = _td_plan(config)
+        if config.model.pooling != "flatten":
+            return config.model.widths[-1]
+    side = plan[-1][3]
+    channels = [step[5] for step in plan if step[0] == "conv"][-1]
+    return side * side * channels
+
+
+# --------------------------------------------------------------------------- builders
+def _frame_encoder(config: JetConfig) -> keras.Model:
+    """Per-frame CNN: ``(B, S, S, 1)`` -> ``(B, F)``."""
+    size = config.data.size
+    frame = keras.Input((size, size, 1), name="frame")
+    x = frame
+    for step in _td_plan(config):
+        if step[0] == "conv":
+            _, name, _, _, _, width, stride = step
+            # No bias: the BatchNorm beta that follows does its job.
+            x = layers.Conv2D(width, config.model.kernel_size, strides=stride,
+                              padding="same", use_bias=False,
+                              kernel_initializer=_kaiming(), name=name)(x)
+            x = layers.BatchNormalization(epsilon=_BN_EPSILON, momentum=_BN_MOMENTUM,
+                                          name=f"{name}_bn")(x)
+            x = layers.ReLU(name=f"{name}_relu")(x)
+        else:
+            x = layers.MaxPooling2D(2, name=step[1])(x)
+    if config.model.pooling == "flatten":
+        x = layers.Flatten(name="flatten")(x)
+    elif config.model.pooling == "avg":
+        x = layers.GlobalAveragePooling2D(name="global_avg_pool")(x)
+    else:
+        x = layers.GlobalMaxPooling2D(name="global_max_pool")(x)
+    return keras.Model(frame, x, name="frame_encoder")
+
+
+def _build_td_lstm(config: JetConfig, frames_input, use_cudnn) -> Any:
+    encoder = _frame_encoder(config)
+    x = FrameDistributed(encoder, name="frame_distributed")(frames_input)  # (B, T, F)
+    x = layers.LSTM(config.model.lstm_units, use_cudnn=use_cudnn, name="lstm")(x)
+    x = layers.Dropout(config.model.dropout, name="dropout_1")(x)
+    x = layers.Dense(config.model.dense_units, activation="relu",
+                     kernel_initializer=_kaiming(), name="dense")(x)
+    x = layers.Dropout(config.model.dropout, name="dropout_2")(x)
+    return x
+
+
+def _build_epfl2d(config: JetConfig, frames_input, use_cudnn) -> Any:
+    size, frames = config.data.size, config.data.frames
+    # (B, T, S, S, 1) -> (B, S, S, T, 1) -> (B, S, S, T): frames become channels.
+    x = layers.Permute((2, 3, 1, 4), name="frames_last")(frames_input)
+    x = layers.Reshape((size, size, frames), name="frames_as_channels")(x)
+    shared: dict[str, tuple] = {}
+    for step in _epfl2d_plan(config):
+        if step[0] == "pool":
+            x = layers.MaxPooling2D(2, name=step[1])(x)
+            continue
+        name, width = step[1], step[5]
+        if name not in shared:
+            shared[name] = (
+                layers.Conv2D(width, 3, padding="same", use_bias=True,
+                              kernel_initializer=_kaiming(), bias_initializer="zeros",
+                              name=f"{name}_conv"),
+                layers.BatchNormalization(epsilon=_BN_EPSILON, momentum=_BN_MOMENTUM,
+                                          name=f"{name}_bn"),
+                layers.ReLU(name=f"{name}_relu"),
+            )
+        convolution, normalisation, activation = shared[name]  # layer8: same objects
+        x = activation(normalisation(convolution(x)))
+    features = _feature_size(config)
+    x = layers.Flatten(name="flatten")(x)
+    # The seed's bug fixed: one length-1 sequence per sample, (B, 1, F).
+    x = layers.Reshape((1, features), name="one_step_sequence")(x)
+    bound = 1.0 / math.sqrt(_EPFL2D_LSTM_UNITS)  # PyTorch's LSTM initialisation
+    uniform = keras.initializers.RandomUniform(-bound, bound)
+    x = layers.LSTM(_EPFL2D_LSTM_UNITS, use_cudnn=use_cudnn, kernel_initializer=uniform,
+                    recurrent_initializer=keras.initializers.RandomUniform(-bound, bound),
+                    bias_initializer=keras.initializers.RandomUniform(-bound, bound),
+                    unit_forget_bias=False, name="lstm")(x)
+    for index, units in enumerate(_EPFL2D_DENSE, start=1):
+        x = layers.Dense(units, activation="relu", kernel_initializer=_kaiming(),
+                         bias_initializer="zeros", name=f"dense_{index}")(x)
+        x = layers.Dropout(_EPFL2D_DROPOUT, name=f"dropout_{index}")(x)
+    return x
+
+
+def build_model(config: JetConfig, *, seed: int | None = None) -> keras.Model:
+    """Build the (uncompiled) Functional model named by ``config.model.arch``.
+
+    Parameters
+    ----------
+    config : JetConfig
+        ``data.frames`` and ``data.size`` fix the input shape; ``model`` the network;
+        ``train.precision``, ``train.jit`` and ``model.use_cudnn`` the runtime (see
+        :func:`resolve_runtime`).
+    seed : int, optional
+        Seeds Python, NumPy and Keras (``keras.utils.set_random_seed``) before the
+        weights are drawn; default ``config.train.seed``.
+
+    Returns
+    -------
+    keras.Model
+        Input ``frames``: float32 ``(B, T, S, S, 1)``, normalised. Output ``logit``:
+        float32 ``(B, 1)`` (the last Dense is float32 even under mixed precision).
+
+    Raises
+    ------
+    ValueError
+        A model setting is out of range (one line naming the config key).
+    """
+    _validate(config)
+    runtime = resolve_runtime(config)
+    keras.utils.set_random_seed(int(config.train.seed if seed is None else seed))
+    previous_policy = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(runtime["precision"])
+    try:
+        size, frames = config.data.size, config.data.frames
+        frames_input = keras.Input((frames, size, size, 1), dtype="float32",
+                                   name="frames")
+        if config.model.arch == "epfl2d":
+            x = _build_epfl2d(config, frames_input, runtime["use_cudnn"])
+        else:
+            x = _build_td_lstm(config, frames_input, runtime["use_cudnn"])
+        logit = layers.Dense(1, dtype="float32", kernel_initializer=_kaiming(),
+                             bias_initializer="zeros", name="logit")(x)
+        model = keras.Model(frames_input, logit, name=config.model.arch)
+    finally:
+        keras.config.set_dtype_policy(previous_policy)
+    return model
+
+
+# --------------------------------------------------------------------------- compile
+def _learning_rate(config: JetConfig, steps_per_epoch: int):
+    train = config.train
+    if train.schedule == "cosine":
+        # Decays to 0 over the whole run, per step (the seed's was constant in practice).
+        return keras.optimizers.schedules.CosineDecay(
+            train.learning_rate, decay_steps=train.epochs * steps_per_epoch)
+    if train.schedule == "exponential":
+        # The seed's per-epoch ExponentialLR(gamma) as a staircase over steps.
+        return keras.optimizers.schedules.ExponentialDecay(
+            train.learning_rate, decay_steps=steps_per_epoch,
+            decay_rate=train.exponential_decay_rate, staircase=True)
+    # "plateau": a plain float, so train's ReduceLROnPlateau callback can change it.
+    return float(train.learning_rate)
+
+
+def compile_model(model: keras.Model, config: JetConfig, *,
+                  steps_per_epoch: int) -> keras.Model:
+    """Compile ``model`` with the optimiser, schedule, loss and metrics of ``config``.
+
+    Parameters
+    ----------
+    model : keras.Model
+        From :func:`build_model` (logits of shape (B, 1)).
+    config : JetConfig
+        ``train.optimizer`` (``adamw``; ``sgd``: Nesterov momentum 0.9), ``learning_rate``,
+        ``weight_decay`` (decoupled in both; the seed's PyTorch SGD coupled it as L2),
+        ``schedule``, ``epochs``, ``exponential_decay_rate`` and ``jit``.
+    steps_per_epoch : int
+        Optimiser steps per epoch, for the schedules.
+
+    Returns
+    -------
+    keras.Model
+        The same model, compiled: loss ``BinaryCrossentropy(from_logits=True)``; metrics
+        ``accuracy``, ``precision``, ``recall``, ``auc``, ``f1`` (probability threshold
+        0.5, computed from logits).
+    """
+    if isinstance(steps_per_epoch, bool) or not isinstance(steps_per_epoch, int) \
+            or steps_per_epoch < 1:
+        raise ValueError(
+            f"compile_model: expected `steps_per_epoch` a positive integer, received "
+            f"{steps_per_epoch!r}"
+        )
+    runtime = resolve_runtime(config)
+    learning_rate = _learning_rate(config, steps_per_epoch)
+    if config.train.optimizer == "sgd":
+        optimizer = keras.optimizers.SGD(learning_rate=learning_rate, momentum=0.9,
+                                         nesterov=True,
+                                         weight_decay=config.train.weight_decay)
+    else:
+        optimizer = keras.optimizers.AdamW(learning_rate=learning_rate,
+                                           weight_decay=config.train.weight_decay)
+    metrics = [
+        keras.metrics.BinaryAccuracy(name="accuracy", threshold=0.0),  # logit > 0
+        LogitPrecision(name="precision"),
+        LogitRecall(name="recall"),
+        keras.metrics.AUC(name="auc", from_logits=True),
+        LogitF1Score(name="f1"),
+    ]
+    model.compile(optimizer=optimizer,
+                  loss=keras.losses.BinaryCrossentropy(from_logits=True),
+                  metrics=metrics, jit_compile=runtime["jit"])
+    return model
+
+
+# --------------------------------------------------------------------------- accounting
+def count_parameters(model: keras.Model) -> tuple[int, int]:
+    """Return ``(trainable, non_trainable)`` scalar counts; shared layers count once."""
+    trainable = sum(int(np.prod(weight.shape)) for weight in model.trainable_weights)
+    frozen = sum(int(np.prod(weight.shape)) for weight in model.non_trainable_weights)
+    return trainable, frozen
+
+
+def estimate_flops(config: JetConfig) -> float:
+    """Forward FLOPs per sequence (2 x multiply-accumulates) of convs, LSTM and Dense.
+
+    BatchNorm, ReLU and pooling are left out (under 1 % here). Training costs about
+    3x this (forward + backward). ``epfl2d`` at 30 x 166 x 166: about 12.8 GFLOP
+    (6.39 GMAC in the convolutions, seed-reference section 1).
+
+    Parameters
+    ----------
+    config : JetConfig
+
+    Returns
+    -------
+    float
+        FLOPs per sequence for one forward pass.
+    """
+    _validate(config)
+    kernel = config.model.kernel_size
+    if config.model.arch == "epfl2d":
+        plan, repeat, kernel = _epfl2d_plan(config), 1, 3
+        steps, units = 1, _EPFL2D_LSTM_UNITS
+        dense = [units] + list(_EPFL2D_DENSE) + [1]
+    else:
+        plan, repeat = _td_plan(config), config.data.frames
+        steps, units = config.data.frames, config.model.lstm_units
+        dense = [units, config.model.dense_units, 1]
+    macs = 0
+    for step in plan:
+        if step[0] == "conv":
+            _, _, _, out_side, in_channels, out_channels, _ = step
+            macs += repeat * out_side * out_side * out_channels * kernel * kernel * in_channels
+    features = _feature_size(config)
+    macs += steps * 4 * units * (features + units)  # four gates, input + recurrent
+    macs += sum(a * b for a, b in zip(dense[:-1], dense[1:]))
+    return 2.0 * float(macs)
