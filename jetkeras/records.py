@@ -139,7 +139,8 @@ def encode_example(
         "group": tf.train.Feature(bytes_list=tf.train.BytesList(value=[group.encode()])),
     }
     example = tf.train.Example(features=tf.train.Features(feature=feature))
-    return example.SerializeToString()
+    # deterministic: map fields in a fixed order, so a rebuild gives identical bytes.
+    return example.SerializeToString(deterministic=True)
 
 
 def parse_example(serialized, frames: int, size: int, encoding: Encoding = STORAGE):

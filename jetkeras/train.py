@@ -1,0 +1,345 @@
+"""Train a jet classifier on a records folder: ``python -m jetkeras.train``.
+
+Examples
+--------
+The default light ``td_lstm`` (per-frame CNN -> LSTM over time) on CPU-sized records::
+
+    python -m jetkeras.train --records tfrecords/synthetic --out runs/light --epochs 15
+
+The seed's network as coded (frames as channels), the seed's optimiser::
+
+    python -m jetkeras.train --records tfrecords/seed --out runs/epfl2d --arch epfl2d \\
+        --optimizer adamw --lr 1e-4 --schedule cosine --batch-size 2 --epochs 100
+
+Resume an interrupted run from its last finished epoch::
+
+    python -m jetkeras.train --records tfrecords/synthetic --out runs/light --resume
+
+The run folder describes itself (``predict`` needs nothing else):
+
+==========================  ===========================================================
+``config.json``             the full :class:`~jetkeras.config.JetConfig`
+``model.keras``             the best epoch on validation AUC (native Keras format)
+``normalisation.json``      the records' training-split statistics and encoding
+``threshold.json``          decision threshold chosen on the validation split
+``history.json``            per-epoch loss and metrics (also ``history.csv``)
+``training_curves.png``     loss, AUC and F1 per epoch, train and validation
+``logs/``                   TensorBoard
+==========================  ===========================================================
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from jetkeras import _cli
+from jetkeras.config import JetConfig, atomic_write_text, model_preset
+
+__all__ = ["train", "load_run", "predict_probabilities", "main"]
+
+FINISHED_MARKER = "threshold.json"
+
+
+def _check_run_folder(out: Path, *, overwrite: bool, resume: bool) -> None:
+    backup = out / "backup"
+    if (out / FINISHED_MARKER).is_file():
+        if not overwrite:
+            raise FileExistsError(
+                f"{out}: holds a finished run (threshold.json); pass --overwrite to replace it "
+                f"or choose another --out"
+            )
+        shutil.rmtree(out)
+    elif backup.is_dir() and not resume and not overwrite:
+        raise FileExistsError(
+            f"{out}: holds an interrupted run; pass --resume to continue it or --overwrite "
+            f"to start again"
+        )
+    elif overwrite and out.exists():
+        shutil.rmtree(out)
+    if resume and not backup.is_dir():
+        raise FileNotFoundError(f"{out}: --resume given but no interrupted run to resume "
+                                f"(no backup/ folder)")
+    out.mkdir(parents=True, exist_ok=True)
+
+
+def _callbacks(out: Path, config: JetConfig):
+    import keras
+
+    callbacks = [
+        # Restores weights, optimiser state and epoch after an interruption.
+        keras.callbacks.BackupAndRestore(str(out / "backup")),
+        keras.callbacks.ModelCheckpoint(str(out / "model.keras"), monitor="val_auc",
+                                        mode="max", save_best_only=True),
+        keras.callbacks.EarlyStopping(monitor="val_auc", mode="max",
+                                      patience=config.train.early_stopping_patience),
+        keras.callbacks.CSVLogger(str(out / "history.csv"), append=True),
+        keras.callbacks.TensorBoard(str(out / "logs"), write_graph=False),
+        keras.callbacks.TerminateOnNaN(),
+    ]
+    if config.train.schedule == "plateau":
+        # The seed's ReduceLROnPlateau(factor 0.1, patience 10) scaled to short runs.
+        callbacks.append(keras.callbacks.ReduceLROnPlateau(
+            monitor="val_loss", factor=0.1, patience=max(2, config.train.epochs // 10)))
+    return callbacks
+
+
+def train(
+    *,
+    records: str | Path,
+    out: str | Path,
+    config: JetConfig | None = None,
+    overwrite: bool = False,
+    resume: bool = False,
+    verbose: int = 1,
+) -> dict[str, Any]:
+    """Fit a model, choose its threshold on validation, and write a run folder.
+
+    Parameters
+    ----------
+    records : path
+        Records folder (``manifest.json`` and shards) with train and val splits whose
+        frame count and size match ``config.data``.
+    out : path
+        Run folder to write.
+    config : JetConfig
+        Everything else; saved as ``config.json``.
+    overwrite, resume : bool
+        Replace a finished run; continue an interrupted one from its last epoch.
+
+    Returns
+    -------
+    dict
+        ``threshold`` (the threshold.json content), ``best_val_auc``, ``epochs_run``,
+        ``seconds``, ``run`` (the folder).
+    """
+    _cli.quiet_tensorflow()
+    import keras
+
+    from jetkeras.metrics import choose_threshold
+    from jetkeras.models import build_model, compile_model, resolve_runtime
+    from jetkeras.pipeline import check_compatible, make_dataset
+    from jetkeras.records import read_manifest
+
+    config = config or JetConfig()
+    records, out = Path(records), Path(out)
+    manifest = read_manifest(records)
+    check_compatible(manifest, config, records)
+    train_count = manifest["splits"].get("train", {}).get("count", 0)
+    if train_count < config.train.batch_size:
+        raise ValueError(
+            f"{records}: the train split holds {train_count} sequences, fewer than "
+            f"--batch-size {config.train.batch_size}"
+        )
+    if manifest["splits"].get("val", {}).get("count", 0) == 0:
+        raise ValueError(f"{records}: the val split is empty; it is needed for the "
+                         f"checkpoint and the threshold")
+    _check_run_folder(out, overwrite=overwrite, resume=resume)
+    _cli.set_seed(config.train.seed)
+    runtime = resolve_runtime(config)
+    config.to_json(out / "config.json")
+    atomic_write_text(out / "normalisation.json", json.dumps(_normalisation(manifest, config),
+                                                             indent=2))
+
+    steps_per_epoch = train_count // config.train.batch_size
+    train_data = make_dataset(records, "train", config)
+    val_data = make_dataset(records, "val", config, training=False)
+    model = build_model(config)
+    compile_model(model, config, steps_per_epoch=steps_per_epoch)
+    if verbose:
+        print(f"train: {config.model.arch} ({config.model.preset}), "
+              f"{model.count_params():,} parameters, {train_count} training sequences, "
+              f"{steps_per_epoch} steps/epoch, jit={runtime.get('jit_compile')}, "
+              f"precision={config.train.precision}", file=sys.stderr)
+    start = time.perf_counter()
+    model.fit(train_data, validation_data=val_data, epochs=config.train.epochs,
+              callbacks=_callbacks(out, config), verbose=verbose)
+    seconds = time.perf_counter() - start
+    history = _history(out)
+    if any(not math.isfinite(v) for v in history.get("loss", [])):
+        raise ValueError(
+            f"{out}: the training loss became NaN at epoch {len(history['loss'])}; lower "
+            f"--lr or check the records' normalisation"
+        )
+    if not (out / "model.keras").is_file():
+        raise ValueError(f"{out}: no epoch produced a finite validation AUC; nothing saved")
+    atomic_write_text(out / "history.json", json.dumps(history, indent=1))
+    _plot_history(history, out / "training_curves.png")
+
+    # The threshold comes from validation predictions of the best checkpoint.
+    model = keras.saving.load_model(out / "model.keras", safe_mode=True)
+    probabilities, labels = predict_probabilities(model, val_data)
+    choice = choose_threshold(labels, probabilities, metric=config.train.threshold_metric,
+                              target_recall=config.train.target_recall)
+    from sklearn.metrics import roc_auc_score
+
+    choice["val_auc"] = float(roc_auc_score(labels, probabilities))
+    choice["train_seconds"] = seconds
+    atomic_write_text(out / FINISHED_MARKER, json.dumps(choice, indent=2))
+    if verbose:
+        print(f"train: best val AUC {choice['val_auc']:.3f}; threshold {choice['threshold']:.3f} "
+              f"({choice['rule']}: F1 {choice['f1']:.3f}); {seconds:.0f} s; run in {out}",
+              file=sys.stderr)
+    return {"threshold": choice, "best_val_auc": choice["val_auc"],
+            "epochs_run": len(history.get("loss", [])), "seconds": seconds, "run": str(out)}
+
+
+def _normalisation(manifest: dict[str, Any], config: JetConfig) -> dict[str, Any]:
+    return {
+        **manifest["normalisation"],
+        "scaling": config.data.scaling,
+        "frames": manifest["frames"],
+        "size": manifest["size"],
+        "encoding": manifest["encoding"],
+        "records_source": manifest["source"],
+    }
+
+
+def _history(out: Path) -> dict[str, list[float]]:
+    """Per-epoch history from the CSV log (complete across resumed sessions)."""
+    import csv
+
+    path = out / "history.csv"
+    if not path.is_file():
+        return {}
+    history: dict[str, list[float]] = {}
+    with open(path) as handle:
+        for row in csv.DictReader(handle):
+            for key, value in row.items():
+                history.setdefault(key, []).append(float(value))
+    return history
+
+
+def _plot_history(history: dict[str, list[float]], path: Path) -> None:
+    from jetkeras.plotting import training_curves
+
+    training_curves(history, path)
+
+
+def predict_probabilities(model, dataset) -> tuple[np.ndarray, np.ndarray]:
+    """Sigmoid of the model's logits over a ``(frames, label)`` dataset, and the labels."""
+    probabilities, labels = [], []
+    for batch in dataset:
+        frames, label = batch[0], batch[1]
+        logits = model(frames, training=False)
+        probabilities.append(1.0 / (1.0 + np.exp(-np.asarray(logits, dtype=np.float64))))
+        labels.append(np.asarray(label))
+    return np.concatenate(probabilities).ravel(), np.concatenate(labels).ravel()
+
+
+def load_run(run: str | Path) -> dict[str, Any]:
+    """Everything needed to predict, from a run folder.
+
+    Returns
+    -------
+    dict
+        ``model`` (keras.Model), ``config`` (JetConfig), ``normalisation`` (dict),
+        ``threshold`` (float), ``run`` (Path).
+    """
+    _cli.quiet_tensorflow()
+    import keras
+
+    import jetkeras.layers  # noqa: F401  (registers the custom objects)
+
+    run = Path(run)
+    if not run.is_dir():
+        raise FileNotFoundError(f"{run}: run folder not found")
+    needed = ["config.json", "model.keras", "normalisation.json", FINISHED_MARKER]
+    missing = [name for name in needed if not (run / name).is_file()]
+    if missing:
+        raise ValueError(f"{run}: not a finished run folder; missing {missing}")
+    config = JetConfig.from_json(run / "config.json")
+    try:
+        model = keras.saving.load_model(run / "model.keras", safe_mode=True)
+    except Exception as error:  # a corrupt zip or archive: one line, not a traceback
+        raise ValueError(f"{run / 'model.keras'}: cannot be loaded ({type(error).__name__}: "
+                         f"{str(error).splitlines()[0] if str(error) else ''})") from None
+    try:
+        normalisation = json.loads((run / "normalisation.json").read_text())
+        threshold = float(json.loads((run / FINISHED_MARKER).read_text())["threshold"])
+    except (json.JSONDecodeError, KeyError, TypeError) as error:
+        raise ValueError(f"{run}: corrupt normalisation.json or threshold.json ({error})") from None
+    return {"model": model, "config": config, "normalisation": normalisation,
+            "threshold": threshold, "run": run}
+
+
+# --------------------------------------------------------------------------- CLI
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m jetkeras.train",
+                                     description=__doc__.split("\n\n")[0])
+    parser.add_argument("--records", required=True, help="records folder from build_records")
+    parser.add_argument("--out", required=True, help="run folder to write")
+    parser.add_argument("--config", help="JetConfig JSON (e.g. the best config of a search)")
+    parser.add_argument("--arch", choices=("td_lstm", "epfl2d"),
+                        help="td_lstm (default): per-frame CNN -> LSTM; epfl2d: the seed's code")
+    parser.add_argument("--preset", help="model widths preset: light (default), seed, tiny")
+    parser.add_argument("--epochs", type=int, help="passes over the training split")
+    parser.add_argument("--batch-size", type=int, help="sequences per step")
+    parser.add_argument("--optimizer", choices=("adamw", "sgd"), help="adamw (default) or sgd")
+    parser.add_argument("--lr", type=float, help="initial learning rate; default 1e-3")
+    parser.add_argument("--schedule", choices=("cosine", "exponential", "plateau", "constant"),
+                        help="learning-rate schedule over the run; default cosine")
+    parser.add_argument("--precision", choices=("float32", "mixed_bfloat16", "mixed_float16"),
+                        help="compute dtype policy; the logit stays float32")
+    parser.add_argument("--jit", choices=("auto", "on", "off"),
+                        help="XLA: auto = on GPU only")
+    parser.add_argument("--target-recall", type=float,
+                        help="choose the threshold reaching this validation recall "
+                             "instead of max F1")
+    parser.add_argument("--overwrite", action="store_true", help="replace a finished run")
+    parser.add_argument("--resume", action="store_true", help="continue an interrupted run")
+    parser.add_argument("--seed", type=int, help="seed for weights, shuffling, augmentation")
+    return parser
+
+
+def config_from_args(args: argparse.Namespace, records: str | Path | None = None) -> JetConfig:
+    """The config file (or defaults), the records' geometry, then the flags on top."""
+    from jetkeras.records import read_manifest
+
+    config = JetConfig.from_json(args.config) if args.config else JetConfig()
+    if records is not None:
+        manifest = read_manifest(records)
+        config = config.replace(data={"frames": manifest["frames"], "size": manifest["size"]})
+    if getattr(args, "preset", None):
+        preset = model_preset(args.preset, arch=config.model.arch)
+        config = config.replace(model={k: v for k, v in preset.__dict__.items()})
+    model, train_changes = {}, {}
+    if getattr(args, "arch", None):
+        model["arch"] = args.arch
+    for flag, key in (("epochs", "epochs"), ("batch_size", "batch_size"),
+                      ("optimizer", "optimizer"), ("lr", "learning_rate"),
+                      ("schedule", "schedule"), ("precision", "precision"), ("jit", "jit"),
+                      ("seed", "seed")):
+        value = getattr(args, flag, None)
+        if value is not None:
+            train_changes[key] = value
+    if getattr(args, "target_recall", None) is not None:
+        if not 0.0 < args.target_recall <= 1.0:
+            raise ValueError(f"--target-recall: expected a value in (0, 1], received "
+                             f"{args.target_recall}")
+        train_changes.update(threshold_metric="recall", target_recall=args.target_recall)
+    return config.replace(model=model, train=train_changes)
+
+
+def main(argv: list[str] | None = None) -> int:
+    _cli.quiet_tensorflow()
+    args = _parser().parse_args(argv)
+
+    def run():
+        config = config_from_args(args, records=args.records)
+        train(records=args.records, out=args.out, config=config, overwrite=args.overwrite,
+              resume=args.resume)
+
+    return _cli.run_main(run, "train")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,167 @@
+"""build_records: round trip, leak-free split, resume after SIGKILL, bad input."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from jetkeras.build_records import build_records, main
+from jetkeras.catalogue import load_events
+from jetkeras.config import JetConfig
+from jetkeras.pipeline import iterate_records
+from jetkeras.records import STORAGE, dequantise, quantise, read_manifest
+from jetkeras.synthetic import render_event
+
+TINY = JetConfig().replace(data={"frames": 4, "size": 32})
+
+
+@pytest.fixture(scope="module")
+def tiny_records(tmp_path_factory):
+    out = tmp_path_factory.mktemp("records") / "tiny"
+    manifest = build_records(source="synthetic", out=out, config=TINY, limit=40, seed=3,
+                             records_per_shard=8, progress=False)
+    return out, manifest
+
+
+def test_quantisation_round_trip_within_stated_tolerance():
+    rng = np.random.default_rng(0)
+    dn = rng.uniform(STORAGE.offset_dn, STORAGE.clip_dn, size=(4, 32, 32)).astype(np.float32)
+    back = dequantise(quantise(dn))
+    assert np.abs(back - dn).max() <= STORAGE.tolerance_dn * 1.001
+    assert dequantise(quantise(np.array([5000.0, -50.0]))).tolist() == [
+        pytest.approx(STORAGE.clip_dn), pytest.approx(STORAGE.offset_dn)]
+
+
+def test_round_trip_write_read_equal(tiny_records):
+    out, manifest = tiny_records
+    events = load_events().set_index("event_id")
+    seen = 0
+    for split in ("train", "val", "test"):
+        for record in iterate_records(out, split):
+            event = events.loc[record["event_id"]]
+            expected = render_event({"event_id": record["event_id"], **event.to_dict()},
+                                    frames=4, size=32, seed=3).frames
+            stored = np.clip(expected, STORAGE.offset_dn, STORAGE.clip_dn)
+            np.testing.assert_allclose(record["frames"][..., 0], stored,
+                                       atol=manifest["encoding"]["tolerance_dn"] * 1.01)
+            assert record["label"] == event["label"]
+            assert record["group"] == event["group"]
+            seen += 1
+    assert seen == manifest["count"] == 40
+
+
+def test_manifest_contents(tiny_records):
+    out, manifest = tiny_records
+    assert manifest["frames"] == 4 and manifest["size"] == 32
+    assert manifest["normalisation"]["computed_on"] == "train"
+    assert manifest["normalisation"]["std"] > 0
+    counts = {s: e["counts"] for s, e in manifest["splits"].items()}
+    assert sum(c["jet"] for c in counts.values()) == 20
+    assert sum(c["no_jet"] for c in counts.values()) == 20
+    groups = [set(e["groups"]) for e in manifest["splits"].values()]
+    assert not (groups[0] & groups[1]) and not (groups[0] & groups[2]) and not (groups[1] & groups[2])
+    assert manifest["jetkeras_version"]
+    assert all(len(s["sha256"]) == 64 for e in manifest["splits"].values() for s in e["shards"])
+
+
+def test_training_statistics_come_from_train_split_only(tiny_records):
+    out, manifest = tiny_records
+    values = np.concatenate([r["frames"].ravel() for r in iterate_records(out, "train")])
+    assert manifest["normalisation"]["mean"] == pytest.approx(values.mean(), rel=1e-4)
+    assert manifest["normalisation"]["std"] == pytest.approx(values.std(), rel=1e-3)
+
+
+def test_corrupted_shard_is_named(tiny_records, tmp_path):
+    out, manifest = tiny_records
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    shard = copy / manifest["splits"]["val"]["shards"][0]["name"]
+    shard.write_bytes(shard.read_bytes()[:-20])
+    with pytest.raises(ValueError, match=rf"{shard.name}: shard is truncated or corrupted"):
+        list(iterate_records(copy, "val"))
+
+
+def test_other_config_is_refused(tiny_records):
+    out, _ = tiny_records
+    with pytest.raises(ValueError, match=r"holds records built with frames=4, this build asks "
+                                         r"frames=8"):
+        build_records(source="synthetic", out=out, config=TINY.replace(data={"frames": 8}),
+                      limit=40, seed=3, records_per_shard=8, progress=False)
+
+
+def test_rerun_of_finished_build_is_a_no_op(tiny_records):
+    out, manifest = tiny_records
+    again = build_records(source="synthetic", out=out, config=TINY, limit=40, seed=3,
+                          records_per_shard=8, progress=False)
+    assert again["splits"] == manifest["splits"]
+
+
+def test_npz_source_with_seed_split(seed_npz_root, tmp_path):
+    out = tmp_path / "seed"
+    manifest = build_records(source="npz", npz_root=seed_npz_root, out=out, split="seed",
+                             config=TINY, progress=False)
+    assert manifest["splits"]["train"]["count"] == 4
+    assert manifest["splits"]["test"]["counts"] == {"jet": 0, "no_jet": 1}
+    assert manifest["splits"]["val"]["counts"] == {"jet": 1, "no_jet": 0}
+
+
+def test_wrong_frame_count_is_rejected_and_counted(make_seed_npz_root, tmp_path):
+    root = make_seed_npz_root(shape=(32, 32, 5))
+    bad = root / "data1" / "0.npz"
+    np.savez_compressed(bad, np.zeros((32, 32, 3)))
+    manifest = build_records(source="npz", npz_root=root, out=tmp_path / "r", split="seed",
+                             config=TINY.replace(data={"frames": 5}), progress=False)
+    reasons = {r["event_id"]: r["reason"] for r in manifest["rejected"]}
+    assert "expected 5 frames, received 3" in reasons["sjh_2011-01-20T09_1"]
+    assert manifest["splits"]["train"]["count"] == 3
+
+
+def test_seed_split_without_seed_folders(make_seed_npz_root, tmp_path):
+    root = make_seed_npz_root(counts={"data0": 2, "data1": 2})
+    with pytest.raises(ValueError, match="--split seed: .* has no `_val` and `_test` seed folders"):
+        build_records(source="npz", npz_root=root, out=tmp_path / "r", split="seed",
+                      config=TINY, progress=False)
+
+
+def test_empty_source(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    code = main(["--source", "fits", "--fits-root", str(tmp_path / "empty"),
+                 "--out", str(tmp_path / "r")])
+    assert code == 2
+    assert "expected cubes matching catalogue rows, found none" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume_gives_every_id_once(tmp_path):
+    out = tmp_path / "killed"
+    command = [sys.executable, "-m", "jetkeras.build_records", "--source", "synthetic",
+               "--frames", "4", "--size", "32", "--limit", "48", "--records-per-shard", "2",
+               "--out", str(out), "--seed", "5"]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list(out.glob("*.tfrecord.json"))) < 3:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    finished_before = len(list(out.glob("*.tfrecord.json")))
+    assert 3 <= finished_before < 24, "the kill should land mid-build"
+    assert not (out / "manifest.json").exists()
+    subprocess.run(command, env=env, check=True, capture_output=True)
+    manifest = read_manifest(out)
+    ids = [r["event_id"] for split in manifest["splits"] for r in iterate_records(out, split)]
+    assert len(ids) == len(set(ids)) == 48
+    reference = build_records(source="synthetic", out=tmp_path / "clean",
+                              config=TINY, limit=48, seed=5, records_per_shard=2, progress=False)
+    assert sorted(ids) == sorted(r["event_id"] for s in reference["splits"]
+                                 for r in iterate_records(tmp_path / "clean", s))
+    assert json.dumps(reference["splits"], sort_keys=True) == json.dumps(manifest["splits"],
+                                                                         sort_keys=True)
