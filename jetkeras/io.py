@@ -36,14 +36,16 @@ AIA FITS directory (read only)
 from __future__ import annotations
 
 import inspect
+import itertools
 import json
 import os
 import re
 import warnings
 import zipfile
 import zlib
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -56,12 +58,12 @@ __all__ = [
     "CUBE_FORMAT",
     "FITS_SUFFIXES",
     "JetkerasWarning",
-    "read_npz",
-    "write_cube",
-    "scan_seed_root",
-    "read_fits_dir",
-    "read_cube",
     "list_cubes",
+    "read_cube",
+    "read_fits_dir",
+    "read_npz",
+    "scan_seed_root",
+    "write_cube",
 ]
 
 CUBE_FORMAT = "jetkeras-cube/1"
@@ -151,7 +153,7 @@ def _sniff_npz(path: Path) -> None:
         raise ValueError(
             f"{path}: expected an .npz archive, received a single .npy array (wrong file type)"
         )
-    if not (head.startswith(_ZIP_MAGIC) or head.startswith(_EMPTY_ZIP_MAGIC)):
+    if not head.startswith((_ZIP_MAGIC, _EMPTY_ZIP_MAGIC)):
         raise ValueError(
             f"{path}: expected an .npz (zip) archive, received a file starting with "
             f"{head[:8]!r} (wrong file type)"
@@ -227,33 +229,42 @@ def read_npz(
     path = Path(path)
     _check_nan_policy(nan_policy)
     _sniff_npz(path)
-    try:
-        archive = np.load(path, allow_pickle=False)
-    except (zipfile.BadZipFile, EOFError, zlib.error, OSError, ValueError) as error:
-        raise ValueError(
-            f"{path}: expected a complete npz archive, received a truncated or corrupt one "
-            f"({type(error).__name__}: {error})"
-        ) from None
-    with archive:
-        if not isinstance(archive, np.lib.npyio.NpzFile):  # pragma: no cover - sniffed above
-            raise ValueError(f"{path}: expected an .npz archive, received {type(archive).__name__}")
-        keys = sorted(archive.files)
-        if "format" in keys:
-            return _read_jetkeras_npz(archive, keys, path, frames, size, nan_policy)
-        if "arr_0" in keys:
-            array = _load_key(archive, "arr_0", path)
-            # The seed stores (H, W, T); only a 3-D array can be put in time order.
-            frames_thw = np.moveaxis(array, -1, 0) if array.ndim == 3 else array
-            checked = _validate(
-                frames_thw,
-                f"{path} [arr_0]",
-                frames=frames,
-                size=size,
-                nan_policy=nan_policy,
-                hint=" (seed layout: arr_0 of shape (height, width, n_frames), "
-                "shown here as (n_frames, height, width))",
-            )
-            return Cube(frames=checked, source=str(path), times=None, meta={"layout": "seed"})
+    # We open the file ourselves: np.load leaks its handle when a truncated zip fails.
+    with open(path, "rb") as handle:
+        try:
+            archive = np.load(handle, allow_pickle=False)
+        except (zipfile.BadZipFile, EOFError, zlib.error, OSError, ValueError) as error:
+            raise ValueError(
+                f"{path}: expected a complete npz archive, received a truncated or corrupt "
+                f"one ({type(error).__name__}: {error})"
+            ) from None
+        with archive:
+            return _read_open_npz(archive, path, frames, size, nan_policy)
+
+
+def _read_open_npz(archive, path, frames, size, nan_policy) -> Cube:
+    if not isinstance(archive, np.lib.npyio.NpzFile):  # pragma: no cover - sniffed above
+        # A file's content is a user error (one line, exit 2), not a programming error.
+        raise ValueError(  # noqa: TRY004
+            f"{path}: expected an .npz archive, received {type(archive).__name__}"
+        )
+    keys = sorted(archive.files)
+    if "format" in keys:
+        return _read_jetkeras_npz(archive, keys, path, frames, size, nan_policy)
+    if "arr_0" in keys:
+        array = _load_key(archive, "arr_0", path)
+        # The seed stores (H, W, T); only a 3-D array can be put in time order.
+        frames_thw = np.moveaxis(array, -1, 0) if array.ndim == 3 else array
+        checked = _validate(
+            frames_thw,
+            f"{path} [arr_0]",
+            frames=frames,
+            size=size,
+            nan_policy=nan_policy,
+            hint=" (seed layout: arr_0 of shape (height, width, n_frames), "
+            "shown here as (n_frames, height, width))",
+        )
+        return Cube(frames=checked, source=str(path), times=None, meta={"layout": "seed"})
     raise ValueError(
         f"{path}: expected key 'arr_0' (seed layout) or keys format/frames/times/meta_json "
         f"({CUBE_FORMAT}), found keys {keys}"
@@ -291,7 +302,7 @@ def _read_jetkeras_npz(archive, keys, path, frames, size, nan_policy) -> Cube:
         raise ValueError(f"{path}: expected meta_json to hold JSON, received invalid JSON "
                          f"({error})") from None
     if not isinstance(meta, dict):
-        raise ValueError(
+        raise ValueError(  # noqa: TRY004 -- bad file content is a user error
             f"{path}: expected meta_json to hold a JSON object, received {type(meta).__name__}"
         )
     meta.setdefault("layout", CUBE_FORMAT)
@@ -561,7 +572,7 @@ def read_fits_dir(
                 f"pixels (as {records[0][1].name}), received {image.shape[0]}x{image.shape[1]}"
             )
     gaps = []
-    for (time_a, file_a, _, _), (time_b, file_b, _, _) in zip(records, records[1:]):
+    for (time_a, file_a, _, _), (time_b, file_b, _, _) in itertools.pairwise(records):
         gap = float((time_b - time_a).to_value("s"))
         gaps.append(gap)
         if abs(gap - cadence_s) > cadence_tolerance_s:
@@ -645,9 +656,9 @@ def read_cube(path: str | os.PathLike, **kwargs) -> Cube:
         return read_fits_dir(path, **kwargs)
     if path.is_file() and path.suffix.lower() == ".npz":
         return read_npz(path, **{key: kwargs[key] for key in kwargs if key in npz_keywords})
+    received = f"a {''.join(path.suffixes)!r} file" if path.suffixes else "a file without suffix"
     raise ValueError(
-        f"{path}: expected a .npz cube or a directory of FITS frames, received "
-        f"{'a ' + repr(''.join(path.suffixes)) + ' file' if path.suffixes else 'a file without suffix'}"
+        f"{path}: expected a .npz cube or a directory of FITS frames, received {received}"
     )
 
 

@@ -17,7 +17,7 @@ import numbers
 import numpy as np
 import scipy.ndimage
 
-__all__ = ["max_pool", "resample", "exposure_normalise"]
+__all__ = ["exposure_normalise", "max_pool", "resample"]
 
 
 def _as_stack(frames, function: str) -> np.ndarray:

@@ -73,7 +73,9 @@ def make_aia_frames(aia_full_disk):
 
     def make(n_frames: int = 4, size: int = 32, seed: int = 0) -> np.ndarray:
         if size + n_frames > 96:
-            raise ValueError(f"make_aia_frames: size + n_frames must be <= 96, got {size + n_frames}")
+            raise ValueError(
+                f"make_aia_frames: expected size + n_frames <= 96, received {size + n_frames}"
+            )
         rng = np.random.default_rng(seed)
         origin = 16
         frames = []

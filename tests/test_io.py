@@ -50,8 +50,8 @@ def test_seed_npz_too_few_frames_reported(tmp_path, make_aia_frames):
 def test_seed_npz_wrong_rank(tmp_path):
     path = tmp_path / "1.npz"
     np.savez_compressed(path, np.zeros((166, 166)))
-    with pytest.raises(ValueError, match=r"1\.npz \[arr_0\]: expected frames of shape "
-                                         r"\(n_frames, height, width\), received shape \(166, 166\)"):
+    with pytest.raises(ValueError, match=r"1\.npz \[arr_0\]: expected frames of shape \(n_frames, "
+                                         r"height, width\), received shape \(166, 166\)"):
         read_npz(path)
 
 
@@ -189,8 +189,8 @@ def _write_raw(path, **arrays):
 
 def test_jetkeras_format_errors(tmp_path):
     frames = np.zeros((2, 4, 4), dtype=np.float32)
-    good = dict(format=np.array(CUBE_FORMAT), frames=frames, times=np.array(["a", "b"]),
-                meta_json=np.array("{}"))
+    good = {"format": np.array(CUBE_FORMAT), "frames": frames, "times": np.array(["a", "b"]),
+            "meta_json": np.array("{}")}
     path = _write_raw(tmp_path / "v2.npz", **{**good, "format": np.array("jetkeras-cube/2")})
     with pytest.raises(ValueError, match=r"v2\.npz: expected format 'jetkeras-cube/1', "
                                          r"received 'jetkeras-cube/2'"):

@@ -71,7 +71,8 @@ def test_resample_downsamples_real_cube_and_keeps_range(make_aia_frames):
 
 
 def test_resample_rejects_bad_sizes():
-    with pytest.raises(ValueError, match=r"resample: `size_out` expected an integer >= 1, received 0"):
+    with pytest.raises(ValueError,
+                       match=r"resample: `size_out` expected an integer >= 1, received 0"):
         resample(np.zeros((2, 4, 4)), frames_out=2, size_out=0)
 
 

@@ -1,0 +1,224 @@
+"""Tests of jetkeras.fetch without the network: query attributes, retries, resume, conversion."""
+
+import json
+import shutil
+
+import astropy.units as u
+import numpy as np
+import pytest
+from astropy.time import Time
+from sunpy.net import attrs as a
+
+from jetkeras.catalogue import load_events
+from jetkeras.fetch import (
+    STATE_FILE,
+    build_query,
+    cutout_corners,
+    fetch_catalogue,
+    fetch_events,
+    jsoc_email,
+    main,
+)
+from jetkeras.io import read_npz
+
+EMAIL = "jets@example.org"
+
+
+@pytest.fixture
+def event():
+    """The first real jet of the catalogue (row 0)."""
+    return load_events().iloc[0].to_dict()
+
+
+def test_build_query_is_the_seeds_query(event):
+    query = build_query(event, email=EMAIL)
+    assert [type(attr).__name__ for attr in query] == [
+        "Time", "Wavelength", "Sample", "Series", "Notify", "Segment", "Cutout"]
+    time_attr, wavelength, sample, series, notify, segment, cutout = query
+    start = Time(event["date"], scale="utc")
+    assert time_attr.start.isot == start.isot == "2011-01-20T09:15:44.000"
+    # 30 frames at 24 s: the window ends 29 * 24 s = 696 s after the start.
+    assert (time_attr.end - time_attr.start).to_value(u.s) == pytest.approx(696.0)
+    assert wavelength.min == 304 * u.angstrom and wavelength.max == 304 * u.angstrom
+    assert sample.value == pytest.approx(24.0)  # a.Sample stores seconds
+    assert series.value == a.jsoc.Series.aia_lev1_euv_12s.value == "aia.lev1_euv_12s"
+    assert notify.value == EMAIL
+    assert segment.value == a.jsoc.Segment.image.value == "image"
+    box = cutout.value
+    assert box["x"] == pytest.approx(event["basepoint_X"])  # centred on the jet base
+    assert box["y"] == pytest.approx(event["basepoint_Y"])
+    assert box["width"] == pytest.approx(300.0) and box["height"] == pytest.approx(300.0)
+    assert box["t"] == 1  # JSOC's "t" is "disable tracking": tracking=False
+    assert box["locunits"] == "arcsec"
+    assert box["t_ref"] == start.isot
+
+
+def test_build_query_options(event):
+    query = build_query(event, email=EMAIL, wavelength_angstrom=171, frames=10, cadence_s=12,
+                        box_arcsec=200)
+    assert (query[0].end - query[0].start).to_value(u.s) == pytest.approx(108.0)
+    assert query[1].min == 171 * u.angstrom
+    assert query[2].value == pytest.approx(12.0)
+    assert query[6].value["width"] == pytest.approx(200.0)
+    with pytest.raises(ValueError, match=r"`frames` expected an integer >= 1, received 0"):
+        build_query(event, email=EMAIL, frames=0)
+    with pytest.raises(ValueError, match=r"`box_arcsec` expected a positive number, received -5"):
+        build_query(event, email=EMAIL, box_arcsec=-5)
+
+
+def test_cutout_corners_observer_and_obstime(event):
+    bottom_left, top_right = cutout_corners(event, box_arcsec=300)
+    assert bottom_left.Tx.to_value(u.arcsec) == pytest.approx(event["basepoint_X"] - 150)
+    assert bottom_left.Ty.to_value(u.arcsec) == pytest.approx(event["basepoint_Y"] - 150)
+    assert top_right.Tx.to_value(u.arcsec) == pytest.approx(event["basepoint_X"] + 150)
+    assert top_right.Ty.to_value(u.arcsec) == pytest.approx(event["basepoint_Y"] + 150)
+    assert bottom_left.frame.name == "helioprojective"
+    assert bottom_left.obstime.isot == "2011-01-20T09:15:44.000"
+    # observer="earth" resolves to Earth's position at obstime (~1 AU).
+    assert bottom_left.observer.radius.to_value(u.AU) == pytest.approx(0.984, abs=0.01)
+
+
+def test_missing_email_is_one_clear_line(monkeypatch, event, tmp_path):
+    monkeypatch.delenv("JSOC_EMAIL", raising=False)
+    with pytest.raises(ValueError, match=r"^JSOC_EMAIL: expected the e-mail address registered "
+                                         r"with JSOC \(export JSOC_EMAIL=you@example.org\), "
+                                         r"received nothing$"):
+        jsoc_email()
+    with pytest.raises(ValueError, match=r"JSOC_EMAIL: expected the e-mail address"):
+        fetch_events([event], out=tmp_path, client=lambda q, d: [])
+    monkeypatch.setenv("JSOC_EMAIL", "not-an-address")
+    with pytest.raises(ValueError, match=r"JSOC_EMAIL: expected an e-mail address, received "
+                                         r"'not-an-address'"):
+        jsoc_email()
+    monkeypatch.setenv("JSOC_EMAIL", EMAIL)
+    assert jsoc_email() == EMAIL
+
+
+def test_cli_reports_missing_email(monkeypatch, tmp_path, capsys):
+    monkeypatch.delenv("JSOC_EMAIL", raising=False)
+    assert main(["--out", str(tmp_path), "--limit", "1", "--no-progress"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("python -m jetkeras.fetch: error: JSOC_EMAIL: expected")
+    assert len(error.splitlines()) == 1
+
+
+class FlakyClient:
+    """Copies real AIA FITS frames into the download folder; fails on chosen calls."""
+
+    def __init__(self, source, fail_calls=()):
+        self.source = source
+        self.fail_calls = set(fail_calls)
+        self.calls = []
+
+    def __call__(self, query, directory):
+        self.calls.append((query, directory))
+        if len(self.calls) in self.fail_calls:
+            # Leave a partial file behind, as an interrupted download would.
+            (directory / "partial.fits").write_bytes(b"SIMPLE  =")
+            raise ConnectionError("JSOC export pending (status 7)\nsecond line")
+        paths = []
+        for file in sorted(self.source.iterdir()):
+            paths.append(shutil.copy(file, directory / file.name))
+        return paths
+
+
+def _events(count):
+    return load_events().head(count)
+
+
+def test_fetch_retries_with_backoff_then_resumes(aia_fits_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("JSOC_EMAIL", EMAIL)
+    waits = []
+    client = FlakyClient(aia_fits_dir, fail_calls={1, 2})
+    out = tmp_path / "out"
+    summary = fetch_events(_events(2), out=out, client=client, frames=6, retries=3,
+                           backoff_s=10.0, sleep=waits.append, progress=False)
+    assert summary["status"].tolist() == ["done", "done"]
+    assert summary["attempts"].tolist() == [3, 1]
+    assert waits == [10.0, 20.0]  # exponential back-off before the 2nd and 3rd attempt
+    assert len(client.calls) == 4
+    # The query reaching the client is build_query's.
+    assert client.calls[0][0][4].value == EMAIL
+    state = json.loads((out / STATE_FILE).read_text())
+    first = state["events"]["sjh_2011-01-20T09_1"]
+    assert first["status"] == "done" and first["attempts"] == 3 and first["error"] is None
+    assert not (out / "fits").exists()  # raw FITS deleted by default
+
+    # A rerun skips done events: no client call.
+    rerun = FlakyClient(aia_fits_dir)
+    again = fetch_events(_events(3), out=out, client=rerun, frames=6, sleep=waits.append,
+                         progress=False)
+    assert again["skipped"].tolist() == [True, True, False]
+    assert len(rerun.calls) == 1
+    assert sorted(p.name for p in out.glob("*.npz")) == [
+        "sjh_2011-01-20T09_1.npz", "sjh_2011-01-20T23_1.npz", "sjh_2011-01-20T23_2.npz"]
+
+
+def test_fetch_records_failure_and_retries_it_next_run(aia_fits_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("JSOC_EMAIL", EMAIL)
+    out = tmp_path / "out"
+    always = FlakyClient(aia_fits_dir, fail_calls={1, 2})
+    summary = fetch_events(_events(1), out=out, client=always, frames=6, retries=1,
+                           sleep=lambda s: None, progress=False)
+    assert summary["status"].tolist() == ["failed"]
+    state = json.loads((out / STATE_FILE).read_text())["events"]["sjh_2011-01-20T09_1"]
+    assert state == {"status": "failed", "attempts": 2, "cube": None, "updated": state["updated"],
+                     "error": "ConnectionError: JSOC export pending (status 7)"}
+    # Next run: the failed event is tried again (attempts accumulate), partial files gone.
+    summary = fetch_events(_events(1), out=out, client=FlakyClient(aia_fits_dir), frames=6,
+                           keep_fits=True, sleep=lambda s: None, progress=False)
+    assert summary["status"].tolist() == ["done"] and summary["attempts"].tolist() == [3]
+    kept = sorted(p.name for p in (out / "fits" / "sjh_2011-01-20T09_1").iterdir())
+    assert "partial.fits" not in kept and len(kept) == 6
+
+
+def test_fetch_converts_real_aia_frames_to_cube(aia_fits_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("JSOC_EMAIL", EMAIL)
+    out = tmp_path / "out"
+    events = load_events()
+    negative = events[events["label"] == 0].head(1)
+    fetch_events(negative, out=out, client=FlakyClient(aia_fits_dir), frames=6,
+                 sleep=lambda s: None, progress=False)
+    cube = read_npz(out / "nojet_0000.npz", frames=6, size=32)
+    assert cube.frames.dtype == np.float32
+    assert cube.times[0] == "2013-03-10T12:00:11.341"
+    assert cube.meta["event_id"] == "nojet_0000" and cube.meta["label"] == 0
+    assert cube.meta["row"] == 0
+    assert cube.meta["duration"] is None  # NaN in the catalogue -> JSON null
+    assert cube.meta["query"]["frames"] == 6 and cube.meta["pool"] == 3
+    assert cube.meta["wavelength_angstrom"] == 171  # read from the real header
+
+
+def test_fetch_short_download_is_failed_not_retried(aia_fits_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("JSOC_EMAIL", EMAIL)
+    client = FlakyClient(aia_fits_dir)
+    summary = fetch_events(_events(1), out=tmp_path, client=client, frames=30, retries=3,
+                           sleep=lambda s: None, progress=False)
+    assert len(client.calls) == 1
+    assert summary["error"].iloc[0].startswith("conversion: ValueError: ")
+    assert summary["error"].iloc[0].endswith("expected 30 frames, received 6")
+    # Raw FITS are kept for inspection when the conversion fails.
+    assert len(list((tmp_path / "fits" / "sjh_2011-01-20T09_1").iterdir())) == 6
+
+
+def test_fetch_state_pins_query_settings(aia_fits_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("JSOC_EMAIL", EMAIL)
+    fetch_events(_events(1), out=tmp_path, client=FlakyClient(aia_fits_dir), frames=6,
+                 progress=False)
+    with pytest.raises(ValueError, match=r"fetch_state\.json: expected the query settings this "
+                                         r"folder was fetched with .*'wavelength_angstrom': 304\.0"
+                                         r".*received .*'wavelength_angstrom': 171\.0"):
+        fetch_events(_events(1), out=tmp_path, client=FlakyClient(aia_fits_dir), frames=6,
+                     wavelength_angstrom=171, progress=False)
+
+
+def test_fetch_catalogue_selects_rows(aia_fits_dir, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("JSOC_EMAIL", EMAIL)
+    client = FlakyClient(aia_fits_dir)
+    summary = fetch_catalogue(out=tmp_path, negatives=True, rows=[5, 3, 9], limit=2,
+                              client=client, frames=6, progress=False)
+    assert summary["event_id"].tolist() == ["nojet_0003", "nojet_0005"]
+    assert "2 of 2 event(s) done" in capsys.readouterr().out
+    with pytest.raises(ValueError, match=r"--rows: expected rows 0\.\.882 of the jet catalogue, "
+                                         r"received \[5000\]"):
+        fetch_catalogue(out=tmp_path, rows=[5000], client=client)
