@@ -127,6 +127,7 @@ def train(
     from jetkeras.metrics import choose_threshold
     from jetkeras.models import build_model, compile_model, resolve_runtime
     from jetkeras.pipeline import check_compatible, make_dataset
+    from jetkeras.plotting import training_curves
     from jetkeras.records import read_manifest
 
     config = config or JetConfig()
@@ -150,7 +151,8 @@ def train(
                                                              indent=2))
 
     steps_per_epoch = train_count // config.train.batch_size
-    train_data = make_dataset(records, "train", config)
+    # Repeated with a known epoch length: Keras then never guesses the size of epoch 1.
+    train_data = make_dataset(records, "train", config).repeat()
     val_data = make_dataset(records, "val", config, training=False)
     model = build_model(config)
     compile_model(model, config, steps_per_epoch=steps_per_epoch)
@@ -161,7 +163,8 @@ def train(
               f"precision={config.train.precision}", file=sys.stderr)
     start = time.perf_counter()
     model.fit(train_data, validation_data=val_data, epochs=config.train.epochs,
-              callbacks=_callbacks(out, config), verbose=verbose)
+              steps_per_epoch=steps_per_epoch, callbacks=_callbacks(out, config),
+              verbose=verbose)
     seconds = time.perf_counter() - start
     history = _history(out)
     if any(not math.isfinite(v) for v in history.get("loss", [])):
@@ -172,7 +175,7 @@ def train(
     if not (out / "model.keras").is_file():
         raise ValueError(f"{out}: no epoch produced a finite validation AUC; nothing saved")
     atomic_write_text(out / "history.json", json.dumps(history, indent=1))
-    _plot_history(history, out / "training_curves.png")
+    training_curves(history, out / "training_curves.png")
 
     # The threshold comes from validation predictions of the best checkpoint.
     model = keras.saving.load_model(out / "model.keras", safe_mode=True)
@@ -216,12 +219,6 @@ def _history(out: Path) -> dict[str, list[float]]:
             for key, value in row.items():
                 history.setdefault(key, []).append(float(value))
     return history
-
-
-def _plot_history(history: dict[str, list[float]], path: Path) -> None:
-    from jetkeras.plotting import training_curves
-
-    training_curves(history, path)
 
 
 def predict_probabilities(model, dataset) -> tuple[np.ndarray, np.ndarray]:

@@ -1,0 +1,254 @@
+"""Contact sheets: a few frames of a cube side by side, for eyes, reports and ``--describe``.
+
+Frames are sampled evenly in time, drawn with the sunpy ``sdoaia304`` colormap and one
+:class:`astropy.visualization.ImageNormalize` shared by the whole cube (so brightening
+shows), rows south to north (``origin="lower"``), and labelled with their time offset in
+seconds (plus the UTC time when the cube carries times) or their frame index.
+Nothing here touches pyplot's global state: figures are plain
+:class:`matplotlib.figure.Figure` objects rendered by the Agg canvas, and the PNG is
+written atomically (temporary file, then :func:`os.replace`).
+
+Examples
+--------
+>>> from jetkeras.catalogue import load_events
+>>> from jetkeras.synthetic import render_event
+>>> from jetkeras.plotting import contact_sheet
+>>> cube = render_event(load_events().iloc[0], frames=8, size=64)
+>>> contact_sheet(cube, "jet.png", stretch="sqrt")  # doctest: +SKIP
+PosixPath('jet.png')
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from jetkeras.cube import Cube, check_frames
+
+__all__ = ["STRETCHES", "contact_sheet", "contact_sheets", "frame_indices", "training_curves"]
+
+STRETCHES = ("sqrt", "log", "linear")
+_PANEL_INCHES = 1.6  # side of one frame panel
+_DPI = 100
+
+
+def frame_indices(count: int, max_frames: int) -> np.ndarray:
+    """Up to ``max_frames`` frame indices spread evenly over ``count`` frames, first and last included."""
+    if count <= max_frames:
+        return np.arange(count)
+    return np.unique(np.round(np.linspace(0, count - 1, max_frames)).astype(int))
+
+
+def _check_options(path, max_frames, stretch) -> Path:
+    if stretch not in STRETCHES:
+        raise ValueError(f"contact sheet: `stretch` expects one of {STRETCHES}, received {stretch!r}")
+    if isinstance(max_frames, bool) or not isinstance(max_frames, (int, np.integer)) or max_frames < 1:
+        raise ValueError(f"contact sheet: `max_frames` expects an integer >= 1, received {max_frames!r}")
+    path = Path(path)
+    if path.suffix.lower() != ".png":
+        raise ValueError(f"{path}: expected a .png file name, received suffix {path.suffix!r}")
+    return path
+
+
+def _unpack(cube_or_frames, index: int) -> tuple[np.ndarray, list[str] | None, dict]:
+    if isinstance(cube_or_frames, Cube):
+        return cube_or_frames.frames, cube_or_frames.times, dict(cube_or_frames.meta)
+    frames = check_frames(cube_or_frames, f"contact sheet cube {index}", nan_policy="fill")
+    return frames, None, {}
+
+
+def _labels(times: list[str] | None, indices: np.ndarray) -> list[str]:
+    if times is None:
+        return [f"frame {index}" for index in indices]
+    try:
+        parsed = [datetime.fromisoformat(str(times[index]).replace("Z", "+00:00")) for index in indices]
+        start = datetime.fromisoformat(str(times[0]).replace("Z", "+00:00"))
+    except ValueError:
+        return [f"frame {index}" for index in indices]
+    return [f"+{(moment - start).total_seconds():.0f} s\n{moment:%H:%M:%S}" for moment in parsed]
+
+
+def _normaliser(frames: np.ndarray, stretch: str):
+    from astropy.visualization import ImageNormalize, LinearStretch, LogStretch, SqrtStretch
+
+    # One normalisation per cube: clip the faintest and brightest 0.5 % so a single
+    # hot pixel does not flatten the picture.
+    low, high = np.percentile(frames, [0.5, 99.5])
+    low = max(float(low), 0.0)
+    high = max(float(high), low + 1e-3)
+    stretch_object = {"sqrt": SqrtStretch(), "log": LogStretch(), "linear": LinearStretch()}[stretch]
+    return ImageNormalize(vmin=low, vmax=high, stretch=stretch_object, clip=True)
+
+
+def _colormap():
+    import matplotlib
+    import sunpy.visualization.colormaps  # noqa: F401  (registers sdoaia304)
+
+    return matplotlib.colormaps["sdoaia304"]
+
+
+def _save_atomically(figure, path: Path) -> Path:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    FigureCanvasAgg(figure)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(handle)
+    try:
+        figure.savefig(temporary, format="png", dpi=_DPI)
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+        raise
+    return path
+
+
+def _row_title(meta: dict, given: str | None) -> str:
+    if given is not None:
+        return given
+    if "event_id" in meta:
+        label = {1: "jet", 0: "no jet"}.get(meta.get("label"), "")
+        return f"{meta['event_id']} {label}".strip()
+    return ""
+
+
+def contact_sheets(
+    cubes: Sequence[Any],
+    path: str | Path,
+    *,
+    max_frames: int = 10,
+    stretch: str = "sqrt",
+    titles: Sequence[str] | None = None,
+    title: str | None = None,
+) -> Path:
+    """Write one PNG with one row of evenly sampled frames per cube.
+
+    Parameters
+    ----------
+    cubes : sequence of Cube or numpy.ndarray
+        Cubes or ``(T, H, W)`` frame arrays in DN; they may differ in T, H and W.
+    path : str or Path
+        Output ``.png``; parent folders are created; written atomically.
+    max_frames : int
+        Most frames shown per row (first and last always among them). Defaults to 10.
+    stretch : {"sqrt", "log", "linear"}
+        Intensity stretch of the shared normalisation. Defaults to ``"sqrt"``.
+    titles : sequence of str, optional
+        One title per row; defaults to ``<event_id> jet|no jet`` from the cube metadata.
+    title : str, optional
+        Title of the whole sheet.
+
+    Returns
+    -------
+    Path
+        The PNG written.
+
+    Raises
+    ------
+    ValueError
+        Bad ``stretch``, ``max_frames``, suffix, cube shape, or a titles count mismatch.
+    """
+    path = _check_options(path, max_frames, stretch)
+    cubes = list(cubes)
+    if not cubes:
+        raise ValueError(f"{path}: expected at least one cube, received none")
+    if titles is not None and len(titles) != len(cubes):
+        raise ValueError(
+            f"{path}: expected one title per cube ({len(cubes)}), received {len(titles)}"
+        )
+    from matplotlib.figure import Figure
+
+    unpacked = [_unpack(cube, index) for index, cube in enumerate(cubes)]
+    columns = max(len(frame_indices(frames.shape[0], max_frames)) for frames, _, _ in unpacked)
+    row_inches = _PANEL_INCHES + 0.55  # room for the row title and the time labels
+    top_inches = 0.6 if title else 0.25
+    figure = Figure(figsize=(columns * _PANEL_INCHES, len(cubes) * row_inches + top_inches))
+    colormap = _colormap()
+    grid = figure.add_gridspec(len(cubes), columns, left=0.01, right=0.99, bottom=0.01,
+                               top=1.0 - top_inches / figure.get_figheight(),
+                               hspace=0.55, wspace=0.05)
+    for row, (frames, times, meta) in enumerate(unpacked):
+        indices = frame_indices(frames.shape[0], max_frames)
+        normaliser = _normaliser(frames, stretch)
+        labels = _labels(times, indices)
+        for column, (index, label) in enumerate(zip(indices, labels)):
+            axes = figure.add_subplot(grid[row, column])
+            axes.imshow(frames[index], origin="lower", cmap=colormap, norm=normaliser,
+                        interpolation="nearest")
+            axes.set_xticks([])
+            axes.set_yticks([])
+            axes.set_xlabel(label, fontsize=7, labelpad=2)
+            if column == 0:
+                row_title = _row_title(meta, titles[row] if titles is not None else None)
+                axes.set_title(row_title, fontsize=8, loc="left", pad=3)
+    if title:
+        figure.suptitle(title, fontsize=10)
+    return _save_atomically(figure, path)
+
+
+def contact_sheet(
+    cube_or_frames,
+    path: str | Path,
+    *,
+    max_frames: int = 10,
+    stretch: str = "sqrt",
+    title: str | None = None,
+) -> Path:
+    """Write a PNG of up to ``max_frames`` frames of one cube, side by side.
+
+    Parameters
+    ----------
+    cube_or_frames : Cube or numpy.ndarray
+        A :class:`~jetkeras.cube.Cube` (frames labelled with their time offset in seconds
+        and UTC time) or ``(T, H, W)`` frames in DN (labelled with their index).
+    path : str or Path
+        Output ``.png``; parent folders are created; written atomically.
+    max_frames : int
+        Most frames shown, evenly spaced in time. Defaults to 10.
+    stretch : {"sqrt", "log", "linear"}
+        Intensity stretch (astropy SqrtStretch, LogStretch or LinearStretch). Defaults to
+        ``"sqrt"``.
+    title : str, optional
+        Sheet title; defaults to the event id and class when the cube has them.
+
+    Returns
+    -------
+    Path
+        The PNG written.
+    """
+    return contact_sheets([cube_or_frames], path, max_frames=max_frames, stretch=stretch,
+                          title=title)
+
+
+# ---------------------------------------------------------------- training curves
+def training_curves(history: dict[str, list[float]], path: str | os.PathLike) -> Path:
+    """Loss, AUC and F1 per epoch, training and validation, as one PNG.
+
+    Parameters
+    ----------
+    history : dict
+        Keras history: ``loss``, ``val_loss``, ``auc``, ``val_auc``, ``f1``, ``val_f1``
+        (missing keys are skipped), one value per epoch.
+    """
+    from matplotlib.figure import Figure
+
+    panels = [name for name in ("loss", "auc", "f1") if name in history]
+    figure = Figure(figsize=(4.0 * max(len(panels), 1), 3.2), layout="constrained")
+    for index, name in enumerate(panels):
+        axes = figure.add_subplot(1, len(panels), index + 1)
+        epochs = np.arange(1, len(history[name]) + 1)
+        axes.plot(epochs, history[name], "o-", ms=3, label="train")
+        if f"val_{name}" in history:
+            axes.plot(epochs, history[f"val_{name}"], "s-", ms=3, label="validation")
+        axes.set_xlabel("epoch")
+        axes.set_ylabel(name)
+        axes.grid(alpha=0.3)
+        axes.legend()
+    return _save_atomically(figure, Path(path))
