@@ -544,7 +544,7 @@ def read_fits_dir(
         The directory does not exist.
     ValueError
         No FITS files, unreadable file, missing time, irregular cadence (naming both files
-        and the gap), mixed shapes, bad exposure, wrong frame count or size, NaN/Inf.
+        and the gap), mixed shapes or wavelengths, bad exposure, wrong frame count or size, NaN/Inf.
     """
     directory = Path(directory)
     _check_nan_policy(nan_policy)
@@ -570,6 +570,13 @@ def read_fits_dir(
             raise ValueError(
                 f"{file}: expected every frame of {directory} to be {shape[0]}x{shape[1]} "
                 f"pixels (as {records[0][1].name}), received {image.shape[0]}x{image.shape[1]}"
+            )
+    wavelength = records[0][3].get("WAVELNTH")
+    for _, file, _, header in records[1:]:
+        if header.get("WAVELNTH") != wavelength:
+            raise ValueError(
+                f"{file}: expected every frame of {directory} at WAVELNTH {wavelength} (as "
+                f"{records[0][1].name}), received {header.get('WAVELNTH')}"
             )
     gaps = []
     for (time_a, file_a, _, _), (time_b, file_b, _, _) in itertools.pairwise(records):

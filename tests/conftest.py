@@ -100,6 +100,7 @@ def make_aia_fits_dir(aia_cutout, tmp_path_factory):
     gaps_s : list of float, optional -- explicit spacing of consecutive frames (overrides
         cadence_s), e.g. to plant an irregular gap
     exptime_s : float or list, default 2.0 -- EXPTIME written to each frame
+    wavelength_angstrom : list of int, optional -- WAVELNTH per frame (default: the real 171)
     compressed : bool, default True -- Rice-compressed image in HDU 1 (as JSOC) or plain
         HDU 0
     suffix : str, default ".fits"
@@ -118,6 +119,7 @@ def make_aia_fits_dir(aia_cutout, tmp_path_factory):
         cadence_s: float = 24.0,
         gaps_s=None,
         exptime_s=2.0,
+        wavelength_angstrom=None,
         compressed: bool = True,
         suffix: str = ".fits",
         seed: int = 0,
@@ -148,6 +150,8 @@ def make_aia_fits_dir(aia_cutout, tmp_path_factory):
             frame_header["DATE-OBS"] = when.isot
             frame_header["T_OBS"] = (when + 1.0 * u.s).isot + "Z"  # JSOC style
             frame_header["EXPTIME"] = float(exposures[index])
+            if wavelength_angstrom is not None:
+                frame_header["WAVELNTH"] = int(wavelength_angstrom[index])
             name = folder / f"aia.lev1_euv_12s.{index:03d}.image{suffix}"
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", fits.verify.VerifyWarning)

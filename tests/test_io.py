@@ -317,6 +317,15 @@ def test_read_fits_dir_frame_count_and_shape_errors(make_aia_fits_dir, tmp_path)
         read_fits_dir(folder)
 
 
+def test_read_fits_dir_refuses_mixed_wavelengths(make_aia_fits_dir, tmp_path):
+    folder = make_aia_fits_dir(n_frames=3, native_size=30, wavelength_angstrom=[171, 171, 304],
+                               directory=tmp_path / "mixed")
+    with pytest.raises(ValueError, match=r"002\.image\.fits: expected every frame of .*mixed at "
+                                         r"WAVELNTH 171 \(as aia\.lev1_euv_12s\.000\.image"
+                                         r"\.fits\), received 304"):
+        read_fits_dir(folder)
+
+
 def test_read_fits_dir_missing_and_empty(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"absent: FITS directory not found"):
         read_fits_dir(tmp_path / "absent")
