@@ -1,4 +1,4 @@
-"""Contact sheets: a few frames of a cube side by side, for eyes, reports and ``--describe``.
+"""Contact sheets (a few frames of a cube side by side) and training curves, as PNG.
 
 Frames are sampled evenly in time, drawn with the sunpy ``sdoaia304`` colormap and one
 :class:`astropy.visualization.ImageNormalize` shared by the whole cube (so brightening
@@ -67,8 +67,8 @@ def _labels(times: list[str] | None, indices: np.ndarray) -> list[str]:
     if times is None:
         return [f"frame {index}" for index in indices]
     try:
-        parsed = [datetime.fromisoformat(str(times[index]).replace("Z", "+00:00")) for index in indices]
-        start = datetime.fromisoformat(str(times[0]).replace("Z", "+00:00"))
+        parsed = [datetime.fromisoformat(str(times[index])) for index in indices]
+        start = datetime.fromisoformat(str(times[0]))
     except ValueError:
         return [f"frame {index}" for index in indices]
     return [f"+{(moment - start).total_seconds():.0f} s\n{moment:%H:%M:%S}" for moment in parsed]
@@ -227,28 +227,67 @@ def contact_sheet(
                           title=title)
 
 
-# ---------------------------------------------------------------- training curves
-def training_curves(history: dict[str, list[float]], path: str | os.PathLike) -> Path:
-    """Loss, AUC and F1 per epoch, training and validation, as one PNG.
+def training_curves(history: dict[str, Sequence[float]], path: str | Path, *,
+                    title: str | None = None) -> Path:
+    """Write a PNG of per-epoch training curves, one panel per metric.
 
     Parameters
     ----------
-    history : dict
-        Keras history: ``loss``, ``val_loss``, ``auc``, ``val_auc``, ``f1``, ``val_f1``
-        (missing keys are skipped), one value per epoch.
+    history : dict of str to sequence of float
+        Keras-style history: ``loss``, ``val_loss``, ``auc``, ``val_auc``, ... one value per
+        epoch. ``val_<name>`` is drawn in the panel of ``<name>``; an ``epoch`` key, when
+        present, gives the x axis (0-based epochs are shown 1-based).
+    path : str or Path
+        Output ``.png``; parent folders are created; written atomically.
+    title : str, optional
+        Title of the figure.
+
+    Returns
+    -------
+    Path
+        The PNG written.
+
+    Raises
+    ------
+    ValueError
+        When ``history`` holds no metric or the suffix is not ``.png``.
     """
+    path = _check_options(path, 1, "linear")
+    series = {str(key): np.asarray(values, dtype=np.float64).reshape(-1)
+              for key, values in history.items() if str(key) != "epoch"}
+    series = {key: values for key, values in series.items() if values.size}
+    if not series:
+        raise ValueError(f"{path}: expected a history with at least one metric, received "
+                         f"keys {sorted(map(str, history))}")
+    names = []
+    for key in series:
+        base = key.removeprefix("val_")
+        if base not in names:
+            names.append(base)
+    # The headline metrics first, whatever order the history came in.
+    order = ["loss", "auc", "f1"] + list(names)
+    names = sorted(names, key=order.index)
     from matplotlib.figure import Figure
 
-    panels = [name for name in ("loss", "auc", "f1") if name in history]
-    figure = Figure(figsize=(4.0 * max(len(panels), 1), 3.2), layout="constrained")
-    for index, name in enumerate(panels):
-        axes = figure.add_subplot(1, len(panels), index + 1)
-        epochs = np.arange(1, len(history[name]) + 1)
-        axes.plot(epochs, history[name], "o-", ms=3, label="train")
-        if f"val_{name}" in history:
-            axes.plot(epochs, history[f"val_{name}"], "s-", ms=3, label="validation")
-        axes.set_xlabel("epoch")
-        axes.set_ylabel(name)
-        axes.grid(alpha=0.3)
-        axes.legend()
-    return _save_atomically(figure, Path(path))
+    columns = min(len(names), 3)
+    rows = -(-len(names) // columns)
+    figure = Figure(figsize=(4.0 * columns, 3.0 * rows + (0.4 if title else 0.0)),
+                    layout="constrained")
+    for panel, name in enumerate(names):
+        axes = figure.add_subplot(rows, columns, panel + 1)
+        for key, style in ((name, "-"), (f"val_{name}", "--")):
+            if key in series:
+                values = series[key]
+                if "epoch" in history and len(history["epoch"]) == values.size:
+                    epochs = np.asarray(history["epoch"], dtype=np.float64) + 1
+                else:
+                    epochs = np.arange(1, values.size + 1)
+                label = "validation" if key.startswith("val_") else "training"
+                axes.plot(epochs, values, style, marker="o", markersize=3, label=label)
+        axes.set_title(name, fontsize=9)
+        axes.set_xlabel("epoch", fontsize=8)
+        axes.tick_params(labelsize=7)
+        axes.legend(fontsize=7)
+    if title:
+        figure.suptitle(title, fontsize=10)
+    return _save_atomically(figure, path)

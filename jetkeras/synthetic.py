@@ -1,0 +1,575 @@
+"""Render the real catalogue as synthetic AIA 304 A cubes: the embedded default data source.
+
+Every row of :func:`jetkeras.catalogue.load_events` becomes one cube of ``frames`` images of
+``size x size`` pixels covering ``field_of_view_arcsec`` (300" by default, the seed's
+cutout) centred on the catalogue base point, one frame every ``cadence_s`` seconds from the
+catalogue start time, in DN-like units comparable with the seed's max-pooled level-1 data.
+No download is needed, so the whole pipeline (records, training, evaluation) runs offline.
+
+The picture, and why
+--------------------
+Geometry
+    Pixel ``(row, column)`` sits at helioprojective
+    ``x = basepoint_X + (column - (size - 1) / 2) * scale`` and
+    ``y = basepoint_Y + (row - (size - 1) / 2) * scale`` arcsec with
+    ``scale = field_of_view_arcsec / size`` (166 px -> 1.81"/px, the seed's 3x3-pooled
+    scale): rows run south to north as in a FITS array, so plot with ``origin="lower"``.
+    The solar radius follows the Earth-Sun distance on the date (944"-976").
+Background: the He II 304 A chromospheric network
+    A log-normal field (mean ``DISK_MEAN_DN``, logarithmic spread ~0.8, so std ~ mean as
+    in the seed's data: mean ~50 DN, std ~50 DN after pooling) built from two Gaussian
+    random fields, supergranular cells (~25") and fine network (~6"). Each is drawn on a
+    coarse grid and upsampled with :func:`scipy.ndimage.zoom`. The window evolves slowly:
+    each field rotates between two independent draws, ``cos(w t) A + sin(w t) B`` (this
+    keeps the variance constant), the fine network faster than the cells. About a third
+    of sequences hold an active-region plage patch (a smooth brightening of 1.5-5x), equally
+    often for jets and negatives.
+Limb
+    Near the limb the disk brightens slightly (304 A limb brightening); above it the
+    intensity falls off with a scale height of 4-12" from a bright spicule layer whose
+    brightness varies with position angle (a 1-D texture along the limb, evolving in
+    time), over a faint coronal floor. Cutouts whose base point is near the limb therefore
+    hold a disk edge crossing the frame; off-limb cutouts are mostly dark.
+Exposure and detector
+    A per-sequence brightness scale (log-normal, sigma 0.35, times a mild degradation of
+    the 304 A channel with the year) and a 1 % per-frame exposure jitter, because real AIA
+    sequences differ widely in level. Photon noise: ``PHOTONS_PER_DN`` photons per DN,
+    drawn exactly from a Poisson law where fewer than 30 photons are expected and from its
+    Gaussian approximation elsewhere (the same variance; about 5x faster); then a 1 DN
+    Gaussian read noise, which yields the small negative values the seed's files hold.
+Jets (label 1)
+    A collimated beam rooted at the cutout centre (the base point). Its length grows from
+    zero at the catalogue ``velocity`` (arcsec/s; when NaN, ``max_height`` over a rise
+    time of 25-50 % of ``duration``) up to ``max_height``; its Gaussian cross-section has
+    a FWHM of 0.6 ``avg_width`` at the base, widening by up to 50 % at the top. Plasma
+    blobs travel outward along the beam at the jet speed, and a compact brightening sits
+    at the base. The brightness rises over the first frames and fades on the scale of the
+    catalogue ``duration`` (minutes), counted from the window start (= the jet start).
+    Direction: uniform on the disk; radial +-20 degrees when the base lies beyond 0.9 solar
+    radii. The peak contrast is ``contrast * DISK_MEAN_DN`` with ``contrast`` log-normal
+    (median 0.9, sigma 0.8): some jets are faint against the network, as real ones are.
+Confusers (both classes)
+    Transient features that brighten and fade but do not grow outward as a collimated
+    beam: flickering bright points, stationary loop brightenings (an arc between two
+    footpoints) and slowly drifting, swelling blobs. 70 % of negatives and 25 % of jets
+    hold one to three of them, 60 % placed near the cutout centre (the HEK event position
+    the negatives come from), drawn with the same contrast law as jets. Brightness and
+    variance summaries therefore overlap between classes (see :mod:`jetkeras.baseline`);
+    what separates them is shape and motion.
+
+What it leaves out: foreshortening of the network near the limb, solar rotation
+(~2" over the window), flares and AEC exposure changes, the 3x3 max-pool bias of the noise.
+
+Determinism
+-----------
+The random stream of one event depends only on ``(seed, event_id)`` through
+``numpy.random.SeedSequence([seed, crc32(event_id)])``, never on Python's salted
+``hash()`` nor on rendering order, so parallel workers produce identical cubes.
+
+Examples
+--------
+>>> from jetkeras.catalogue import load_events
+>>> from jetkeras.synthetic import render_event
+>>> cube = render_event(load_events().iloc[0], frames=4, size=32)
+>>> cube.frames.shape, cube.frames.dtype.name, cube.meta["label"]
+((4, 32, 32), 'float32', 1)
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from collections.abc import Iterable, Iterator, Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+from scipy import ndimage
+
+from jetkeras.cube import Cube
+
+__all__ = [
+    "DISK_MEAN_DN",
+    "PHOTONS_PER_DN",
+    "READ_NOISE_DN",
+    "event_rng",
+    "render_event",
+    "render_events",
+    "solar_radius_arcsec",
+]
+
+DISK_MEAN_DN = 62.0  # mean quiet-disk level in pooled DN; with limb cubes the data mean ~50
+PHOTONS_PER_DN = 1.7  # 304 A photons per DN (~11 e- per photon, gain ~18 e-/DN)
+READ_NOISE_DN = 1.0  # Gaussian read noise, DN
+NETWORK_SIGMA = 0.8  # spread of the logarithm of the network intensity
+CELL_SCALE_ARCSEC = 25.0  # supergranular network cell size
+FINE_SCALE_ARCSEC = 8.0  # fine network / bright point size
+CELL_EVOLUTION_RAD_PER_S = 0.15 / 700.0  # cells barely change over the 11.6 min window
+FINE_EVOLUTION_RAD_PER_S = 0.9 / 700.0  # the fine network changes visibly
+SOLAR_RADIUS_1AU_ARCSEC = 959.63  # apparent solar radius at 1 AU
+JET_CONTRAST_MEDIAN = 1.8  # peak jet brightness over DISK_MEAN_DN, median
+CONTRAST_SIGMA = 0.75  # log-normal spread: 5 % of jets below 0.5, 5 % above 6
+NEGATIVE_CONFUSER_PROBABILITY = 0.7
+JET_CONFUSER_PROBABILITY = 0.25
+
+_JET_COLUMNS = ("max_height", "avg_width", "duration")
+
+
+# ----------------------------------------------------------------------------------------
+# Event parsing and random streams
+# ----------------------------------------------------------------------------------------
+
+
+def event_rng(seed: int, event_id: str) -> np.random.Generator:
+    """The random generator of one event: a function of ``(seed, event_id)`` only.
+
+    ``crc32`` is stable across processes and platforms, unlike Python's ``hash()``.
+    """
+    key = zlib.crc32(str(event_id).encode("utf-8"))
+    return np.random.default_rng(np.random.SeedSequence([int(seed) & 0xFFFFFFFF, key]))
+
+
+def _field(event: Mapping[str, Any] | Any, name: str, event_id: str) -> Any:
+    try:
+        return event[name]
+    except (KeyError, IndexError, TypeError):
+        raise ValueError(
+            f"event {event_id}: expected a catalogue row with column `{name}`, "
+            f"received columns {list(getattr(event, 'keys', list)())}"
+        ) from None
+
+
+def _float_field(event, name: str, event_id: str, *, allow_nan: bool = False) -> float:
+    value = _field(event, name, event_id)
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"event {event_id}: column `{name}` expects a number, received {value!r}"
+        ) from None
+    if not allow_nan and not math.isfinite(number):
+        raise ValueError(
+            f"event {event_id}: column `{name}` expects a finite number, received {value!r}"
+        )
+    return number
+
+
+def _parse_date(value: Any, event_id: str) -> datetime:
+    text = str(value).strip()
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(
+            f"event {event_id}: column `date` expects an ISO 8601 UTC time, received {value!r}"
+        ) from None
+    return parsed.replace(tzinfo=None)
+
+
+def _parse_event(event) -> dict[str, Any]:
+    if not hasattr(event, "__getitem__"):
+        raise ValueError(
+            f"render_event: expected a catalogue row (pandas Series or dict), "
+            f"received {type(event).__name__}"
+        )
+    try:
+        event_id = str(event["event_id"])
+    except (KeyError, IndexError, TypeError):
+        raise ValueError(
+            "render_event: expected a catalogue row with column `event_id`, received none"
+        ) from None
+    label_value = _field(event, "label", event_id)
+    try:
+        label = int(label_value)
+    except (TypeError, ValueError):
+        label = -1
+    if label not in (0, 1):
+        raise ValueError(
+            f"event {event_id}: column `label` expects 0 or 1, received {label_value!r}"
+        )
+    try:
+        group = event["group"]
+    except (KeyError, IndexError, TypeError):
+        group = event_id
+    parsed = {
+        "event_id": event_id,
+        "label": label,
+        "group": str(group),
+        "date": _parse_date(_field(event, "date", event_id), event_id),
+        "base_x": _float_field(event, "basepoint_X", event_id),
+        "base_y": _float_field(event, "basepoint_Y", event_id),
+    }
+    if label == 1:
+        for name in _JET_COLUMNS:
+            parsed[name] = _float_field(event, name, event_id)
+            if parsed[name] <= 0:
+                raise ValueError(
+                    f"event {event_id}: column `{name}` expects a positive number, "
+                    f"received {parsed[name]!r}"
+                )
+        try:
+            velocity = float(event["velocity"])
+        except (KeyError, IndexError, TypeError, ValueError):
+            velocity = float("nan")
+        parsed["velocity"] = velocity if math.isfinite(velocity) and velocity > 0 else math.nan
+    return parsed
+
+
+def _check_render_args(frames, size, cadence_s, field_of_view_arcsec) -> None:
+    if isinstance(frames, bool) or not isinstance(frames, (int, np.integer)) or frames < 2:
+        raise ValueError(f"render_event: `frames` expects an integer >= 2, received {frames!r}")
+    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 16:
+        raise ValueError(f"render_event: `size` expects an integer >= 16, received {size!r}")
+    if not (isinstance(cadence_s, (int, float)) and math.isfinite(cadence_s) and cadence_s > 0):
+        raise ValueError(
+            f"render_event: `cadence_s` expects a positive number of seconds, "
+            f"received {cadence_s!r}"
+        )
+    if not (isinstance(field_of_view_arcsec, (int, float)) and math.isfinite(field_of_view_arcsec)
+            and field_of_view_arcsec > 0):
+        raise ValueError(
+            f"render_event: `field_of_view_arcsec` expects a positive number of arcsec, "
+            f"received {field_of_view_arcsec!r}"
+        )
+
+
+# ----------------------------------------------------------------------------------------
+# Physics pieces
+# ----------------------------------------------------------------------------------------
+
+
+def solar_radius_arcsec(date: datetime) -> float:
+    """Apparent solar radius seen from Earth on ``date``, arcsec (944" in July, 976" in January).
+
+    The Earth-Sun distance is ``1 - e cos(2 pi (day - 4) / 365.256)`` AU (perihelion on
+    4 January, eccentricity 0.0167); good to ~0.5" against
+    ``sunpy.coordinates.sun.angular_radius``.
+    """
+    day = date.timetuple().tm_yday + date.hour / 24.0
+    distance_au = 1.0 - 0.01671 * math.cos(2.0 * math.pi * (day - 4.0) / 365.256)
+    return SOLAR_RADIUS_1AU_ARCSEC / distance_au
+
+
+def _degradation(date: datetime) -> float:
+    """Mild loss of 304 A sensitivity with time (~10 %/year, not the exact AIA curve)."""
+    years = (date.year + date.timetuple().tm_yday / 365.25) - 2011.0
+    return float(math.exp(-0.1 * max(years, 0.0)))
+
+
+def _gaussian_field(rng, size: int, scale_arcsec: float, pixel_arcsec: float) -> np.ndarray:
+    """Unit-variance smooth random field (size, size), correlation length ~scale_arcsec."""
+    field_of_view = size * pixel_arcsec
+    coarse = int(np.clip(round(field_of_view / scale_arcsec) + 2, 3, size))
+    white = rng.standard_normal((coarse, coarse))
+    # Cubic upsampling of white noise on a grid of spacing ~scale gives blobs of ~scale.
+    smooth = ndimage.zoom(white, size / coarse, order=3, mode="grid-wrap", grid_mode=True)
+    smooth = smooth[:size, :size]
+    smooth -= smooth.mean()
+    return (smooth / max(float(smooth.std()), 1e-6)).astype(np.float32)
+
+
+def _evolving_field(rng, times_s, size, scale_arcsec, pixel_arcsec, rate_rad_per_s):
+    """(T, size, size) unit-variance field rotating between two independent draws."""
+    first = _gaussian_field(rng, size, scale_arcsec, pixel_arcsec)
+    second = _gaussian_field(rng, size, scale_arcsec, pixel_arcsec)
+    angle = rng.uniform(0, 2 * np.pi) + rate_rad_per_s * times_s
+    cos = np.cos(angle).astype(np.float32)[:, None, None]
+    sin = np.sin(angle).astype(np.float32)[:, None, None]
+    return cos * first + sin * second
+
+
+def _pulse(times_s, start_s, rise_s, hold_s, decay_s) -> np.ndarray:
+    """(T,) envelope in [0, 1]: 0 before start, exponential rise, hold, exponential decay."""
+    since = np.asarray(times_s, dtype=np.float64) - start_s
+    rising = 1.0 - np.exp(-np.clip(since, 0.0, None) / max(rise_s, 1e-3))
+    decaying = np.exp(-np.clip(since - rise_s - hold_s, 0.0, None) / max(decay_s, 1e-3))
+    return np.where(since > 0, rising * decaying, 0.0)
+
+
+def _background(rng, times_s, x, y, radius, pixel_arcsec) -> np.ndarray:
+    """Noise-free expected intensity (T, H, W) in DN before exposure scaling."""
+    size = x.shape[0]
+    log_intensity = (
+        0.72 * _evolving_field(rng, times_s, size, CELL_SCALE_ARCSEC, pixel_arcsec,
+                               CELL_EVOLUTION_RAD_PER_S)
+        + 0.69 * _evolving_field(rng, times_s, size, FINE_SCALE_ARCSEC, pixel_arcsec,
+                                  FINE_EVOLUTION_RAD_PER_S)
+    )  # (T, H, W), unit variance
+    sigma = NETWORK_SIGMA * rng.uniform(0.8, 1.15)
+    disk = np.exp(np.float32(sigma) * log_intensity - np.float32(0.5 * sigma * sigma))
+    disk *= np.float32(DISK_MEAN_DN)
+
+    if rng.random() < 0.35:
+        # Active-region plage: a smooth brightening somewhere in (or near) the cutout.
+        centre = rng.uniform(-0.6, 0.6, 2) * size * pixel_arcsec  # offset from the base
+        plage_radius = rng.uniform(30.0, 110.0)
+        distance2 = (x - x.mean() - centre[0]) ** 2 + (y - y.mean() - centre[1]) ** 2
+        plage = 1.0 + rng.uniform(0.5, 4.0) * np.exp(-0.5 * distance2 / plage_radius**2)
+        disk *= plage.astype(np.float32)[None]
+
+    r = np.hypot(x, y)
+    if r.max() < radius - 60.0:
+        return disk  # entirely on the disk, far from the limb
+    # Limb brightening on the disk, a spicule layer and the faint corona above it.
+    edge = max(1.0, 0.5 * pixel_arcsec)
+    on_disk = (0.5 * (1.0 - np.tanh((r - radius) / edge))).astype(np.float32)
+    brightening = 1.0 + 0.3 * np.exp(-np.clip(radius - r, 0.0, None) / 15.0)
+    height = np.clip(r - radius, 0.0, None)
+    scale_height = rng.uniform(4.0, 12.0)
+    angle = np.arctan2(y, x)
+    step = 3.0 / radius  # spicule texture every ~3" along the limb
+    grid = np.arange(angle.min() - step, angle.max() + 2 * step, step)
+    phase = rng.uniform(0, 2 * np.pi) + FINE_EVOLUTION_RAD_PER_S * 2.0 * times_s
+    texture_a = np.interp(angle, grid, rng.standard_normal(grid.size))
+    texture_b = np.interp(angle, grid, rng.standard_normal(grid.size))
+    texture = (np.cos(phase)[:, None, None] * texture_a + np.sin(phase)[:, None, None] * texture_b)
+    spicules = rng.uniform(0.6, 1.3) * np.exp(0.5 * texture - 0.125)
+    off_limb = DISK_MEAN_DN * (spicules * np.exp(-height / scale_height)
+                               + 0.03 * np.exp(-height / 150.0))
+    return (disk * (on_disk * brightening)[None]
+            + (off_limb * (1.0 - on_disk)[None]).astype(np.float32)).astype(np.float32)
+
+
+def _jet_emission(rng, times_s, dx, dy, event, base_radius, radius, pixel_arcsec):
+    """Noise-free jet intensity (T, H, W) in DN before exposure, and its parameters.
+
+    ``dx``, ``dy`` are arcsec offsets of each pixel from the base point, shape (H, W).
+    """
+    height = event["max_height"]
+    width = event["avg_width"]
+    duration_s = event["duration"] * 60.0
+    velocity = event["velocity"]
+    if math.isnan(velocity):
+        velocity = height / (duration_s * rng.uniform(0.25, 0.5))
+    rise_s = height / velocity
+    if base_radius > 0.9 * radius:
+        angle = rng.normal(0.0, math.radians(20.0))
+        angle += math.atan2(event["base_y"], event["base_x"])
+    else:
+        angle = rng.uniform(-math.pi, math.pi)
+    contrast = float(np.exp(rng.normal(math.log(JET_CONTRAST_MEDIAN), CONTRAST_SIGMA)))
+    start_s = -rng.uniform(0.0, 1.0) * (times_s[1] - times_s[0])  # catalogue start is rounded
+
+    along = dx * math.cos(angle) + dy * math.sin(angle)  # (H, W) arcsec outward
+    across = -dx * math.sin(angle) + dy * math.cos(angle)
+    fraction = np.clip(along / height, 0.0, 1.0)
+    sigma = np.maximum(0.6 * width / 2.355 * (1.0 + 0.5 * fraction), 0.6 * pixel_arcsec)
+    profile = np.exp(-0.5 * (across / sigma) ** 2) * (1.0 - 0.4 * fraction)  # (H, W)
+    edge = max(2.0 * pixel_arcsec, 0.05 * height)
+
+    elapsed = np.clip(times_s - start_s, 0.0, None)  # (T,)
+    length = np.minimum(velocity * elapsed, height)
+    front = 0.5 * (1.0 + np.tanh((length[:, None, None] - along[None]) / edge))
+    back = 0.5 * (1.0 + np.tanh((along + edge) / edge))
+    wavelength = rng.uniform(20.0, 50.0)
+    blobs = 1.0 + rng.uniform(0.1, 0.35) * np.sin(
+        2 * np.pi * (along[None] - velocity * elapsed[:, None, None]) / wavelength
+    )
+    envelope = _pulse(times_s, start_s, max(0.3 * rise_s, 24.0), 0.7 * rise_s,
+                      max(duration_s - rise_s, 120.0) / 2.0)
+    beam = (front * blobs) * (profile * back)[None] * envelope[:, None, None]
+
+    base_sigma = max(0.15 * width, 1.5 * pixel_arcsec)
+    base_blob = np.exp(-0.5 * (dx**2 + dy**2) / base_sigma**2)
+    flicker = np.exp(0.25 * rng.standard_normal(times_s.size))
+    base_envelope = _pulse(times_s, start_s, 48.0, 0.5 * rise_s, max(duration_s, 120.0) / 3.0)
+    base_strength = rng.uniform(0.3, 0.9)
+    base = base_strength * (base_envelope * flicker)[:, None, None] * base_blob[None]
+
+    emission = (contrast * DISK_MEAN_DN) * (beam + base)
+    parameters = {
+        "jet_angle_deg": round(math.degrees(angle), 3),
+        "jet_contrast": round(contrast, 4),
+        "jet_velocity_arcsec_s": round(float(velocity), 5),
+        "jet_rise_s": round(float(rise_s), 2),
+    }
+    return emission.astype(np.float32), parameters
+
+
+def _confuser_position(rng, field_of_view: float) -> np.ndarray:
+    """Offset (arcsec) from the cutout centre: 60 % near the centre, the rest anywhere."""
+    if rng.random() < 0.6:
+        return np.clip(rng.normal(0.0, 30.0, 2), -0.45 * field_of_view, 0.45 * field_of_view)
+    return rng.uniform(-0.45, 0.45, 2) * field_of_view
+
+
+def _confusers(rng, times_s, dx, dy, pixel_arcsec, count) -> tuple[np.ndarray, list[str]]:
+    """Noise-free (T, H, W) intensity of ``count`` non-jet transients, and their kinds."""
+    field_of_view = dx.shape[0] * pixel_arcsec
+    total = np.zeros((times_s.size,) + dx.shape, dtype=np.float32)
+    window = float(times_s[-1] - times_s[0]) + (times_s[1] - times_s[0])
+    kinds = []
+    for _ in range(count):
+        kind = str(rng.choice(["bright_point", "loop", "blob"], p=[0.35, 0.35, 0.3]))
+        kinds.append(kind)
+        centre = _confuser_position(rng, field_of_view)
+        contrast = float(np.exp(rng.normal(math.log(JET_CONTRAST_MEDIAN), CONTRAST_SIGMA)))
+        start = rng.uniform(-0.3, 0.6) * window
+        envelope = _pulse(times_s, start, rng.uniform(24.0, 0.4 * window + 24.0),
+                          rng.uniform(0.0, 0.3) * window, rng.uniform(0.1, 0.6) * window)
+        if kind == "bright_point":
+            sigma = max(rng.uniform(1.5, 5.0), 0.6 * pixel_arcsec)
+            shape = np.exp(-0.5 * ((dx - centre[0]) ** 2 + (dy - centre[1]) ** 2) / sigma**2)
+            flicker = np.exp(0.6 * rng.standard_normal(times_s.size))
+            # Compact features must be brighter to carry comparable flux.
+            series = 2.5 * envelope * flicker
+            total += (contrast * DISK_MEAN_DN * series)[:, None, None] * shape[None]
+        elif kind == "loop":
+            separation = rng.uniform(20.0, 90.0)
+            tilt = rng.uniform(0, np.pi)
+            apex = rng.uniform(0.3, 0.8) * separation
+            sigma = max(rng.uniform(2.0, 7.0), 0.6 * pixel_arcsec)
+            points = np.linspace(0.0, np.pi, 16)
+            along = -0.5 * separation * np.cos(points)
+            up = apex * np.sin(points)
+            px = centre[0] + along * np.cos(tilt) - up * np.sin(tilt)
+            py = centre[1] + along * np.sin(tilt) + up * np.cos(tilt)
+            shape = np.zeros(dx.shape)
+            for point_x, point_y in zip(px, py):
+                shape = np.maximum(
+                    shape, np.exp(-0.5 * ((dx - point_x) ** 2 + (dy - point_y) ** 2) / sigma**2)
+                )
+            total += (contrast * DISK_MEAN_DN * envelope)[:, None, None] * shape[None]
+        else:
+            drift = rng.normal(0.0, 0.015, 2)  # arcsec/s: a few arcsec over the window
+            sigma0 = rng.uniform(4.0, 14.0)
+            swell = rng.uniform(0.0, 0.6)
+            elapsed = (times_s - times_s[0])[:, None, None]
+            sigma = sigma0 * (1.0 + swell * elapsed / window)
+            centre_x = centre[0] + drift[0] * elapsed
+            centre_y = centre[1] + drift[1] * elapsed
+            shape = np.exp(-0.5 * ((dx[None] - centre_x) ** 2 + (dy[None] - centre_y) ** 2)
+                           / sigma**2)
+            total += (contrast * DISK_MEAN_DN * envelope)[:, None, None] * shape
+    return total, kinds
+
+
+def _photon_noise(rng, expected_dn: np.ndarray) -> np.ndarray:
+    """Poisson photon noise plus read noise on (T, H, W) expected DN; float32 DN."""
+    photons = np.clip(expected_dn, 0.0, None) * np.float32(PHOTONS_PER_DN)
+    noisy = photons + np.sqrt(photons) * rng.standard_normal(photons.shape, dtype=np.float32)
+    low = photons < 30.0
+    if low.any():
+        # The Gaussian approximation is poor for few photons: draw those exactly.
+        noisy[low] = rng.poisson(photons[low].astype(np.float64))
+    noisy *= np.float32(1.0 / PHOTONS_PER_DN)
+    noisy += np.float32(READ_NOISE_DN) * rng.standard_normal(photons.shape, dtype=np.float32)
+    return noisy
+
+
+# ----------------------------------------------------------------------------------------
+# Public API
+# ----------------------------------------------------------------------------------------
+
+
+def render_event(
+    event,
+    *,
+    frames: int = 30,
+    size: int = 166,
+    cadence_s: float = 24.0,
+    field_of_view_arcsec: float = 300.0,
+    seed: int = 0,
+) -> Cube:
+    """Render one catalogue row as a synthetic AIA 304 A cube.
+
+    Parameters
+    ----------
+    event : pandas.Series or dict
+        One row of :func:`jetkeras.catalogue.load_events`: ``event_id``, ``label`` (1 jet,
+        0 negative), ``date`` (ISO UTC start), ``basepoint_X``/``basepoint_Y``
+        (helioprojective arcsec), and for jets ``max_height`` (arcsec), ``avg_width``
+        (arcsec), ``duration`` (minutes) and ``velocity`` (arcsec/s, may be NaN).
+        ``group`` is copied into the metadata when present.
+    frames : int
+        Number of frames T (>= 2). Defaults to 30 (the seed's window).
+    size : int
+        Pixels per side H = W (>= 16). Defaults to 166 (the seed's pooled size).
+    cadence_s : float
+        Seconds between frames. Defaults to 24.
+    field_of_view_arcsec : float
+        Side of the square cutout centred on the base point, arcsec. Defaults to 300.
+    seed : int
+        Global seed; the event's stream is ``SeedSequence([seed, crc32(event_id)])``.
+
+    Returns
+    -------
+    Cube
+        ``frames`` float32 ``(frames, size, size)`` in DN (rows south to north);
+        ``times`` ISO UTC strings, frame i at ``date + i * cadence_s``; ``meta`` with
+        ``event_id``, ``label``, ``group`` and the render parameters.
+
+    Raises
+    ------
+    ValueError
+        One line naming the event or argument when the row or an argument is unusable.
+    """
+    _check_render_args(frames, size, cadence_s, field_of_view_arcsec)
+    parsed = _parse_event(event)
+    rng = event_rng(seed, parsed["event_id"])
+    pixel_arcsec = float(field_of_view_arcsec) / size
+    offsets = (np.arange(size, dtype=np.float64) - (size - 1) / 2.0) * pixel_arcsec
+    dx = np.broadcast_to(offsets[None, :], (size, size))  # (H, W) arcsec east-west
+    dy = np.broadcast_to(offsets[:, None], (size, size))  # (H, W) arcsec south-north
+    x = parsed["base_x"] + dx
+    y = parsed["base_y"] + dy
+    times_s = np.arange(frames, dtype=np.float64) * float(cadence_s)
+    radius = solar_radius_arcsec(parsed["date"])
+    base_radius = math.hypot(parsed["base_x"], parsed["base_y"])
+
+    # Independent sub-streams: adding a confuser never changes the background draw.
+    background_rng, jet_rng, confuser_rng, noise_rng = rng.spawn(4)
+    expected = _background(background_rng, times_s, x, y, radius, pixel_arcsec)
+    meta: dict[str, Any] = {
+        "event_id": parsed["event_id"],
+        "label": parsed["label"],
+        "group": parsed["group"],
+        "renderer": "jetkeras.synthetic",
+        "seed": int(seed),
+        "cadence_s": float(cadence_s),
+        "field_of_view_arcsec": float(field_of_view_arcsec),
+        "pixel_scale_arcsec": round(pixel_arcsec, 6),
+        "basepoint_x_arcsec": parsed["base_x"],
+        "basepoint_y_arcsec": parsed["base_y"],
+        "solar_radius_arcsec": round(radius, 3),
+    }
+    if parsed["label"] == 1:
+        jet, jet_parameters = _jet_emission(jet_rng, times_s, dx, dy, parsed, base_radius,
+                                            radius, pixel_arcsec)
+        expected += jet
+        meta.update(jet_parameters)
+    probability = JET_CONFUSER_PROBABILITY if parsed["label"] == 1 else NEGATIVE_CONFUSER_PROBABILITY
+    count = int(confuser_rng.integers(1, 4)) if confuser_rng.random() < probability else 0
+    kinds: list[str] = []
+    if count:
+        confusers, kinds = _confusers(confuser_rng, times_s, dx, dy, pixel_arcsec, count)
+        expected += confusers
+    meta["confusers"] = ",".join(kinds)
+
+    exposure = float(np.exp(noise_rng.normal(0.0, 0.35))) * _degradation(parsed["date"])
+    per_frame = exposure * (1.0 + 0.01 * noise_rng.standard_normal(frames))
+    expected *= per_frame.astype(np.float32)[:, None, None]
+    meta["exposure_scale"] = round(exposure, 5)
+    cube_frames = _photon_noise(noise_rng, expected)
+
+    start = parsed["date"]
+    times = [
+        (start + timedelta(seconds=float(offset))).isoformat(timespec="milliseconds")
+        for offset in times_s
+    ]
+    return Cube(frames=cube_frames, source=f"synthetic:{parsed['event_id']}", times=times,
+                meta=meta)
+
+
+def render_events(events, **kwargs) -> Iterator[Cube]:
+    """Render every row of ``events`` (a DataFrame or an iterable of rows) lazily.
+
+    Keyword arguments are those of :func:`render_event`. Each cube depends only on its
+    own row and ``seed``, so any subset or order gives the same cubes.
+    """
+    rows: Iterable
+    if hasattr(events, "iterrows"):
+        rows = (row for _, row in events.iterrows())
+    else:
+        rows = events
+    for row in rows:
+        yield render_event(row, **kwargs)
