@@ -71,10 +71,25 @@ def _check_run_folder(out: Path, *, overwrite: bool, resume: bool) -> None:
     out.mkdir(parents=True, exist_ok=True)
 
 
+def _learning_rate_logger():
+    import keras
+
+    class LearningRateLogger(keras.callbacks.Callback):
+        """Put the scheduled learning rate of each epoch's end into the logs."""
+
+        def on_epoch_end(self, epoch, logs=None):
+            if logs is not None:
+                logs["learning_rate"] = float(keras.ops.convert_to_numpy(
+                    self.model.optimizer.learning_rate))
+
+    return LearningRateLogger()
+
+
 def _callbacks(out: Path, config: JetConfig):
     import keras
 
     callbacks = [
+        _learning_rate_logger(),  # first, so the CSV log and history see it
         # Restores weights, optimiser state and epoch after an interruption.
         keras.callbacks.BackupAndRestore(str(out / "backup")),
         keras.callbacks.ModelCheckpoint(str(out / "model.keras"), monitor="val_auc",

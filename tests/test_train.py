@@ -1,0 +1,120 @@
+"""train: a seeded tiny run learns, the run folder describes itself, resume, bad input."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from jetkeras.build_records import build_records
+from jetkeras.config import JetConfig, model_preset
+from jetkeras.pipeline import make_dataset
+from jetkeras.train import load_run, main, predict_probabilities, train
+
+TINY = JetConfig().replace(
+    data={"frames": 4, "size": 32},
+    model={**model_preset("tiny").__dict__},
+    train={"epochs": 2, "batch_size": 4, "seed": 0},
+)
+
+
+@pytest.fixture(scope="module")
+def records(tmp_path_factory):
+    out = tmp_path_factory.mktemp("train") / "records"
+    build_records(source="synthetic", out=out, config=TINY, limit=48, seed=2,
+                  records_per_shard=16, progress=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+def run(records, tmp_path_factory):
+    out = tmp_path_factory.mktemp("train") / "run"
+    summary = train(records=records, out=out, config=TINY, verbose=0)
+    return out, summary
+
+
+def test_run_folder_describes_itself(run):
+    out, summary = run
+    for name in ("config.json", "model.keras", "normalisation.json", "threshold.json",
+                 "history.json", "history.csv", "training_curves.png"):
+        assert (out / name).is_file(), name
+    assert JetConfig.from_json(out / "config.json") == TINY
+    history = json.loads((out / "history.json").read_text())
+    assert len(history["loss"]) == summary["epochs_run"] == 2
+    assert {"val_auc", "val_f1", "val_loss", "learning_rate"} <= set(history)
+    threshold = json.loads((out / "threshold.json").read_text())
+    assert 0.0 <= threshold["threshold"] <= 1.0 and threshold["rule"] == "max F1 on validation"
+    normalisation = json.loads((out / "normalisation.json").read_text())
+    assert normalisation["frames"] == 4 and normalisation["std"] > 0
+
+
+def test_learning_rate_decays_over_the_run(run):
+    out, _ = run
+    rates = json.loads((out / "history.json").read_text())["learning_rate"]
+    assert rates[-1] < rates[0]
+
+
+def test_reload_gives_identical_predictions(run, records):
+    out, _ = run
+    loaded = load_run(out)
+    direct = keras.saving.load_model(out / "model.keras")
+    dataset = make_dataset(records, "test", loaded["config"])
+    p1, labels = predict_probabilities(loaded["model"], dataset)
+    p2, _ = predict_probabilities(direct, dataset)
+    np.testing.assert_allclose(p1, p2, atol=1e-6)
+    assert p1.shape == labels.shape and ((p1 >= 0) & (p1 <= 1)).all()
+
+
+def test_finished_run_is_refused_without_overwrite(run, records, capsys):
+    out, _ = run
+    code = main(["--records", str(records), "--out", str(out), "--epochs", "1"])
+    assert code == 2
+    assert "holds a finished run (threshold.json); pass --overwrite" in capsys.readouterr().err
+
+
+def test_records_of_other_geometry_are_refused(records, tmp_path):
+    with pytest.raises(ValueError, match=r"records hold sequences of 4 frames of 32x32 px, "
+                                         r"the model expects 8 frames of 32x32 px"):
+        train(records=records, out=tmp_path / "r", config=TINY.replace(data={"frames": 8}),
+              verbose=0)
+
+
+def test_unknown_preset_lists_valid_ones(records, tmp_path, capsys):
+    code = main(["--records", str(records), "--out", str(tmp_path / "r"), "--preset", "huge"])
+    assert code == 2
+    assert "--preset: expected one of ['light', 'seed', 'tiny'], received 'huge'" in \
+        capsys.readouterr().err
+
+
+def test_nan_loss_stops_and_says_so(records, tmp_path):
+    exploding = TINY.replace(train={"learning_rate": 1e30, "optimizer": "sgd",
+                                    "schedule": "constant"})
+    with pytest.raises(ValueError, match=r"loss became NaN|no epoch produced a finite"):
+        train(records=records, out=tmp_path / "nan", config=exploding, verbose=0)
+
+
+@pytest.mark.slow
+def test_resume_continues_from_last_epoch(records, tmp_path):
+    config = TINY.replace(train={"epochs": 3})
+
+    class Interrupt(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 1:
+                raise KeyboardInterrupt
+
+    import jetkeras.train as train_module
+
+    original = train_module._callbacks
+    train_module._callbacks = lambda out, cfg: original(out, cfg) + [Interrupt()]
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            train(records=records, out=tmp_path / "r", config=config, verbose=0)
+    finally:
+        train_module._callbacks = original
+    assert (tmp_path / "r" / "backup").is_dir()
+    with pytest.raises(FileExistsError, match="holds an interrupted run; pass --resume"):
+        train(records=records, out=tmp_path / "r", config=config, verbose=0)
+    summary = train(records=records, out=tmp_path / "r", config=config, resume=True, verbose=0)
+    history = json.loads((tmp_path / "r" / "history.json").read_text())
+    assert history["epoch"] == [0.0, 1.0, 2.0]
+    assert summary["epochs_run"] == 3
