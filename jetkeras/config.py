@@ -102,6 +102,7 @@ class TrainConfig:
     seed: int = 0  # seeds Python, NumPy, TF and the data pipeline
     precision: str = "float32"  # "float32" | "mixed_bfloat16" | "mixed_float16"
     jit: str = "auto"  # "auto" (XLA on GPU only) | "on" | "off"
+    distribute: str = "none"  # "none" | "mirrored": tf.distribute over the GPUs of one node
     threshold_metric: str = "f1"  # "f1": maximise val F1; "recall": reach target_recall
     target_recall: float = 0.95  # used when threshold_metric == "recall"
 
@@ -143,6 +144,7 @@ _CHOICES = {
     ("train", "schedule"): ("cosine", "exponential", "plateau", "constant"),
     ("train", "precision"): ("float32", "mixed_bfloat16", "mixed_float16"),
     ("train", "jit"): ("auto", "on", "off"),
+    ("train", "distribute"): ("none", "mirrored"),
     ("train", "threshold_metric"): ("f1", "recall"),
 }
 

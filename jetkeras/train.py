@@ -169,8 +169,9 @@ def train(
     # Repeated with a known epoch length: Keras then never guesses the size of epoch 1.
     train_data = make_dataset(records, "train", config).repeat()
     val_data = make_dataset(records, "val", config, training=False)
-    model = build_model(config)
-    compile_model(model, config, steps_per_epoch=steps_per_epoch)
+    with _strategy_scope(config):
+        model = build_model(config)
+        compile_model(model, config, steps_per_epoch=steps_per_epoch)
     if verbose:
         print(f"train: {config.model.arch} ({config.model.preset}), "
               f"{model.count_params():,} parameters, {train_count} training sequences, "
@@ -208,6 +209,27 @@ def train(
               file=sys.stderr)
     return {"threshold": choice, "best_val_auc": choice["val_auc"],
             "epochs_run": len(history.get("loss", [])), "seconds": seconds, "run": str(out)}
+
+
+def _strategy_scope(config: JetConfig):
+    """``tf.distribute.MirroredStrategy`` over the node's GPUs, or no strategy.
+
+    The batch size stays global: each of N replicas sees batch_size / N sequences.
+    """
+    import contextlib
+
+    if config.train.distribute == "mirrored":
+        import keras
+        import tensorflow as tf
+
+        if keras.backend.backend() != "tensorflow":
+            raise ValueError("--distribute mirrored: needs the TensorFlow backend; on JAX use "
+                             "keras.distribution.DataParallel")
+        strategy = tf.distribute.MirroredStrategy()
+        print(f"train: MirroredStrategy over {strategy.num_replicas_in_sync} replica(s)",
+              file=sys.stderr)
+        return strategy.scope()
+    return contextlib.nullcontext()
 
 
 def _normalisation(manifest: dict[str, Any], config: JetConfig) -> dict[str, Any]:
@@ -303,6 +325,8 @@ def _parser() -> argparse.ArgumentParser:
                         help="compute dtype policy; the logit stays float32")
     parser.add_argument("--jit", choices=("auto", "on", "off"),
                         help="XLA: auto = on GPU only")
+    parser.add_argument("--distribute", choices=("none", "mirrored"),
+                        help="mirrored: data-parallel over the GPUs of one node")
     parser.add_argument("--target-recall", type=float,
                         help="choose the threshold reaching this validation recall "
                              "instead of max F1")
@@ -329,7 +353,7 @@ def config_from_args(args: argparse.Namespace, records: str | Path | None = None
     for flag, key in (("epochs", "epochs"), ("batch_size", "batch_size"),
                       ("optimizer", "optimizer"), ("lr", "learning_rate"),
                       ("schedule", "schedule"), ("precision", "precision"), ("jit", "jit"),
-                      ("seed", "seed")):
+                      ("distribute", "distribute"), ("seed", "seed")):
         value = getattr(args, flag, None)
         if value is not None:
             train_changes[key] = value

@@ -165,3 +165,14 @@ def test_sigkill_then_resume_gives_every_id_once(tmp_path):
                                  for r in iterate_records(tmp_path / "clean", s))
     assert json.dumps(reference["splits"], sort_keys=True) == json.dumps(manifest["splits"],
                                                                          sort_keys=True)
+
+
+@pytest.mark.slow
+def test_dask_local_cluster_writes_the_same_records(tmp_path):
+    single = build_records(source="synthetic", out=tmp_path / "single", config=TINY, limit=24,
+                           seed=4, records_per_shard=4, progress=False)
+    parallel = build_records(source="synthetic", out=tmp_path / "dask", config=TINY, limit=24,
+                             seed=4, records_per_shard=4, workers=2, progress=False)
+    assert json.dumps(single["splits"], sort_keys=True) == json.dumps(parallel["splits"],
+                                                                      sort_keys=True)
+    assert single["normalisation"] == parallel["normalisation"]

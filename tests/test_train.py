@@ -118,3 +118,11 @@ def test_resume_continues_from_last_epoch(records, tmp_path):
     history = json.loads((tmp_path / "r" / "history.json").read_text())
     assert history["epoch"] == [0.0, 1.0, 2.0]
     assert summary["epochs_run"] == 3
+
+
+@pytest.mark.slow
+def test_mirrored_strategy_trains(records, tmp_path):
+    config = TINY.replace(train={"epochs": 1, "distribute": "mirrored"})
+    summary = train(records=records, out=tmp_path / "mirrored", config=config, verbose=0)
+    assert summary["epochs_run"] == 1
+    assert (tmp_path / "mirrored" / "model.keras").is_file()
