@@ -213,3 +213,33 @@ def seed_npz_root(make_seed_npz_root):
     """The seed's tree with (32, 32, 4) float64 arr_0 files in data0, data1, data0_test,
     data1_val."""
     return make_seed_npz_root()
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """A finished run folder of the tiny preset: 24 synthetic sequences of 4 frames of 32x32.
+
+    Returns a dict: ``run`` and ``records`` (Paths) and ``config`` (the JetConfig used).
+    About 30 s on 2 cores; shared by the evaluate, predict and export tests.
+    """
+    from jetkeras.build_records import build_records
+    from jetkeras.config import JetConfig, model_preset
+    from jetkeras.train import train
+
+    root = tmp_path_factory.mktemp("tiny_run")
+    config = JetConfig().replace(data={"frames": 4, "size": 32},
+                                 model=model_preset("tiny").__dict__,
+                                 train={"epochs": 1, "batch_size": 4})
+    build_records(source="synthetic", out=root / "records", config=config, limit=24, seed=0)
+    train(records=root / "records", out=root / "run", config=config, verbose=0)
+    return {"run": root / "run", "records": root / "records", "config": config}
+
+
+@pytest.fixture(scope="session")
+def tiny_export(tiny_run, tmp_path_factory):
+    """``tiny_run`` exported as a SavedModel (jetkeras.export); returns its folder."""
+    from jetkeras.export import export_run
+
+    out = tmp_path_factory.mktemp("tiny_export") / "saved_model"
+    export_run(run=tiny_run["run"], out=out)
+    return out

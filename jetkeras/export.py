@@ -1,0 +1,189 @@
+"""Export a run as a TensorFlow SavedModel for serving: ``python -m jetkeras.export``.
+
+Examples
+--------
+::
+
+    python -m jetkeras.export --run runs/light --out exports/light
+
+and then, with TensorFlow alone (no jetkeras, no Keras model code)::
+
+    import json, tensorflow as tf
+    loaded = tf.saved_model.load("exports/light")
+    meta = json.load(open("exports/light/assets/jetkeras.json"))
+    probability = loaded.serve_proba(normalised_frames)  # (N, 1) float32
+
+The SavedModel holds two endpoints over **normalised** frames, input float32
+``(None, T, H, W, 1)`` with T and H = W fixed to the run's geometry:
+
+``serve``
+    the logit, float32 ``(N, 1)``;
+``serve_proba``
+    the probability of a jet, ``sigmoid(logit)``, float32 ``(N, 1)``.
+
+``assets/jetkeras.json`` carries what a client needs to prepare the frames and decide:
+``threshold``, ``normalisation`` (``clip_dn``, ``mean``, ``std``, ``scaling``: frames in
+DN are clipped at ``clip_dn`` then standardised, or log1p-standardised for "log"),
+``frames``, ``size``, the full ``config`` and the jetkeras version. ``python -m
+jetkeras.predict --model exports/light`` reads it and takes DN frames directly.
+
+The network is rebuilt with ``model.use_cudnn = "false"`` and the run's weights copied in
+before tracing: a model traced with the cuDNN LSTM kernel (trained on a GPU) cannot be
+loaded on a CPU ("No OpKernel ... CudnnRNN", keras-team/keras#18504). The folder is
+written to a temporary sibling and renamed when complete.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from jetkeras import _cli
+
+__all__ = ["export_run", "graph_ops", "main"]
+
+METADATA_NAME = "jetkeras.json"
+
+
+def export_run(*, run: str | os.PathLike, out: str | os.PathLike,
+               overwrite: bool = False) -> dict[str, Any]:
+    """Write a run folder's model as a SavedModel with ``serve`` and ``serve_proba``.
+
+    Parameters
+    ----------
+    run : path-like
+        A finished run folder (``python -m jetkeras.train``).
+    out : path-like
+        The SavedModel folder to create; refused if it exists unless ``overwrite``.
+    overwrite : bool
+        Replace an existing ``out``. Defaults to False.
+
+    Returns
+    -------
+    dict
+        ``out`` (str), ``bytes`` (size on disk), ``frames``, ``size``, ``threshold`` and
+        ``cudnn_ops`` (CudnnRNN-type ops found in the written graph: always empty).
+
+    Raises
+    ------
+    FileNotFoundError, ValueError, FileExistsError
+        Missing or corrupt run folder, existing ``out``: one line each.
+    """
+    _cli.quiet_tensorflow()
+    import jetkeras
+    from jetkeras.predict import load_run_model
+
+    out = Path(out)
+    if out.exists() and not overwrite:
+        raise FileExistsError(f"--out {out}: already exists; pass --overwrite to replace it "
+                              f"or choose another folder")
+    loaded = load_run_model(run)  # rebuilt with use_cudnn="false", weights copied in
+    model, config = loaded["model"], loaded["config"]
+    frames = int(loaded["normalisation"].get("frames", config.data.frames))
+    size = int(loaded["normalisation"].get("size", config.data.size))
+    metadata = {
+        "format": "jetkeras-savedmodel/1",
+        "jetkeras_version": jetkeras.__version__,
+        "threshold": loaded["threshold"],
+        "normalisation": loaded["normalisation"],
+        "frames": frames,
+        "size": size,
+        "input": {"shape": [None, frames, size, size, 1], "dtype": "float32",
+                  "meaning": "frames normalised as in normalisation (clip_dn, then "
+                             "(x - mean) / std; log1p first when scaling is 'log')"},
+        "endpoints": {"serve": "logit (N, 1)", "serve_proba": "sigmoid(logit) (N, 1)"},
+        "config": config.to_dict(),
+        "run": str(Path(run).resolve()),
+    }
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    temporary = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    os.chmod(temporary, 0o755)  # mkdtemp makes it private; a report is for reading
+    try:
+        _write_saved_model(model, temporary, frames, size)
+        assets = temporary / "assets"
+        assets.mkdir(exist_ok=True)
+        (assets / METADATA_NAME).write_text(json.dumps(metadata, indent=2) + "\n")
+        cudnn = [op for op in graph_ops(temporary) if op.startswith("Cudnn")]
+        if cudnn:  # a guard on the rebuild above; never expected to fire
+            raise ValueError(f"--out {out}: the exported graph holds cuDNN-only ops {cudnn}")
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(temporary, out)
+    except BaseException:
+        shutil.rmtree(temporary, ignore_errors=True)
+        raise
+    size_bytes = sum(path.stat().st_size for path in out.rglob("*") if path.is_file())
+    return {"out": str(out), "bytes": size_bytes, "frames": frames, "size": size,
+            "threshold": loaded["threshold"], "cudnn_ops": []}
+
+
+def _write_saved_model(model, directory: Path, frames: int, size: int) -> None:
+    import keras
+    import tensorflow as tf
+
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    # A static frame count: a None time axis breaks the export (keras-team/keras#19876).
+    signature = [tf.TensorSpec((None, frames, size, size, 1), tf.float32, name="frames")]
+    archive.add_endpoint("serve", lambda frames_in: model(frames_in, training=False),
+                         input_signature=signature)
+    archive.add_endpoint(
+        "serve_proba",
+        lambda frames_in: tf.sigmoid(tf.cast(model(frames_in, training=False), tf.float32)),
+        input_signature=signature)
+    archive.write_out(str(directory), verbose=False)
+
+
+def graph_ops(saved_model: str | os.PathLike) -> set[str]:
+    """Every op type in a SavedModel's graph and function library.
+
+    Used to check that no ``CudnnRNN*`` op (GPU-only) was traced into an export.
+    """
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    path = Path(saved_model) / "saved_model.pb"
+    proto = saved_model_pb2.SavedModel()
+    try:
+        proto.ParseFromString(path.read_bytes())
+    except (OSError, Exception) as error:  # noqa: BLE001 -- protobuf's DecodeError
+        raise ValueError(f"{path}: not a readable SavedModel ({type(error).__name__})") \
+            from None
+    ops = set()
+    for graph in proto.meta_graphs:
+        ops.update(node.op for node in graph.graph_def.node)
+        for function in graph.graph_def.library.function:
+            ops.update(node.op for node in function.node_def)
+    return ops
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m jetkeras.export",
+                                     description=__doc__.split("\n\n")[0])
+    parser.add_argument("--run", required=True, help="finished run folder (jetkeras.train)")
+    parser.add_argument("--out", required=True, help="SavedModel folder to create")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace --out if it exists; default: refuse")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    _cli.quiet_tensorflow()
+    args = _parser().parse_args(argv)
+
+    def run():
+        result = export_run(run=args.run, out=args.out, overwrite=args.overwrite)
+        print(f"export: wrote {result['out']} ({result['bytes'] / 1e6:.2f} MB; input "
+              f"(None, {result['frames']}, {result['size']}, {result['size']}, 1); endpoints "
+              f"serve, serve_proba; threshold {result['threshold']:.3f})")
+
+    return _cli.run_main(run, "export")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

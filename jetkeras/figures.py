@@ -1,0 +1,315 @@
+"""Evaluation figures: ROC, precision-recall, metrics versus threshold, confusion matrix,
+an animated GIF of a sequence, and the jet timeline of ``predict --timeline``.
+
+Like :mod:`jetkeras.plotting`, nothing here touches pyplot's global state: figures are
+plain :class:`matplotlib.figure.Figure` objects rendered by the Agg canvas and written
+atomically (temporary file, then :func:`os.replace`). Frames are drawn with the sunpy
+``sdoaia304`` colormap, one normalisation per sequence, rows south to north.
+
+All functions return the path written.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from jetkeras.plotting import _colormap, _normaliser, _save_atomically, frame_indices
+
+__all__ = [
+    "roc_figure",
+    "precision_recall_figure",
+    "threshold_figure",
+    "confusion_figure",
+    "sequence_gif",
+    "timeline_figure",
+    "threshold_sweep",
+]
+
+_DPI = 100
+
+
+def _check_predictions(labels, probabilities) -> tuple[np.ndarray, np.ndarray]:
+    labels = np.asarray(labels).astype(int).ravel()
+    probabilities = np.asarray(probabilities, dtype=np.float64).ravel()
+    if labels.shape != probabilities.shape or labels.size == 0:
+        raise ValueError(f"figures: expected one probability per label, received "
+                         f"{labels.size} labels and {probabilities.size} probabilities")
+    return labels, probabilities
+
+
+def _png(path) -> Path:
+    path = Path(path)
+    if path.suffix.lower() != ".png":
+        raise ValueError(f"{path}: expected a .png file name, received suffix {path.suffix!r}")
+    return path
+
+
+def roc_figure(labels, probabilities, path, *, threshold: float | None = None,
+               title: str = "ROC") -> Path:
+    """ROC curve with its AUC in the legend; the operating point at ``threshold`` marked.
+
+    Parameters
+    ----------
+    labels : array of {0, 1}, shape (N,)
+    probabilities : array of float in [0, 1], shape (N,)
+    path : path-like
+        Output ``.png`` (640x480 px).
+    threshold : float, optional
+        Decision threshold whose (false positive rate, recall) point is drawn.
+    """
+    from matplotlib.figure import Figure
+    from sklearn.metrics import roc_auc_score, roc_curve
+
+    path = _png(path)
+    labels, probabilities = _check_predictions(labels, probabilities)
+    figure = Figure(figsize=(6.4, 4.8), layout="constrained")
+    axes = figure.add_subplot()
+    if labels.min() != labels.max():
+        false_positive_rate, true_positive_rate, _ = roc_curve(labels, probabilities)
+        auc = roc_auc_score(labels, probabilities)
+        axes.plot(false_positive_rate, true_positive_rate, label=f"ROC (AUC = {auc:.3f})")
+        if threshold is not None:
+            predicted = probabilities >= threshold
+            point = (predicted[labels == 0].mean(), predicted[labels == 1].mean())
+            axes.plot(*point, "o", color="C3", label=f"threshold {threshold:.3f}")
+    else:
+        axes.text(0.5, 0.5, "one class only: no ROC", ha="center", transform=axes.transAxes)
+    axes.plot([0, 1], [0, 1], ":", color="grey", label="chance")
+    axes.set_xlabel("false positive rate")
+    axes.set_ylabel("true positive rate (recall)")
+    axes.set_xlim(-0.01, 1.01)
+    axes.set_ylim(-0.01, 1.01)
+    axes.set_title(title)
+    axes.legend(loc="lower right")
+    return _save_atomically(figure, path)
+
+
+def precision_recall_figure(labels, probabilities, path, *, threshold: float | None = None,
+                            title: str = "Precision-recall") -> Path:
+    """Precision versus recall with the average precision; the threshold's point marked."""
+    from matplotlib.figure import Figure
+    from sklearn.metrics import average_precision_score, precision_recall_curve
+
+    path = _png(path)
+    labels, probabilities = _check_predictions(labels, probabilities)
+    figure = Figure(figsize=(6.4, 4.8), layout="constrained")
+    axes = figure.add_subplot()
+    if labels.min() != labels.max():
+        precision, recall, _ = precision_recall_curve(labels, probabilities)
+        average = average_precision_score(labels, probabilities)
+        axes.plot(recall, precision, drawstyle="steps-post",
+                  label=f"AP = {average:.3f}")
+        axes.axhline(labels.mean(), ls=":", color="grey", label="chance (jet fraction)")
+        if threshold is not None:
+            predicted = probabilities >= threshold
+            true_positives = np.sum(predicted & (labels == 1))
+            point_precision = true_positives / max(predicted.sum(), 1)
+            point_recall = true_positives / max((labels == 1).sum(), 1)
+            axes.plot(point_recall, point_precision, "o", color="C3",
+                      label=f"threshold {threshold:.3f}")
+    else:
+        axes.text(0.5, 0.5, "one class only", ha="center", transform=axes.transAxes)
+    axes.set_xlabel("recall")
+    axes.set_ylabel("precision")
+    axes.set_xlim(-0.01, 1.01)
+    axes.set_ylim(-0.01, 1.01)
+    axes.set_title(title)
+    axes.legend(loc="lower left")
+    return _save_atomically(figure, path)
+
+
+def threshold_sweep(labels, probabilities, thresholds=None) -> dict[str, np.ndarray]:
+    """F1 and accuracy at each threshold (the seed's sweep, ``linspace(0, 1, 101)``).
+
+    Returns
+    -------
+    dict
+        ``threshold``, ``f1``, ``accuracy``, ``precision``, ``recall``: float64 ``(K,)``.
+    """
+    labels, probabilities = _check_predictions(labels, probabilities)
+    thresholds = np.linspace(0.0, 1.0, 101) if thresholds is None else np.asarray(thresholds)
+    predicted = probabilities[None, :] >= thresholds[:, None]  # (K, N)
+    positives = labels[None, :] == 1
+    true_positives = np.sum(predicted & positives, axis=1)
+    false_positives = np.sum(predicted & ~positives, axis=1)
+    false_negatives = np.sum(~predicted & positives, axis=1)
+    accuracy = np.mean(predicted == positives, axis=1)
+    denominator = 2 * true_positives + false_positives + false_negatives
+    f1 = np.divide(2.0 * true_positives, denominator, out=np.zeros(len(thresholds)),
+                   where=denominator > 0)
+    precision = np.divide(true_positives, true_positives + false_positives,
+                          out=np.zeros(len(thresholds)),
+                          where=(true_positives + false_positives) > 0)
+    recall = np.divide(true_positives, true_positives + false_negatives,
+                       out=np.zeros(len(thresholds)),
+                       where=(true_positives + false_negatives) > 0)
+    return {"threshold": thresholds.astype(np.float64), "f1": f1, "accuracy": accuracy,
+            "precision": precision, "recall": recall}
+
+
+def threshold_figure(labels, probabilities, path, *, threshold: float,
+                     title: str = "F1 and accuracy versus threshold") -> Path:
+    """The seed's Figure 4: F1 and accuracy against the threshold, the chosen one marked."""
+    from matplotlib.figure import Figure
+
+    path = _png(path)
+    sweep = threshold_sweep(labels, probabilities)
+    figure = Figure(figsize=(6.4, 4.8), layout="constrained")
+    axes = figure.add_subplot()
+    axes.plot(sweep["threshold"], sweep["f1"], label="F1")
+    axes.plot(sweep["threshold"], sweep["accuracy"], label="accuracy")
+    axes.plot(sweep["threshold"], sweep["recall"], ":", label="recall")
+    axes.axvline(threshold, color="C3", ls="--", label=f"chosen threshold {threshold:.3f}")
+    axes.set_xlabel("threshold on P(jet)")
+    axes.set_ylabel("score")
+    axes.set_xlim(0, 1)
+    axes.set_ylim(0, 1.02)
+    axes.set_title(title)
+    axes.legend(loc="lower center")
+    return _save_atomically(figure, path)
+
+
+def confusion_figure(confusion: Sequence[Sequence[int]], path, *,
+                     title: str = "Confusion matrix") -> Path:
+    """A 2x2 confusion matrix ``[[tn, fp], [fn, tp]]`` with counts and row fractions."""
+    from matplotlib.figure import Figure
+
+    path = _png(path)
+    matrix = np.asarray(confusion, dtype=np.int64)
+    if matrix.shape != (2, 2):
+        raise ValueError(f"{path}: expected a 2x2 confusion matrix, received shape "
+                         f"{matrix.shape}")
+    rows = matrix.sum(axis=1, keepdims=True)
+    fractions = np.divide(matrix, rows, out=np.zeros((2, 2)), where=rows > 0)
+    figure = Figure(figsize=(4.8, 4.0), layout="constrained")
+    axes = figure.add_subplot()
+    image = axes.imshow(fractions, cmap="Blues", vmin=0, vmax=1)
+    for row in range(2):
+        for column in range(2):
+            colour = "white" if fractions[row, column] > 0.6 else "black"
+            axes.text(column, row, f"{matrix[row, column]}\n({fractions[row, column]:.0%})",
+                      ha="center", va="center", color=colour)
+    axes.set_xticks([0, 1], ["no jet", "jet"])
+    axes.set_yticks([0, 1], ["no jet", "jet"])
+    axes.set_xlabel("predicted")
+    axes.set_ylabel("true")
+    axes.set_title(title)
+    figure.colorbar(image, ax=axes, label="fraction of the true class")
+    return _save_atomically(figure, path)
+
+
+def sequence_gif(frames: np.ndarray, path, *, title: str = "", times=None,
+                 fps: float = 4.0, size_px: int = 320) -> Path:
+    """An animated GIF of one sequence in DN, ``sdoaia304`` colours, one frame per frame.
+
+    Parameters
+    ----------
+    frames : numpy.ndarray
+        float32 ``(T, H, W)`` in DN.
+    path : path-like
+        Output ``.gif``; written atomically.
+    title : str
+        Drawn above every frame (e.g. the event id, truth and probability).
+    times : sequence of str, optional
+        ISO UTC time of each frame, shown under the title.
+    fps : float
+        Frames per second of the animation. Defaults to 4.
+    size_px : int
+        Width and height of the GIF in pixels. Defaults to 320.
+    """
+    from matplotlib.animation import FuncAnimation, PillowWriter
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    path = Path(path)
+    if path.suffix.lower() != ".gif":
+        raise ValueError(f"{path}: expected a .gif file name, received suffix {path.suffix!r}")
+    frames = np.asarray(frames, dtype=np.float32)
+    if frames.ndim != 3:
+        raise ValueError(f"{path}: expected frames of shape (n_frames, height, width), "
+                         f"received shape {frames.shape}")
+    inches = size_px / _DPI
+    figure = Figure(figsize=(inches, inches), dpi=_DPI)
+    FigureCanvasAgg(figure)
+    axes = figure.add_axes((0.0, 0.0, 1.0, 0.86))
+    axes.set_axis_off()
+    image = axes.imshow(frames[0], origin="lower", cmap=_colormap(),
+                        norm=_normaliser(frames, "sqrt"), interpolation="nearest")
+    caption = figure.text(0.5, 0.965, "", ha="center", va="top", fontsize=7)
+
+    def draw(index):
+        image.set_data(frames[index])
+        when = f"  {times[index]}" if times is not None else ""
+        caption.set_text(f"{title}\nframe {index + 1}/{frames.shape[0]}{when}")
+        return image, caption
+
+    animation = FuncAnimation(figure, draw, frames=frames.shape[0], blit=False)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".gif",
+                                         dir=path.parent)
+    os.close(handle)
+    try:
+        animation.save(temporary, writer=PillowWriter(fps=fps), dpi=_DPI)
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+        raise
+    return path
+
+
+def timeline_figure(frames: np.ndarray, offsets_s: np.ndarray, rows: list[dict[str, Any]],
+                    path, *, frames_per_window: int, title: str = "",
+                    strip_frames: int = 8) -> Path:
+    """Probability of a jet per window start over a strip of the sequence's frames.
+
+    Parameters
+    ----------
+    frames : numpy.ndarray
+        float32 ``(T, H, W)`` in DN, the whole sequence.
+    offsets_s : numpy.ndarray
+        ``(T,)`` seconds of each frame from the first.
+    rows : list of dict
+        ``start_frame``, ``probability``, ``threshold`` per window (from
+        :func:`jetkeras.predict.predict_timeline`).
+    frames_per_window : int
+        The model's window, frames (the probability is drawn at the window's centre).
+    strip_frames : int
+        Frames shown in the strip, evenly spaced. Defaults to 8.
+    """
+    from matplotlib.figure import Figure
+
+    path = _png(path)
+    offsets_s = np.asarray(offsets_s, dtype=np.float64)
+    indices = frame_indices(frames.shape[0], strip_frames)
+    figure = Figure(figsize=(1.3 * len(indices) + 0.6, 5.0), layout="constrained")
+    grid = figure.add_gridspec(2, len(indices), height_ratios=(2.2, 1.0))
+    axes = figure.add_subplot(grid[0, :])
+    starts = np.array([row["start_frame"] for row in rows])
+    centres = offsets_s[starts] + (offsets_s[starts + frames_per_window - 1]
+                                   - offsets_s[starts]) / 2.0
+    probabilities = np.array([row["probability"] for row in rows])
+    axes.plot(centres, probabilities, "o-", markersize=3, label="P(jet), window centre")
+    axes.axhline(rows[0]["threshold"], color="C3", ls="--",
+                 label=f"threshold {rows[0]['threshold']:.3f}")
+    axes.set_xlim(offsets_s[0], max(offsets_s[-1], offsets_s[0] + 1.0))
+    axes.set_ylim(-0.02, 1.02)
+    axes.set_xlabel("time from the first frame (s)")
+    axes.set_ylabel("probability of a jet")
+    axes.legend(fontsize=7, loc="upper right")
+    if title:
+        axes.set_title(title, fontsize=9)
+    colormap, normaliser = _colormap(), _normaliser(frames, "sqrt")
+    for column, index in enumerate(indices):
+        panel = figure.add_subplot(grid[1, column])
+        panel.imshow(frames[index], origin="lower", cmap=colormap, norm=normaliser,
+                     interpolation="nearest")
+        panel.set_xticks([])
+        panel.set_yticks([])
+        panel.set_xlabel(f"+{offsets_s[index]:.0f} s", fontsize=7)
+    return _save_atomically(figure, path)
