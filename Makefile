@@ -4,20 +4,27 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.jetkeras-installed
+DEV_STAMP := $(VENV)/.jetkeras-dev-installed
 PYTEST_ARGS ?=
 
 .PHONY: test demo install lint clean
 
 install: $(STAMP)
 
+# The demo needs only the runtime dependencies; the tests add the dev extra (pytest,
+# nbclient, sunkit-image's real AIA cutout, jax for the second Keras backend).
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet -e .
 	touch $(STAMP)
 
+$(DEV_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $(DEV_STAMP)
+
 # pytest exits 5 when it collects no test: that is a failure here, like any other.
-test: $(STAMP)
+test: $(DEV_STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS); status=$$?; \
 	if [ $$status -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; \
 	exit $$status
@@ -25,7 +32,7 @@ test: $(STAMP)
 demo: $(STAMP)
 	$(PY) -m jetkeras.demo
 
-lint: $(STAMP)
+lint: $(DEV_STAMP)
 	$(PY) -m ruff check jetkeras tests bench
 
 clean:
