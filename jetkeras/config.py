@@ -140,6 +140,7 @@ _CHOICES = {
     ("data", "scaling"): ("clip", "log"),
     ("model", "arch"): ("td_lstm", "epfl2d"),
     ("model", "use_cudnn"): ("auto", "true", "false"),
+    ("model", "pooling"): ("flatten", "avg", "max"),
     ("train", "optimizer"): ("adamw", "sgd"),
     ("train", "schedule"): ("cosine", "exponential", "plateau", "constant"),
     ("train", "precision"): ("float32", "mixed_bfloat16", "mixed_float16"),

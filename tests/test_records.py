@@ -176,3 +176,15 @@ def test_dask_local_cluster_writes_the_same_records(tmp_path):
     assert json.dumps(single["splits"], sort_keys=True) == json.dumps(parallel["splits"],
                                                                       sort_keys=True)
     assert single["normalisation"] == parallel["normalisation"]
+
+
+def test_describe_prints_table_and_writes_contact_sheet(tiny_records, tmp_path, capsys):
+    from PIL import Image
+
+    out, _ = tiny_records
+    code = main(["--describe", str(out)])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "split" in printed and "train" in printed and "sequences 40 of 4x32x32" in printed
+    with Image.open(out / "describe.png") as image:
+        assert image.size[0] > 200 and image.size[1] > 200

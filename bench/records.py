@@ -1,0 +1,167 @@
+"""Benchmark the records stage: storage size, build throughput, pipeline throughput.
+
+Three figures, each a ratio against a baseline measured in the same run:
+
+1. bytes per 166x166x30 sequence in our uint16 GZIP TFRecords versus the seed's
+   ``np.savez_compressed`` float64 file of the same cube (goal <= 0.5), on synthetic
+   cubes and on cubes made from the real sunpy AIA test image;
+2. build throughput (sequences/s) from the synthetic renderer and from a seed-layout
+   npz folder (goal >= 20 sequences/s from npz), with ``--workers`` processes;
+3. pipeline throughput with augmentation (sequences/s through ``make_dataset``) versus the
+   training step rate of the default light ``td_lstm`` on the same machine (goal >= 10x).
+
+Run::
+
+    python bench/records.py --count 64 --workers 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+
+
+def _real_aia_cubes(count: int, frames: int, size: int, seed: int) -> list[np.ndarray]:
+    """Cubes cut from sunpy's real AIA 171 A test image: zoomed, shifted, Poisson counts."""
+    from astropy.io import fits
+    from scipy import ndimage
+    from sunpy.data.test import get_test_filepath
+
+    image = fits.getdata(get_test_filepath("aia_171_level1.fits")).astype(np.float64)
+    zoomed = ndimage.zoom(np.clip(image, 0, None), 3 * size / image.shape[0], order=1)
+    rng = np.random.default_rng(seed)
+    cubes = []
+    for _ in range(count):
+        y0, x0 = rng.integers(0, zoomed.shape[0] - size - frames, size=2)
+        scale = rng.uniform(0.2, 0.6)
+        cube = np.stack([zoomed[y0 + t:y0 + t + size, x0:x0 + size] for t in range(frames)])
+        cubes.append(rng.poisson(cube * scale).astype(np.float64))
+    return cubes
+
+
+def storage(count: int, seed: int) -> dict[str, float]:
+    """Mean bytes per sequence: our shard versus the seed's npz, same cubes."""
+    from jetkeras.catalogue import load_events
+    from jetkeras.records import write_shard
+    from jetkeras.synthetic import render_event
+
+    events = load_events().sample(count, random_state=seed)
+    synthetic = [render_event(row, seed=seed).frames.astype(np.float64)
+                 for _, row in events.iterrows()]
+    real = _real_aia_cubes(count, 30, 166, seed)
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, cubes in (("synthetic", synthetic), ("real_aia", real)):
+            seed_bytes = 0
+            for index, cube in enumerate(cubes):
+                path = Path(tmp) / f"{name}{index}.npz"
+                # The seed's file: (166, 166, 30) float64 under arr_0, gzip npz.
+                np.savez_compressed(path, np.moveaxis(cube, 0, -1))
+                seed_bytes += path.stat().st_size
+            shard = Path(tmp) / f"{name}.tfrecord"
+            write_shard(shard, ((f"e{i}", 1, "g", c.astype(np.float32), None)
+                                for i, c in enumerate(cubes)), log_stats=False)
+            ours = shard.stat().st_size / len(cubes)
+            theirs = seed_bytes / len(cubes)
+            results[name] = {"ours": ours, "seed": theirs, "ratio": ours / theirs}
+    return results
+
+
+def build_throughput(count: int, workers: int, seed: int) -> dict[str, float]:
+    """Sequences/s building 166x166x30 records from the renderer and from npz files."""
+    from jetkeras.build_records import build_records
+    from jetkeras.catalogue import load_events
+    from jetkeras.config import JetConfig
+    from jetkeras.synthetic import render_event
+
+    config = JetConfig()
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        build_records(source="synthetic", out=Path(tmp) / "synthetic", config=config,
+                      limit=count, seed=seed, workers=workers, progress=False)
+        results["synthetic"] = count / (time.perf_counter() - start)
+        # A seed-layout folder of the same events (jets in data1, negatives in data0).
+        root = Path(tmp) / "seed_root"
+        events = load_events()
+        chosen = events.groupby("label").head(count // 2)
+        for _, row in chosen.iterrows():
+            folder = root / ("data1" if row["label"] == 1 else "data0")
+            folder.mkdir(parents=True, exist_ok=True)
+            cube = render_event(row, seed=seed).frames.astype(np.float64)
+            np.savez_compressed(folder / f"{row['row']}.npz", np.moveaxis(cube, 0, -1))
+        start = time.perf_counter()
+        build_records(source="npz", npz_root=root, out=Path(tmp) / "npz", config=config,
+                      seed=seed, workers=workers, progress=False)
+        results["npz"] = len(chosen) / (time.perf_counter() - start)
+    return results
+
+
+def pipeline_versus_training(count: int, seed: int, frames: int, size: int) -> dict[str, float]:
+    """Augmented pipeline sequences/s versus light td_lstm training sequences/s."""
+    import keras
+
+    from jetkeras.build_records import build_records
+    from jetkeras.config import JetConfig
+    from jetkeras.models import build_model, compile_model
+    from jetkeras.pipeline import make_dataset
+
+    config = JetConfig().replace(data={"frames": frames, "size": size, "max_angle_deg": 15.0},
+                                 train={"batch_size": 8})
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "records"
+        build_records(source="synthetic", out=out, config=config, limit=count, seed=seed,
+                      progress=False)
+        dataset = make_dataset(out, "train", config).repeat()
+        iterator = iter(dataset)
+        next(iterator)
+        batches = 30
+        start = time.perf_counter()
+        for _ in range(batches):
+            next(iterator)
+        pipeline_rate = batches * 8 / (time.perf_counter() - start)
+
+        keras.utils.set_random_seed(seed)
+        model = build_model(config)
+        compile_model(model, config, steps_per_epoch=10)
+        model.fit(dataset, steps_per_epoch=2, epochs=1, verbose=0)  # trace
+        steps = 10
+        start = time.perf_counter()
+        model.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=0)
+        train_rate = steps * 8 / (time.perf_counter() - start)
+    return {"pipeline": pipeline_rate, "training": train_rate,
+            "ratio": pipeline_rate / train_rate}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--count", type=int, default=64, help="sequences per measurement")
+    parser.add_argument("--workers", type=int, default=2, help="build processes (Dask if > 1)")
+    parser.add_argument("--frames", type=int, default=16, help="frames for the pipeline test")
+    parser.add_argument("--size", type=int, default=64, help="pixels for the pipeline test")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+
+    print(f"1. storage, {args.count} sequences of 30x166x166 (bytes per sequence)")
+    for name, row in storage(args.count, args.seed).items():
+        print(f"   {name:<10} ours {row['ours'] / 1e6:6.2f} MB   seed npz float64 "
+              f"{row['seed'] / 1e6:6.2f} MB   ratio {row['ratio']:.3f}  (goal <= 0.5)")
+    print(f"2. build throughput, 30x166x166, {args.workers} worker(s)")
+    for name, rate in build_throughput(args.count, args.workers, args.seed).items():
+        print(f"   {name:<10} {rate:7.1f} sequences/s" + ("  (goal >= 20)" if name == "npz" else ""))
+    print(f"3. pipeline with augmentation vs light td_lstm training, {args.frames}x{args.size}"
+          f"x{args.size}, batch 8")
+    row = pipeline_versus_training(max(args.count, 64), args.seed, args.frames, args.size)
+    print(f"   pipeline {row['pipeline']:.1f} seq/s   training {row['training']:.1f} seq/s   "
+          f"ratio {row['ratio']:.1f}x  (goal >= 10x)")
+
+
+if __name__ == "__main__":
+    main()
