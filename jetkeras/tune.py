@@ -95,13 +95,14 @@ from jetkeras.config import (
 )
 
 __all__ = [
-    "TUNERS",
     "OBJECTIVES",
-    "load_space",
-    "config_keys",
+    "TUNERS",
     "apply_values",
-    "tune",
+    "config_keys",
+    "load_space",
     "main",
+    "tune",
+    "write_results",
 ]
 
 TUNERS = ("grid", "random", "bayesian", "hyperband")
@@ -210,7 +211,7 @@ def _validate_hyperparameter(source: str, spec: Any, keys: dict[str, Any]) -> di
         if not isinstance(values, list) or not values:
             raise ValueError(f"{source}: hyperparameter `{name}` expected a non-empty list "
                              f"`values`, received {values!r}")
-        if len(set(json.dumps(v) for v in values)) != len(values):
+        if len({json.dumps(v) for v in values}) != len(values):
             raise ValueError(f"{source}: hyperparameter `{name}` lists a value twice: "
                              f"{values!r}")
         if hint is float:
@@ -493,9 +494,15 @@ def _keras_tuner_classes():
                 handle.write(line + "\n")
             start = time.perf_counter()
             results = super().run_trial(trial, *args, **kwargs)
+            # KerasTuner keeps only the best epoch's metrics; the per-epoch history (for
+            # the F1-per-epoch figure and best_run/history.json) is kept here.
+            last = results[-1] if isinstance(results, list) and results else results
+            history = getattr(last, "history", {}) or {}
+            history = {key: [float(value) for value in values]
+                       for key, values in history.items()}
             atomic_write_text(Path(self.get_trial_dir(trial.trial_id)) / "jetkeras.json",
                               json.dumps({"seconds": time.perf_counter() - start,
-                                          "tuner_id": self.tuner_id}))
+                                          "tuner_id": self.tuner_id, "history": history}))
             return results
 
         def search(self, *args, **kwargs):
@@ -598,10 +605,10 @@ def _make_oracle(classes, tuner, *, objective, max_trials, epochs, seed, hyperpa
                  max_consecutive_failed_trials):
     import keras_tuner as kt
 
-    common = dict(objective=kt.Objective(objective, OBJECTIVES[objective]), seed=seed,
-                  hyperparameters=hyperparameters, tune_new_entries=False,
-                  allow_new_entries=False,
-                  max_consecutive_failed_trials=max_consecutive_failed_trials)
+    common = {"objective": kt.Objective(objective, OBJECTIVES[objective]), "seed": seed,
+              "hyperparameters": hyperparameters, "tune_new_entries": False,
+              "allow_new_entries": False,
+              "max_consecutive_failed_trials": max_consecutive_failed_trials}
     if tuner == "hyperband":
         return classes["hyperband"](max_epochs=epochs, factor=3, hyperband_iterations=1,
                                     **common)
@@ -821,19 +828,15 @@ def _trial_rows(oracle, space, objective, out: Path) -> list[dict[str, Any]]:
     for trial_id in sorted(oracle.trials):
         trial = oracle.trials[trial_id]
         values = trial.hyperparameters.values
-        history = {}
-        for metric in ("loss", "val_loss", "val_auc", "val_f1"):
-            if trial.metrics.exists(metric):
-                history[metric] = [float(obs.value[0]) for obs in
-                                   trial.metrics.get_history(metric)]
-        timing_path = out / PROJECT / f"trial_{trial_id}" / "jetkeras.json"
-        seconds = (json.loads(timing_path.read_text())["seconds"]
-                   if timing_path.is_file() else None)
+        record_path = out / PROJECT / f"trial_{trial_id}" / "jetkeras.json"
+        record = json.loads(record_path.read_text()) if record_path.is_file() else {}
+        seconds, history = record.get("seconds"), record.get("history", {})
         score = trial.score if trial.status == "COMPLETED" else None
         row = {"trial_id": trial_id, "status": trial.status,
                objective: None if score is None or not math.isfinite(score) else float(score),
+               # best_step counts from this fit's first epoch (Hyperband continues runs).
                "best_epoch": None if trial.best_step is None or score is None
-               else int(trial.best_step) + 1,
+               else int(trial.best_step) + 1 + int(values.get("tuner/initial_epoch", 0)),
                "epochs_run": len(history.get("val_loss", [])),
                "seconds": None if seconds is None else round(seconds, 2)}
         for name in names:
@@ -863,7 +866,9 @@ def _write_tables(out: Path, rows: list[dict[str, Any]]) -> None:
     import csv
     import io
 
-    columns = [key for key in rows[0] if not key.startswith("_")] if rows else ["trial_id"]
+    columns = ["trial_id"]
+    for row in rows:  # the union, in first-seen order (Hyperband adds tuner/* to some)
+        columns += [key for key in row if key not in columns and not key.startswith("_")]
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore",
                             lineterminator="\n")

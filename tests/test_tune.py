@@ -163,13 +163,13 @@ def test_worker_without_chief_fails_within_timeout(records, tmp_path, capsys):
     elapsed = time.monotonic() - start
     error = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and elapsed < 15
-    assert error == [f"tune: error: --oracle 127.0.0.1:{port}: no chief answered within 1.5 s "
-                     f"(--connect-timeout); start the chief first (--role chief)"]
+    assert error == [(f"tune: error: --oracle 127.0.0.1:{port}: no chief answered within "
+                      f"1.5 s (--connect-timeout); start the chief first (--role chief)")]
 
 
 def test_bad_oracle_and_role_flags(records, tmp_path):
-    common = dict(records=records, space=TUNING / "tiny_grid.json", tuner="grid",
-                  out=tmp_path / "out")
+    common = {"records": records, "space": TUNING / "tiny_grid.json", "tuner": "grid",
+              "out": tmp_path / "out"}
     with pytest.raises(ValueError, match=r"--oracle: expected HOST:PORT .*received 'localhost'"):
         tune(**common, role="chief", oracle="localhost")
     with pytest.raises(ValueError, match=r"--role worker: expected --worker-id 0, 1, ..."):
@@ -181,13 +181,13 @@ def test_bad_oracle_and_role_flags(records, tmp_path):
 # ------------------------------------------------------------------------ searches
 @pytest.mark.slow
 def test_grid_search_records_failed_trial_and_writes_best_run(records, tmp_path):
-    from jetkeras.train import load_run, predict_probabilities
     from jetkeras.pipeline import make_dataset
+    from jetkeras.train import load_run, predict_probabilities
 
     space = write_space(tmp_path / "grid.json", [
         {"name": "train.batch_size", "type": "choice", "values": [4, 64]}])
     out = tmp_path / "grid"
-    result = tune(records=records, space=space, tuner="grid", out=out, seed=1)
+    result = tune(records=records, space=space, tuner="grid", out=out, seed=1, epochs=2)
 
     rows = read_rows(out)
     assert [row["train.batch_size"] for row in rows] == ["4", "64"]  # best (completed) first
@@ -195,6 +195,8 @@ def test_grid_search_records_failed_trial_and_writes_best_run(records, tmp_path)
     assert rows[1]["error"] == (f"ValueError: {records}: the train split holds 15 sequences, "
                                 f"fewer than train.batch_size 64")
     assert rows[1]["val_auc"] == "" and 0.0 <= float(rows[0]["val_auc"]) <= 1.0
+    assert (rows[0]["epochs_run"], rows[1]["epochs_run"]) == ("2", "0")
+    assert rows[0]["best_epoch"] in ("1", "2") and float(rows[0]["seconds"]) > 0
     assert "| COMPLETED |" in (out / "results.md").read_text()
     for figure in ("objective.png", "val_f1_per_epoch.png"):
         assert (out / figure).read_bytes()[:4] == b"\x89PNG"
@@ -203,6 +205,9 @@ def test_grid_search_records_failed_trial_and_writes_best_run(records, tmp_path)
     assert best == result["best_config"]
     assert (best.train.batch_size, best.model.widths, best.data.size) == (4, (4, 8), 32)
     run = load_run(out / "best_run")
+    history = json.loads((out / "best_run" / "history.json").read_text())
+    assert len(history["val_f1"]) == len(history["loss"]) == 2
+    assert max(history["val_auc"]) == pytest.approx(float(rows[0]["val_auc"]))
     threshold = json.loads((out / "best_run" / "threshold.json").read_text())
     # The saved model is the best trial's checkpoint: same validation AUC as the search.
     assert threshold["val_auc"] == pytest.approx(float(rows[0]["val_auc"]), abs=0.02)
@@ -285,12 +290,14 @@ def test_grid_resumes_after_sigkill_without_rerunning(records, tmp_path):
         process.send_signal(signal.SIGKILL)
         process.wait()
     killed_with = trial_status(out)
-    completed_before = {tid for tid, s in killed_with.items() if s == "COMPLETED"}
+    completed_before = {trial_id for trial_id, status in killed_with.items()
+                        if status == "COMPLETED"}
     assert "0" in completed_before and not (out / "results.csv").exists()
 
     # Resuming on a different space names both.
     finished = subprocess.run(
-        tune_command(records, out, "--resume", space="seed_grid.json"), env=environment(), capture_output=True, text=True)
+        tune_command(records, out, "--resume", space="seed_grid.json"), env=environment(),
+        capture_output=True, text=True, check=False)
     assert finished.returncode == 2
     assert finished.stderr.strip().splitlines()[-1] == (
         f"tune: error: --resume: {out} holds a search of space 'tiny_grid' "
@@ -298,7 +305,7 @@ def test_grid_resumes_after_sigkill_without_rerunning(records, tmp_path):
         f"({TUNING / 'seed_grid.json'}); use another --out or drop --resume")
 
     finished = subprocess.run(tune_command(records, out, "--resume"), env=environment(),
-                              capture_output=True, text=True, timeout=400)
+                              capture_output=True, text=True, timeout=400, check=False)
     assert finished.returncode == 0, finished.stderr[-2000:]
     rows = read_rows(out)
     points = sorted((float(row["train.learning_rate"]), row["train.optimizer"]) for row in rows)
