@@ -44,7 +44,7 @@ def demo_config(*, full: bool = False, epochs: int | None = None, seed: int = 0)
     if full:
         config = JetConfig().replace(
             data={"frames": 30, "size": 166, "cache": True},
-            model={**model_preset("light").__dict__, "pooling": "avg"},
+            model={**model_preset("light").__dict__},
             train={"epochs": epochs or 40, "batch_size": 16, "seed": seed,
                    "early_stopping_patience": 10},
         )

@@ -167,8 +167,7 @@ def make_dataset(
     scaling = config.data.scaling
 
     dataset = tf.data.TFRecordDataset(
-        [str(p) for p in paths], compression_type=manifest["encoding"]["compression"],
-        num_parallel_reads=tf.data.AUTOTUNE if len(paths) > 1 else None)
+        [str(p) for p in paths], num_parallel_reads=tf.data.AUTOTUNE if len(paths) > 1 else None)
     dataset = dataset.map(lambda s: parse_example(s, frames, size, encoding),
                           num_parallel_calls=tf.data.AUTOTUNE)
     if config.data.cache:
@@ -206,8 +205,7 @@ def iterate_records(records_dir: str | Path, split: str) -> Iterator[dict[str, A
     paths = verify_shards(records_dir, manifest, split)
     encoding = Encoding(offset_dn=manifest["encoding"]["offset_dn"],
                         clip_dn=manifest["encoding"]["clip_dn"])
-    dataset = tf.data.TFRecordDataset([str(p) for p in paths],
-                                      compression_type=manifest["encoding"]["compression"])
+    dataset = tf.data.TFRecordDataset([str(p) for p in paths])
     for serialized in dataset:
         record = parse_example(serialized, manifest["frames"], manifest["size"], encoding)
         yield {

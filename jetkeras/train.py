@@ -44,7 +44,7 @@ import numpy as np
 from jetkeras import _cli
 from jetkeras.config import JetConfig, atomic_write_text, model_preset
 
-__all__ = ["train", "load_run", "predict_probabilities", "main"]
+__all__ = ["train", "load_run", "predict_probabilities", "run_normalisation", "main"]
 
 FINISHED_MARKER = "threshold.json"
 
@@ -162,7 +162,7 @@ def train(
     _cli.set_seed(config.train.seed)
     runtime = resolve_runtime(config)
     config.to_json(out / "config.json")
-    atomic_write_text(out / "normalisation.json", json.dumps(_normalisation(manifest, config),
+    atomic_write_text(out / "normalisation.json", json.dumps(run_normalisation(manifest, config),
                                                              indent=2))
 
     steps_per_epoch = train_count // config.train.batch_size
@@ -232,7 +232,7 @@ def _strategy_scope(config: JetConfig):
     return contextlib.nullcontext()
 
 
-def _normalisation(manifest: dict[str, Any], config: JetConfig) -> dict[str, Any]:
+def run_normalisation(manifest: dict[str, Any], config: JetConfig) -> dict[str, Any]:
     return {
         **manifest["normalisation"],
         "scaling": config.data.scaling,

@@ -936,7 +936,7 @@ def _write_best_run(out: Path, trial, config: JetConfig, records: Path, manifest
     from jetkeras.metrics import choose_threshold
     from jetkeras.models import build_model, compile_model
     from jetkeras.pipeline import make_dataset
-    from jetkeras.train import FINISHED_MARKER, _normalisation, predict_probabilities
+    from jetkeras.train import FINISHED_MARKER, run_normalisation, predict_probabilities
 
     run = out / "best_run"
     staging = out / f".best_run.{os.getpid()}.tmp"
@@ -951,7 +951,7 @@ def _write_best_run(out: Path, trial, config: JetConfig, records: Path, manifest
     model.load_weights(tuner._get_checkpoint_fname(trial.trial_id))
     config.to_json(staging / "config.json")
     atomic_write_text(staging / "normalisation.json",
-                      json.dumps(_normalisation(manifest, config), indent=2))
+                      json.dumps(run_normalisation(manifest, config), indent=2))
     model.save(staging / "model.keras")
     atomic_write_text(staging / "history.json", json.dumps(history, indent=1))
     val_data = make_dataset(records, "val", config, training=False)
