@@ -44,7 +44,7 @@ import numpy as np
 
 from jetkeras import _cli
 
-__all__ = ["evaluate", "SEED_TEST", "main"]
+__all__ = ["SEED_TEST", "evaluate", "main"]
 
 # The seed's published test figures (model_analysis.ipynb and the report). Its split was
 # random per sequence, so sequences of one HEK event sit in train and test alike.
@@ -226,11 +226,11 @@ def _report(metrics, *, run, records, split, manifest, gifs, predictor) -> str:
     lines = [
         f"# Evaluation of `{run}` on the {split} split",
         "",
-        f"Records: `{records}` (source `{manifest.get('source')}`, {metrics['count']} "
+        (f"Records: `{records}` (source `{manifest.get('source')}`, {metrics['count']} "
         f"sequences of {predictor.frames} frames of {predictor.size}x{predictor.size} px). "
         f"Model: {predictor.config.model.arch} ({predictor.config.model.preset}). The "
         f"threshold {metrics['threshold']:.3f} was chosen on the validation split and "
-        f"stored with the run; this split did not influence it.",
+        f"stored with the run; this split did not influence it."),
         "",
         "## Metrics",
         "",
@@ -251,8 +251,8 @@ def _report(metrics, *, run, records, split, manifest, gifs, predictor) -> str:
         f"| true no jet | {tn} | {fp} |",
         f"| true jet | {fn} | {tp} |",
         "",
-        f"The seed's test confusion matrix was `{seed['confusion_matrix']}` "
-        f"(rows true no-jet, jet): 18 false alarms and 2 missed jets of 260.",
+        (f"The seed's test confusion matrix was `{seed['confusion_matrix']}` "
+         f"(rows true no-jet, jet): 18 false alarms and 2 missed jets of 260."),
         "",
         "## Figures",
         "",
@@ -266,16 +266,16 @@ def _report(metrics, *, run, records, split, manifest, gifs, predictor) -> str:
         "",
         "## Comparison with the seed",
         "",
-        "The seed reported test accuracy 0.923, F1 0.929 and AUC 0.92 at a threshold of 0.1 "
+        ("The seed reported test accuracy 0.923, F1 0.929 and AUC 0.92 at a threshold of 0.1 "
         "picked by hand after looking at validation F1 (its validation sweep peaked at "
         "0.27). Its train/validation/test split was random per sequence: the 883 jets come "
         "from 229 HEK events, so sequences of one HEK event sit in both train and test, and "
         "its test figures are optimistic. Here the split is by event group (no group spans "
         "two splits) and the threshold comes from validation, so the numbers are not "
-        "directly comparable.",
+        "directly comparable."),
         "",
-        f"## Misclassified sequences ({metrics['misclassified']} in all; "
-        f"{len(gifs)} animated, the most confident errors first)",
+        (f"## Misclassified sequences ({metrics['misclassified']} in all; "
+         f"{len(gifs)} animated, the most confident errors first)"),
         "",
     ]
     if gifs:
@@ -285,8 +285,8 @@ def _report(metrics, *, run, records, split, manifest, gifs, predictor) -> str:
             lines.append(f"| {event_id} | {truth} | {probability:.3f} | ![{event_id}]({name}) |")
     else:
         lines.append("None animated.")
-    lines += ["", "Per-sequence probabilities: [predictions.csv](predictions.csv); all "
-                  "numbers: [metrics.json](metrics.json).", ""]
+    lines += ["", ("Per-sequence probabilities: [predictions.csv](predictions.csv); all "
+                   "numbers: [metrics.json](metrics.json)."), ""]
     return "\n".join(lines)
 
 

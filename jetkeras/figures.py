@@ -13,21 +13,22 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
 from jetkeras.plotting import _colormap, _normaliser, _save_atomically, frame_indices
 
 __all__ = [
-    "roc_figure",
-    "precision_recall_figure",
-    "threshold_figure",
     "confusion_figure",
+    "precision_recall_figure",
+    "roc_figure",
     "sequence_gif",
-    "timeline_figure",
+    "threshold_figure",
     "threshold_sweep",
+    "timeline_figure",
 ]
 
 _DPI = 100

@@ -40,8 +40,9 @@ import math
 import os
 import sys
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 
@@ -50,12 +51,12 @@ from jetkeras import _cli
 __all__ = [
     "Predictor",
     "load_predictor",
-    "read_for_model",
-    "predict_cubes",
-    "predict_catalogue",
-    "predict_timeline",
-    "write_table",
     "main",
+    "predict_catalogue",
+    "predict_cubes",
+    "predict_timeline",
+    "read_for_model",
+    "write_table",
 ]
 
 EXPORT_METADATA = "jetkeras.json"  # file name in a SavedModel's assets/ folder

@@ -12,9 +12,9 @@ from PIL import Image
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from jetkeras import evaluate as evaluate_module  # noqa: E402
-from jetkeras import figures  # noqa: E402
-from jetkeras.metrics import classification_metrics  # noqa: E402
+from jetkeras import evaluate as evaluate_module
+from jetkeras import figures
+from jetkeras.metrics import classification_metrics
 
 # Six sequences by hand: predicted at 0.5 -> [1, 1, 0, 1, 0, 0].
 LABELS = np.array([1, 1, 1, 0, 0, 0])

@@ -13,11 +13,11 @@ from PIL import Image
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from jetkeras import predict  # noqa: E402
-from jetkeras.catalogue import load_events  # noqa: E402
-from jetkeras.cube import Cube  # noqa: E402
-from jetkeras.io import read_cube, write_cube  # noqa: E402
-from jetkeras.synthetic import render_event  # noqa: E402
+from jetkeras import predict
+from jetkeras.catalogue import load_events
+from jetkeras.cube import Cube
+from jetkeras.io import read_cube, write_cube
+from jetkeras.synthetic import render_event
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +73,7 @@ def test_predict_cubes_of_every_format(tiny_run, predictor, event_cubes, make_se
     assert list(written[0])[:4] == ["file", "probability", "label", "threshold"]
     assert [row["file"] for row in written] == [row["file"] for row in rows]
     # Our cubes carry their event id and truth; the seed's and FITS do not.
-    assert written[0]["event_id"] == sorted(p.stem for p in event_cubes.iterdir())[0]
+    assert written[0]["event_id"] == min(p.stem for p in event_cubes.iterdir())
     assert written[0]["true_label"] in ("0", "1")
     assert written[-1]["event_id"] == "" and written[-1]["start_time"].startswith("2013-03-10")
     for row in rows:
@@ -104,7 +104,7 @@ def test_catalogue_inference_on_both_layouts(tiny_run, event_cubes, make_seed_np
                                           progress=False)
     assert len(seed_rows) == 6
     jets = load_events().query("label == 1")
-    first_jet = [row for row in seed_rows if row["label"] == 1][0]
+    first_jet = next(row for row in seed_rows if row["label"] == 1)
     assert first_jet["sjh_ID"] == jets.iloc[0]["sjh_ID"]
     # A records split, joined to the catalogue on event_id.
     record_rows = predict.predict_catalogue(model=tiny_run["run"], records=tiny_run["records"],
@@ -164,7 +164,7 @@ def _cli(capsys, *argv):
 def test_cli_prints_a_table_and_refuses_bad_input(tiny_run, tiny_export, event_cubes,
                                                   make_aia_frames, tmp_path, capsys):
     run = tiny_run["run"]
-    first = sorted(event_cubes.iterdir())[0]
+    first = min(event_cubes.iterdir())
     code, captured = _cli(capsys, first, "--model", tiny_export, "--quiet", "--out",
                           tmp_path / "one.csv")
     assert code == 0 and (tmp_path / "one.csv").is_file()
