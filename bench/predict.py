@@ -166,8 +166,8 @@ def saved_model(run: Path, folder: Path) -> dict:
     result = export_run(run=run, out=folder / "saved_model")
     export_s = time.perf_counter() - start
     script = ("import time; t = time.perf_counter(); import tensorflow as tf; "
-              "i = time.perf_counter(); tf.saved_model.load(%r); "
-              "print(i - t, time.perf_counter() - i)" % str(folder / "saved_model"))
+              f"i = time.perf_counter(); tf.saved_model.load({str(folder / 'saved_model')!r}); "
+              "print(i - t, time.perf_counter() - i)")
     output = subprocess.run([sys.executable, "-c", script], check=True, capture_output=True,
                             text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
     import_s, load_s = map(float, output.stdout.split())
