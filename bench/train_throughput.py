@@ -42,10 +42,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from jetkeras._cli import run_main  # noqa: E402
-from jetkeras.config import atomic_write_text  # noqa: E402
+from jetkeras._cli import run_main
+from jetkeras.config import atomic_write_text
 
-__all__ = ["run_benchmark", "main"]
+__all__ = ["main", "run_benchmark"]
 
 ARCHS = {
     "td_lstm_light": ("td_lstm", "light"),
@@ -77,8 +77,7 @@ def _keras_worker(spec: dict) -> dict:
     import tensorflow as tf
 
     from jetkeras.config import DataConfig, JetConfig, TrainConfig, model_preset
-    from jetkeras.models import build_model, compile_model, count_parameters
-    from jetkeras.models import estimate_flops
+    from jetkeras.models import build_model, compile_model, count_parameters, estimate_flops
 
     arch, preset = ARCHS[spec["arch"]]
     config = JetConfig(
@@ -247,7 +246,7 @@ def _format_table(rows: list[dict], torch_seq_per_s: float | None) -> str:
         mfu = f"{100 * row['mfu']:6.1f}" if row.get("mfu") else f"{'-':>6}"
         lines.append(
             f"{row['framework']:9} {row['arch']:14} {row['batch_size']:>5} "
-            f"{row['precision']:15} {str(row['jit']):>5} {row['trainable_params']:>11,} "
+            f"{row['precision']:15} {row['jit']!s:>5} {row['trainable_params']:>11,} "
             f"{row['first_call_s']:10.1f} {row['step_s']:8.3f} {row['seq_per_s']:8.2f} "
             f"{ratio} {row['peak_rss_mb']:8.0f} {gpu} {mfu}")
     return "\n".join(lines)
@@ -308,7 +307,7 @@ def run_benchmark(*, frames: int, size: int, batch_sizes: list[int], steps: int,
     if torch:
         spec = {**base, "framework": "torch", "arch": "epfl2d", "batch_size": 2,
                 "precision": "float32"}
-        print(f"running torch epfl2d batch 2 float32 ...", file=sys.stderr, flush=True)
+        print("running torch epfl2d batch 2 float32 ...", file=sys.stderr, flush=True)
         row = {**spec, **_run_worker(spec, timeout_s)}
         rows.append(row)
         torch_seq_per_s = row.get("seq_per_s")

@@ -11,9 +11,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Callable
+from collections.abc import Callable
 
-__all__ = ["run_main", "add_seed_flag", "set_seed", "quiet_tensorflow"]
+__all__ = ["add_seed_flag", "quiet_tensorflow", "run_main", "set_seed"]
 
 
 def quiet_tensorflow() -> None:

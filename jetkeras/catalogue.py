@@ -44,9 +44,9 @@ import pandas as pd
 __all__ = [
     "JET_CATALOGUE",
     "NEGATIVES",
+    "load_events",
     "load_jets",
     "load_negatives",
-    "load_events",
     "times",
 ]
 

@@ -28,14 +28,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from jetkeras._files import atomic_write_text
+
 __all__ = [
+    "MODEL_PRESETS",
     "DataConfig",
+    "JetConfig",
     "ModelConfig",
     "TrainConfig",
-    "JetConfig",
-    "MODEL_PRESETS",
-    "model_preset",
     "atomic_write_text",
+    "model_preset",
 ]
 
 
@@ -117,7 +119,7 @@ MODEL_PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-def model_preset(name: str, **overrides: Any) -> "ModelConfig":
+def model_preset(name: str, **overrides: Any) -> ModelConfig:
     """Return the :class:`ModelConfig` of a named preset.
 
     Parameters
@@ -201,7 +203,7 @@ class JetConfig:
         return text
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any], source: str = "config") -> "JetConfig":
+    def from_dict(cls, values: dict[str, Any], source: str = "config") -> JetConfig:
         """Build a config from a (possibly partial) nested dictionary.
 
         Missing keys take their defaults; unknown keys and wrong types raise
@@ -231,7 +233,7 @@ class JetConfig:
         return cls(**built)
 
     @classmethod
-    def from_json(cls, path: str | os.PathLike) -> "JetConfig":
+    def from_json(cls, path: str | os.PathLike) -> JetConfig:
         """Read a config written by :meth:`to_json` (or a partial one written by hand)."""
         path = Path(path)
         if not path.is_file():
@@ -242,7 +244,7 @@ class JetConfig:
             raise ValueError(f"{path}: not valid JSON ({error})") from None
         return cls.from_dict(values, source=str(path))
 
-    def replace(self, **sections: dict[str, Any]) -> "JetConfig":
+    def replace(self, **sections: dict[str, Any]) -> JetConfig:
         """Copy with some fields changed: ``config.replace(train={"epochs": 3})``."""
         values = self.to_dict()
         for section, changes in sections.items():
@@ -294,12 +296,3 @@ def _coerce(value: Any, hint: Any, key: str, source: str) -> Any:
             f"{type(value).__name__} {value!r}"
         )
     return value
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and an atomic rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(text)
-    os.replace(temporary, path)

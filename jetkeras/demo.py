@@ -36,7 +36,7 @@ from typing import Any
 from jetkeras import _cli
 from jetkeras.config import JetConfig, atomic_write_text, model_preset
 
-__all__ = ["demo_config", "run_demo", "main"]
+__all__ = ["demo_config", "main", "run_demo"]
 
 
 def demo_config(*, full: bool = False, epochs: int | None = None, seed: int = 0) -> JetConfig:

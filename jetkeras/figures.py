@@ -11,14 +11,13 @@ All functions return the path written.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from jetkeras._files import atomic_output
 from jetkeras.plotting import _colormap, _normaliser, _save_atomically, frame_indices
 
 __all__ = [
@@ -250,17 +249,8 @@ def sequence_gif(frames: np.ndarray, path, *, title: str = "", times=None,
         return image, caption
 
     animation = FuncAnimation(figure, draw, frames=frames.shape[0], blit=False)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".gif",
-                                         dir=path.parent)
-    os.close(handle)
-    try:
+    with atomic_output(path, suffix=".gif") as temporary:
         animation.save(temporary, writer=PillowWriter(fps=fps), dpi=_DPI)
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
     return path
 
 

@@ -50,6 +50,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from jetkeras._files import atomic_output
 from jetkeras.cube import Cube, check_frames
 from jetkeras.preprocess import exposure_normalise as _exposure_normalise
 from jetkeras.preprocess import max_pool
@@ -334,9 +335,8 @@ def write_cube(path: str | os.PathLike, cube: Cube) -> Path:
     times = np.asarray(list(cube.times) if cube.times is not None else [], dtype=np.str_)
     meta = {key: value for key, value in cube.meta.items() if key != "layout"}
     meta_json = json.dumps(meta, default=_json_default, sort_keys=True)
-    # The temporary name already ends in .npz so np.savez_compressed keeps it as given.
-    temporary = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npz")
-    try:
+    # The temporary name ends in .npz so np.savez_compressed keeps it as given.
+    with atomic_output(path, suffix=".npz") as temporary:
         np.savez_compressed(
             temporary,
             format=np.array(CUBE_FORMAT),
@@ -344,10 +344,6 @@ def write_cube(path: str | os.PathLike, cube: Cube) -> Path:
             times=times,
             meta_json=np.array(meta_json),
         )
-        os.replace(temporary, path)
-    finally:
-        if temporary.exists():
-            temporary.unlink()
     return path
 
 

@@ -23,7 +23,7 @@ import copy
 import keras
 from keras import ops
 
-__all__ = ["FrameDistributed", "LogitPrecision", "LogitRecall", "LogitF1Score"]
+__all__ = ["FrameDistributed", "LogitF1Score", "LogitPrecision", "LogitRecall"]
 
 
 @keras.saving.register_keras_serializable(package="jetkeras")

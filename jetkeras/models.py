@@ -61,12 +61,12 @@ from jetkeras.config import JetConfig
 from jetkeras.layers import FrameDistributed, LogitF1Score, LogitPrecision, LogitRecall
 
 __all__ = [
+    "EPFL2D_WIDTHS",
     "build_model",
     "compile_model",
-    "resolve_runtime",
     "count_parameters",
     "estimate_flops",
-    "EPFL2D_WIDTHS",
+    "resolve_runtime",
 ]
 
 # The seed's conv widths, layer1..layer8 (layer8 is then applied twice more).

@@ -19,15 +19,16 @@ multiplicative exposure jitter (real AIA exposures and brightness vary). Draws c
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
 from jetkeras.config import JetConfig
 from jetkeras.records import Encoding, parse_example, read_manifest, verify_shards
 
-__all__ = ["make_dataset", "normalise", "augment", "iterate_records", "check_compatible"]
+__all__ = ["augment", "check_compatible", "iterate_records", "make_dataset", "normalise"]
 
 
 def _tf():

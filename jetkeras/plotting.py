@@ -20,8 +20,6 @@ PosixPath('jet.png')
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
@@ -29,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from jetkeras._files import atomic_output
 from jetkeras.cube import Cube, check_frames
 
 __all__ = ["STRETCHES", "contact_sheet", "contact_sheets", "frame_indices", "training_curves"]
@@ -97,16 +96,8 @@ def _save_atomically(figure, path: Path) -> Path:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
     FigureCanvasAgg(figure)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(handle)
-    try:
+    with atomic_output(path) as temporary:
         figure.savefig(temporary, format="png", dpi=_DPI)
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
     return path
 
 

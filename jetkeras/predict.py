@@ -39,7 +39,6 @@ import json
 import math
 import os
 import sys
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -47,6 +46,7 @@ from typing import Any
 import numpy as np
 
 from jetkeras import _cli
+from jetkeras._files import atomic_write_text
 
 __all__ = [
     "Predictor",
@@ -481,16 +481,7 @@ def write_table(rows: list[dict[str, Any]], out: str | os.PathLike) -> Path:
         writer.writeheader()
         writer.writerows(rows)
         text = buffer.getvalue()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    try:
-        with os.fdopen(handle, "w") as stream:
-            stream.write(text)
-        os.replace(temporary, out)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
+    atomic_write_text(out, text)
     return out
 
 

@@ -37,29 +37,30 @@ import hashlib
 import json
 import os
 import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from jetkeras.config import atomic_write_text
+from jetkeras._files import atomic_output, atomic_write_text
 
 __all__ = [
-    "feature_spec",
     "STORAGE",
     "Encoding",
-    "split_events",
-    "shard_name",
+    "dequantise",
     "encode_example",
+    "feature_spec",
     "parse_example",
     "quantise",
-    "dequantise",
-    "write_shard",
     "read_manifest",
-    "verify_shards",
     "sha256_file",
+    "shard_name",
+    "split_events",
+    "verify_shards",
+    "write_shard",
 ]
 
 SPLITS = ("train", "val", "test")
@@ -269,10 +270,9 @@ def write_shard(
         Also accumulate sums for the ``log`` scaling (training shards).
     """
     tf = _tf()
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     written, rejected = [], []
     sums = {"count": 0, "sum": 0.0, "sum_sq": 0.0, "log_sum": 0.0, "log_sum_sq": 0.0}
-    with tf.io.TFRecordWriter(str(temporary)) as writer:
+    with atomic_output(path) as temporary, tf.io.TFRecordWriter(str(temporary)) as writer:
         for event_id, label, group, frames, reason in examples:
             if frames is None:
                 rejected.append({"event_id": event_id, "label": int(label), "reason": reason})
@@ -288,7 +288,6 @@ def write_shard(
                 logged = np.log1p(np.maximum(stored, 0.0)).ravel()
                 sums["log_sum"] += float(logged.sum(dtype=np.float64))
                 sums["log_sum_sq"] += float(np.dot(logged, logged))
-    os.replace(temporary, path)
     sidecar = {
         "shard": path.name,
         "sha256": sha256_file(path),

@@ -44,7 +44,7 @@ import numpy as np
 from jetkeras import _cli
 from jetkeras.config import JetConfig, atomic_write_text, model_preset
 
-__all__ = ["train", "load_run", "predict_probabilities", "run_normalisation", "main"]
+__all__ = ["load_run", "main", "predict_probabilities", "run_normalisation", "train"]
 
 FINISHED_MARKER = "threshold.json"
 

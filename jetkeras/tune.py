@@ -84,6 +84,7 @@ from pathlib import Path
 from typing import Any
 
 from jetkeras import _cli
+from jetkeras._files import atomic_output
 from jetkeras.config import (
     MODEL_PRESETS,
     DataConfig,
@@ -922,9 +923,8 @@ def _plot(out: Path, rows: list[dict[str, Any]], objective: str, space_name: str
 
 
 def _save_figure(figure, path: Path) -> None:
-    temporary = path.with_name(f".{path.stem}.{os.getpid()}.tmp.png")
-    figure.savefig(temporary, dpi=110)
-    os.replace(temporary, path)
+    with atomic_output(path, suffix=".png") as temporary:
+        figure.savefig(temporary, dpi=110)
 
 
 def _write_best_run(out: Path, trial, config: JetConfig, records: Path, manifest,
@@ -936,7 +936,7 @@ def _write_best_run(out: Path, trial, config: JetConfig, records: Path, manifest
     from jetkeras.metrics import choose_threshold
     from jetkeras.models import build_model, compile_model
     from jetkeras.pipeline import make_dataset
-    from jetkeras.train import FINISHED_MARKER, run_normalisation, predict_probabilities
+    from jetkeras.train import FINISHED_MARKER, predict_probabilities, run_normalisation
 
     run = out / "best_run"
     staging = out / f".best_run.{os.getpid()}.tmp"

@@ -1,4 +1,3 @@
-import numpy as np
 import pytest
 
 from jetkeras.catalogue import load_events, load_jets, load_negatives, times

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from jetkeras.config import JetConfig, MODEL_PRESETS, model_preset
+from jetkeras.config import MODEL_PRESETS, JetConfig, model_preset
 
 
 def test_round_trip_through_json(tmp_path):

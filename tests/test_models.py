@@ -234,12 +234,11 @@ def test_compile_model_rejects_bad_steps_per_epoch(td_model):
         compile_model(td_model, tiny_config(), steps_per_epoch=0)
 
 
-def test_build_model_rejects_unknown_pooling():
-    config = JetConfig(data=DataConfig(frames=FRAMES, size=SIZE),
-                       model=model_preset("tiny", pooling="mean"))
+def test_config_rejects_unknown_pooling():
     with pytest.raises(ValueError, match=r"config key `model.pooling`: expected one of "
                                          r"\['flatten', 'avg', 'max'\], received 'mean'"):
-        build_model(config)
+        JetConfig(data=DataConfig(frames=FRAMES, size=SIZE),
+                  model=model_preset("tiny", pooling="mean"))
 
 
 @pytest.mark.parametrize("pooling", ["avg", "max"])
