@@ -75,7 +75,11 @@ def storage(count: int, seed: int) -> dict[str, float]:
 
 
 def build_throughput(count: int, workers: int, seed: int) -> dict[str, float]:
-    """Sequences/s building 166x166x30 records from the renderer and from npz files."""
+    """Sequences/s building 166x166x30 records: renderer and npz, 1 process and ``workers``.
+
+    The single-process rate is the baseline; the parallel rate includes starting a local
+    Dask cluster (each worker imports TensorFlow once).
+    """
     from jetkeras.build_records import build_records
     from jetkeras.catalogue import load_events
     from jetkeras.config import JetConfig
@@ -84,23 +88,23 @@ def build_throughput(count: int, workers: int, seed: int) -> dict[str, float]:
     config = JetConfig()
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
-        start = time.perf_counter()
-        build_records(source="synthetic", out=Path(tmp) / "synthetic", config=config,
-                      limit=count, seed=seed, workers=workers, progress=False)
-        results["synthetic"] = count / (time.perf_counter() - start)
-        # A seed-layout folder of the same events (jets in data1, negatives in data0).
+        # A seed-layout folder (jets in data1, negatives in data0) of rendered events.
         root = Path(tmp) / "seed_root"
-        events = load_events()
-        chosen = events.groupby("label").head(count // 2)
+        chosen = load_events().groupby("label").head(count // 2)
         for _, row in chosen.iterrows():
             folder = root / ("data1" if row["label"] == 1 else "data0")
             folder.mkdir(parents=True, exist_ok=True)
             cube = render_event(row, seed=seed).frames.astype(np.float64)
             np.savez_compressed(folder / f"{row['row']}.npz", np.moveaxis(cube, 0, -1))
-        start = time.perf_counter()
-        build_records(source="npz", npz_root=root, out=Path(tmp) / "npz", config=config,
-                      seed=seed, workers=workers, progress=False)
-        results["npz"] = len(chosen) / (time.perf_counter() - start)
+        for processes in sorted({1, workers}):
+            for source in ("synthetic", "npz"):
+                out = Path(tmp) / f"{source}{processes}"
+                start = time.perf_counter()
+                build_records(source=source, npz_root=root if source == "npz" else None,
+                              out=out, config=config, limit=count, seed=seed,
+                              workers=processes, progress=False)
+                results[f"{source}, {processes} process(es)"] = count / (
+                    time.perf_counter() - start)
     return results
 
 
@@ -147,15 +151,24 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=16, help="frames for the pipeline test")
     parser.add_argument("--size", type=int, default=64, help="pixels for the pipeline test")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--parts", default="storage,build,pipeline",
+                        help="comma-separated subset of storage, build, pipeline")
     args = parser.parse_args()
+    parts = set(args.parts.split(","))
 
-    print(f"1. storage, {args.count} sequences of 30x166x166 (bytes per sequence)")
-    for name, row in storage(args.count, args.seed).items():
-        print(f"   {name:<10} ours {row['ours'] / 1e6:6.2f} MB   seed npz float64 "
-              f"{row['seed'] / 1e6:6.2f} MB   ratio {row['ratio']:.3f}  (goal <= 0.5)")
-    print(f"2. build throughput, 30x166x166, {args.workers} worker(s)")
-    for name, rate in build_throughput(args.count, args.workers, args.seed).items():
-        print(f"   {name:<10} {rate:7.1f} sequences/s" + ("  (goal >= 20)" if name == "npz" else ""))
+    if "storage" in parts:
+        print(f"1. storage, {args.count} sequences of 30x166x166 (bytes per sequence)")
+        for name, row in storage(args.count, args.seed).items():
+            print(f"   {name:<10} ours {row['ours'] / 1e6:6.2f} MB   seed npz float64 "
+                  f"{row['seed'] / 1e6:6.2f} MB   ratio {row['ratio']:.3f}  (goal <= 0.5)")
+    if "build" in parts:
+        print(f"2. build throughput, {args.count} sequences of 30x166x166")
+        rates = build_throughput(args.count, args.workers, args.seed)
+        for name, rate in rates.items():
+            print(f"   {name:<28} {rate:7.1f} sequences/s")
+        print("   (goal >= 20 sequences/s from npz on 2 cores)")
+    if "pipeline" not in parts:
+        return
     print(f"3. pipeline with augmentation vs light td_lstm training, {args.frames}x{args.size}"
           f"x{args.size}, batch 8")
     row = pipeline_versus_training(max(args.count, 64), args.seed, args.frames, args.size)

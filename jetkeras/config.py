@@ -105,6 +105,7 @@ class TrainConfig:
     precision: str = "float32"  # "float32" | "mixed_bfloat16" | "mixed_float16"
     jit: str = "auto"  # "auto" (XLA on GPU only) | "on" | "off"
     distribute: str = "none"  # "none" | "mirrored": tf.distribute over the GPUs of one node
+    deterministic: bool = False  # bitwise-reproducible ops (tf: enable_op_determinism); slower
     threshold_metric: str = "f1"  # "f1": maximise val F1; "recall": reach target_recall
     target_recall: float = 0.95  # used when threshold_metric == "recall"
 

@@ -160,6 +160,12 @@ def train(
                          f"checkpoint and the threshold")
     _check_run_folder(out, overwrite=overwrite, resume=resume)
     _cli.set_seed(config.train.seed)
+    if config.train.deterministic:
+        # Multi-threaded CPU/GPU kernels otherwise sum in varying order: runs with one
+        # seed then differ in the last bits, and early stopping can amplify that.
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
     runtime = resolve_runtime(config)
     config.to_json(out / "config.json")
     atomic_write_text(out / "normalisation.json", json.dumps(run_normalisation(manifest, config),
@@ -330,6 +336,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--target-recall", type=float,
                         help="choose the threshold reaching this validation recall "
                              "instead of max F1")
+    parser.add_argument("--deterministic", action="store_true",
+                        help="bitwise-reproducible kernels (slower); same seed -> same run")
     parser.add_argument("--overwrite", action="store_true", help="replace a finished run")
     parser.add_argument("--resume", action="store_true", help="continue an interrupted run")
     parser.add_argument("--seed", type=int, help="seed for weights, shuffling, augmentation")
@@ -357,6 +365,8 @@ def config_from_args(args: argparse.Namespace, records: str | Path | None = None
         value = getattr(args, flag, None)
         if value is not None:
             train_changes[key] = value
+    if getattr(args, "deterministic", False):
+        train_changes["deterministic"] = True
     if getattr(args, "target_recall", None) is not None:
         if not 0.0 < args.target_recall <= 1.0:
             raise ValueError(f"--target-recall: expected a value in (0, 1], received "

@@ -126,3 +126,15 @@ def test_mirrored_strategy_trains(records, tmp_path):
     summary = train(records=records, out=tmp_path / "mirrored", config=config, verbose=0)
     assert summary["epochs_run"] == 1
     assert (tmp_path / "mirrored" / "model.keras").is_file()
+
+
+@pytest.mark.slow
+def test_same_seed_deterministic_runs_are_identical(records, tmp_path):
+    config = TINY.replace(train={"epochs": 1, "deterministic": True, "seed": 11})
+    train(records=records, out=tmp_path / "a", config=config, verbose=0)
+    train(records=records, out=tmp_path / "b", config=config, verbose=0)
+    first = json.loads((tmp_path / "a" / "history.json").read_text())
+    second = json.loads((tmp_path / "b" / "history.json").read_text())
+    assert first == second
+    assert json.loads((tmp_path / "a" / "threshold.json").read_text())["threshold"] == \
+        json.loads((tmp_path / "b" / "threshold.json").read_text())["threshold"]
