@@ -51,9 +51,11 @@ Jets (label 1)
 Confusers (both classes)
     Transient features that brighten and fade but do not grow outward as a collimated
     beam: flickering bright points, stationary loop brightenings (an arc between two
-    footpoints) and slowly drifting, swelling blobs. 70 % of negatives and 25 % of jets
+    footpoints), slowly drifting, swelling blobs and jet-sized diffuse surges that swell in
+    place. 90 % of negatives (HEK flagged an event at their position) and 25 % of jets
     hold one to three of them, 60 % placed near the cutout centre (the HEK event position
-    the negatives come from), drawn with the same contrast law as jets. Brightness and
+    the negatives come from), drawn with the same contrast law as jets, half of them
+    starting with the window as a jet does. Brightness and
     variance summaries therefore overlap between classes (see :mod:`jetkeras.baseline`);
     what separates them is shape and motion.
 
@@ -109,7 +111,7 @@ FINE_EVOLUTION_RAD_PER_S = 0.9 / 700.0  # the fine network changes visibly
 SOLAR_RADIUS_1AU_ARCSEC = 959.63  # apparent solar radius at 1 AU
 JET_CONTRAST_MEDIAN = 1.8  # peak jet brightness over DISK_MEAN_DN, median
 CONTRAST_SIGMA = 0.75  # log-normal spread: 5 % of jets below 0.5, 5 % above 6
-NEGATIVE_CONFUSER_PROBABILITY = 0.7
+NEGATIVE_CONFUSER_PROBABILITY = 0.9  # HEK flagged something at every negative's position
 JET_CONFUSER_PROBABILITY = 0.25
 
 _JET_COLUMNS = ("max_height", "avg_width", "duration")
@@ -399,11 +401,13 @@ def _confusers(rng, times_s, dx, dy, pixel_arcsec, count) -> tuple[np.ndarray, l
     window = float(times_s[-1] - times_s[0]) + (times_s[1] - times_s[0])
     kinds = []
     for _ in range(count):
-        kind = str(rng.choice(["bright_point", "loop", "blob"], p=[0.35, 0.35, 0.3]))
+        kind = str(rng.choice(["bright_point", "loop", "blob", "surge"],
+                              p=[0.2, 0.25, 0.2, 0.35]))
         kinds.append(kind)
         centre = _confuser_position(rng, field_of_view)
         contrast = float(np.exp(rng.normal(math.log(JET_CONTRAST_MEDIAN), CONTRAST_SIGMA)))
-        start = rng.uniform(-0.3, 0.6) * window
+        # Half start with the window, as a jet does (the brightness trend then overlaps).
+        start = (rng.uniform(-0.1, 0.2) if rng.random() < 0.5 else rng.uniform(-0.3, 0.6)) * window
         envelope = _pulse(times_s, start, rng.uniform(24.0, 0.4 * window + 24.0),
                           rng.uniform(0.0, 0.3) * window, rng.uniform(0.1, 0.6) * window)
         if kind == "bright_point":
@@ -429,6 +433,18 @@ def _confusers(rng, times_s, dx, dy, pixel_arcsec, count) -> tuple[np.ndarray, l
                     shape, np.exp(-0.5 * ((dx - point_x) ** 2 + (dy - point_y) ** 2) / sigma**2)
                 )
             total += (contrast * DISK_MEAN_DN * envelope)[:, None, None] * shape[None]
+        elif kind == "surge":
+            # A jet-sized diffuse brightening that swells in place: the flux and the
+            # light curve of a jet without its collimated outward-moving front.
+            length = rng.uniform(30.0, 120.0)
+            width = rng.uniform(0.3, 0.8) * length
+            tilt = rng.uniform(0, np.pi)
+            along = (dx - centre[0]) * np.cos(tilt) + (dy - centre[1]) * np.sin(tilt)
+            across = -(dx - centre[0]) * np.sin(tilt) + (dy - centre[1]) * np.cos(tilt)
+            growth = 0.6 + 0.4 * envelope  # grows a little, in all directions at once
+            shape = np.exp(-0.5 * ((along[None] / (0.5 * length * growth[:, None, None])) ** 2
+                                   + (across[None] / (0.5 * width * growth[:, None, None])) ** 2))
+            total += (contrast * DISK_MEAN_DN * envelope)[:, None, None] * shape
         else:
             drift = rng.normal(0.0, 0.015, 2)  # arcsec/s: a few arcsec over the window
             sigma0 = rng.uniform(4.0, 14.0)
