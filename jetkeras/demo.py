@@ -78,7 +78,7 @@ def run_demo(
     ----------
     out : path
         One folder for everything: ``records/``, ``run/``, ``report/``, ``savedmodel/``,
-        ``cubes/``, ``predictions.csv``, ``summary.json``.
+        ``cubes/``, ``predictions.csv``, ``contact_sheets.png``, ``summary.json``.
     full : bool
         All 1,766 catalogue events at 30 frames of 166x166 (for a GPU machine).
     limit : int, optional
@@ -93,6 +93,7 @@ def run_demo(
     from jetkeras.export import export_run
     from jetkeras.io import write_cube
     from jetkeras.pipeline import iterate_records
+    from jetkeras.plotting import contact_sheets
     from jetkeras.predict import format_table, predict_cubes
     from jetkeras.train import train
 
@@ -128,7 +129,13 @@ def run_demo(
                                   [r["frames"][..., 0] for r in test_records],
                                   [r["label"] for r in test_records])
 
-    _step(4, "export the SavedModel (CPU-safe LSTM) ")
+    examples = ([r for r in test_records if r["label"] == 1][:2]
+                + [r for r in test_records if r["label"] == 0][:2])
+    contact_sheets([r["frames"][..., 0] for r in examples], out / "contact_sheets.png",
+                   titles=[f"{'jet' if r['label'] else 'no jet'} {r['event_id']}"
+                           for r in examples])
+
+    _step(4, "export the SavedModel (CPU-safe LSTM)")
     export_run(run=run, out=out / "savedmodel", overwrite=True)
 
     _step(5, "predict on a few cubes with the exported model")
@@ -157,6 +164,7 @@ def run_demo(
         "baseline_logistic_test_auc": baseline["logistic_auc"],
         "seconds": time.perf_counter() - started,
         "report": str(out / "report" / "report.md"),
+        "contact_sheets": str(out / "contact_sheets.png"),
         "savedmodel": str(out / "savedmodel"),
     }
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=2))
@@ -179,7 +187,7 @@ def _summary_text(summary: dict[str, Any]) -> str:
         f"logistic regression on all {summary['baseline_logistic_test_auc']:.3f}",
         f"  test F1        {summary['test_f1']:.3f}, accuracy {summary['test_accuracy']:.3f}, "
         f"confusion [[tn, fp], [fn, tp]] = {summary['test_confusion_matrix']}",
-        f"  report         {summary['report']}",
+        f"  report         {summary['report']} (contact sheets: {summary['contact_sheets']})",
         f"  SavedModel     {summary['savedmodel']}",
         f"  wall time      {summary['seconds']:.0f} s",
     ])
