@@ -48,19 +48,27 @@ def check_compatible(manifest: dict[str, Any], config: JetConfig, records_dir) -
         )
 
 
-def normalise(frames, normalisation: dict[str, float], scaling: str = "clip"):
-    """DN -> standardised float32 exactly as in training (works on tf and numpy arrays).
+def normalise(frames, normalisation: dict[str, float], scaling: str = "clip", *,
+              numpy: bool = False):
+    """DN -> standardised float32 exactly as in training.
 
     ``clip``: clip to [-inf, clip_dn] then ``(x - mean) / std`` (the seed's scheme, with
     statistics of our training split). ``log``: ``log1p(max(x, 0))`` standardised.
+    ``numpy=True`` computes with NumPy (for ``predict``: no eager TensorFlow ops per
+    batch); otherwise with TensorFlow ops (inside ``tf.data``).
     """
-    tf = _tf()
-    clip_dn = float(normalisation["clip_dn"])
-    x = tf.minimum(tf.cast(frames, tf.float32), clip_dn)
+    if numpy:
+        minimum, maximum, log1p = np.minimum, np.maximum, np.log1p
+        x = np.asarray(frames, dtype=np.float32)
+    else:
+        tf = _tf()
+        minimum, maximum, log1p = tf.minimum, tf.maximum, tf.math.log1p
+        x = tf.cast(frames, tf.float32)
+    x = minimum(x, np.float32(normalisation["clip_dn"]))
     if scaling == "log":
-        x = tf.math.log1p(tf.maximum(x, 0.0))
-        return (x - normalisation["log_mean"]) / normalisation["log_std"]
-    return (x - normalisation["mean"]) / normalisation["std"]
+        x = log1p(maximum(x, np.float32(0.0)))
+        return (x - np.float32(normalisation["log_mean"])) / np.float32(normalisation["log_std"])
+    return (x - np.float32(normalisation["mean"])) / np.float32(normalisation["std"])
 
 
 def augment(frames, seed, config: JetConfig):

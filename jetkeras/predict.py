@@ -124,7 +124,7 @@ class Predictor:
         from jetkeras.pipeline import normalise
 
         scaling = self.normalisation.get("scaling", self.config.data.scaling)
-        normalised = normalise(frames_dn, self.normalisation, scaling)
+        normalised = normalise(frames_dn, self.normalisation, scaling, numpy=True)
         return np.asarray(normalised, dtype=np.float32)[..., None]
 
     def predict_logits(self, frames_dn: np.ndarray, *, batch_size: int = 16) -> np.ndarray:

@@ -94,6 +94,9 @@ def test_normalisation_matches_training_statistics():
     np.testing.assert_allclose(normalise(x, stats).numpy(), [-1.0, 1.0, 95.0])
     np.testing.assert_allclose(normalise(x, stats, "log").numpy(),
                                (np.log1p([40.0, 60.0, 1000.0]) - 1.0) / 2.0, rtol=1e-6)
+    for scaling in ("clip", "log"):  # predict's NumPy path equals the tf.data path
+        np.testing.assert_allclose(normalise(x, stats, scaling, numpy=True),
+                                   normalise(x, stats, scaling).numpy(), rtol=1e-6)
 
 
 def test_records_of_another_geometry_are_refused(records):
