@@ -136,12 +136,16 @@ def throughput(preset: str, frames_count: int, size: int) -> dict:
                                  model=model_preset(preset).__dict__)
     model = build_model(config)
     normalisation = {"clip_dn": 1000.0, "mean": 50.0, "std": 50.0, "scaling": "clip"}
-    predictor = Predictor(logits_function=_keras_logits_function(model), frames=frames_count,
-                          size=size, threshold=0.5, normalisation=normalisation,
-                          config=config, source="untrained", kind="run")
     rng = np.random.default_rng(0)
     frames = rng.gamma(2.0, 25.0, (BATCH, frames_count, size, size)).astype(np.float32)
-    keras_rate = _median_rate(lambda x: predictor.predict_proba(x, batch_size=BATCH), frames)
+    rates = {}
+    for jit in (False, True):
+        predictor = Predictor(logits_function=_keras_logits_function(model, jit),
+                              frames=frames_count, size=size, threshold=0.5,
+                              normalisation=normalisation, config=config, source="untrained",
+                              kind="run")
+        rates[jit] = _median_rate(lambda x: predictor.predict_proba(x, batch_size=BATCH), frames)
+    keras_rate = rates[False]
 
     network = TorchTdLstm(config)
     torch.set_num_threads(os.cpu_count() or 1)
@@ -155,8 +159,9 @@ def throughput(preset: str, frames_count: int, size: int) -> dict:
     return {"preset": preset, "shape": [frames_count, size, size],
             "parameters": int(model.count_params()),
             "torch_parameters": int(sum(p.numel() for p in network.parameters())),
-            "keras_seq_per_s": keras_rate, "torch_seq_per_s": torch_rate,
-            "keras_over_torch": keras_rate / torch_rate}
+            "keras_seq_per_s": keras_rate, "keras_xla_seq_per_s": rates[True],
+            "torch_seq_per_s": torch_rate, "keras_over_torch": keras_rate / torch_rate,
+            "keras_xla_over_torch": rates[True] / torch_rate}
 
 
 def saved_model(run: Path, folder: Path) -> dict:
@@ -199,8 +204,10 @@ def main() -> None:
         results["throughput"].append(row)
         print(f"{preset} {count}x{size}x{size} ({row['parameters']:,} params; torch "
               f"{row['torch_parameters']:,}): Keras {row['keras_seq_per_s']:.2f} seq/s, "
+              f"Keras + XLA {row['keras_xla_seq_per_s']:.2f} seq/s, "
               f"PyTorch {row['torch_seq_per_s']:.2f} seq/s, ratio "
-              f"{row['keras_over_torch']:.2f}", flush=True)
+              f"{row['keras_over_torch']:.2f} ({row['keras_xla_over_torch']:.2f} with XLA)",
+              flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
 

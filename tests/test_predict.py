@@ -221,3 +221,14 @@ def test_cli_prints_a_table_and_refuses_bad_input(tiny_run, tiny_export, event_c
             match="--stride: expected a positive integer (frames), received 0")
     # Nothing was written by the refused commands.
     assert not (tmp_path / "p.xlsx").exists() and not list(tmp_path.glob(".*tmp"))
+
+
+def test_xla_forward_pass_gives_the_same_probabilities(tiny_run):
+    from jetkeras.predict import load_predictor
+
+    plain = load_predictor(tiny_run["run"])
+    compiled = load_predictor(tiny_run["run"], jit=True)
+    frames = np.random.default_rng(0).gamma(2.0, 25.0, (3, plain.frames, plain.size,
+                                                        plain.size)).astype(np.float32)
+    np.testing.assert_allclose(compiled.predict_proba(frames), plain.predict_proba(frames),
+                               atol=1e-5)
