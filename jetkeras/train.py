@@ -278,37 +278,19 @@ def predict_probabilities(model, dataset) -> tuple[np.ndarray, np.ndarray]:
 def load_run(run: str | Path) -> dict[str, Any]:
     """Everything needed to predict, from a run folder.
 
+    The network is rebuilt from ``config.json`` for inference (portable LSTM kernel,
+    float32) and given the weights of ``model.keras``; see
+    :func:`jetkeras.predict.load_run_model`.
+
     Returns
     -------
     dict
         ``model`` (keras.Model), ``config`` (JetConfig), ``normalisation`` (dict),
         ``threshold`` (float), ``run`` (Path).
     """
-    _cli.quiet_tensorflow()
-    import keras
+    from jetkeras.predict import load_run_model
 
-    import jetkeras.layers  # noqa: F401  (registers the custom objects)
-
-    run = Path(run)
-    if not run.is_dir():
-        raise FileNotFoundError(f"{run}: run folder not found")
-    needed = ["config.json", "model.keras", "normalisation.json", FINISHED_MARKER]
-    missing = [name for name in needed if not (run / name).is_file()]
-    if missing:
-        raise ValueError(f"{run}: not a finished run folder; missing {missing}")
-    config = JetConfig.from_json(run / "config.json")
-    try:
-        model = keras.saving.load_model(run / "model.keras", safe_mode=True)
-    except Exception as error:  # a corrupt zip or archive: one line, not a traceback
-        raise ValueError(f"{run / 'model.keras'}: cannot be loaded ({type(error).__name__}: "
-                         f"{str(error).splitlines()[0] if str(error) else ''})") from None
-    try:
-        normalisation = json.loads((run / "normalisation.json").read_text())
-        threshold = float(json.loads((run / FINISHED_MARKER).read_text())["threshold"])
-    except (json.JSONDecodeError, KeyError, TypeError) as error:
-        raise ValueError(f"{run}: corrupt normalisation.json or threshold.json ({error})") from None
-    return {"model": model, "config": config, "normalisation": normalisation,
-            "threshold": threshold, "run": run}
+    return load_run_model(run)
 
 
 # --------------------------------------------------------------------------- CLI
