@@ -277,10 +277,10 @@ def build_records(
                 "items": [_plain(row) for _, row in chunk.iterrows()],
             })
     todo = [t for t in tasks if not Path(t["path"] + ".json").is_file()]
-    sidecars = _run_tasks(todo, workers=workers, scheduler=scheduler, progress=progress,
-                          total=sum(len(t["items"]) for t in tasks),
-                          done=sum(len(t["items"]) for t in tasks if t not in todo))
-    del sidecars  # each task wrote its own sidecar; the manifest reads them all back
+    # Each task writes its own sidecar; the manifest then reads them all back.
+    _run_tasks(todo, workers=workers, scheduler=scheduler, progress=progress,
+               total=sum(len(t["items"]) for t in tasks),
+               done=sum(len(t["items"]) for t in tasks if t not in todo))
     manifest = _write_manifest(out, tasks, items, orphans, missing, config, identity, encoding)
     if progress:
         print(summary_table(manifest), file=sys.stderr)
@@ -310,12 +310,12 @@ def _claim_folder(out: Path, identity: dict[str, Any]) -> None:
     atomic_write_text(build_path, json.dumps(identity, indent=2, sort_keys=True))
 
 
-def _run_tasks(tasks, *, workers, scheduler, progress, total, done):
+def _run_tasks(tasks, *, workers, scheduler, progress, total, done) -> None:
+    """Build the shards in this process, or on Dask (a local cluster or ``scheduler``)."""
     from tqdm.auto import tqdm
 
     bar = tqdm(total=total, initial=done, unit="seq", desc="build_records",
                disable=not progress, file=sys.stderr)
-    results = []
     try:
         if scheduler or workers > 1:
             from dask.distributed import Client, LocalCluster, as_completed
@@ -328,21 +328,19 @@ def _run_tasks(tasks, *, workers, scheduler, progress, total, done):
                                        processes=True, dashboard_address=None)
                 client = Client(cluster)
             try:
-                futures = client.map(_build_shard, tasks, pure=False)
-                for future in as_completed(futures):
-                    results.append(future.result())
-                    bar.update(len(results[-1]["written"]) + len(results[-1]["rejected"]))
+                for future in as_completed(client.map(_build_shard, tasks, pure=False)):
+                    sidecar = future.result()
+                    bar.update(len(sidecar["written"]) + len(sidecar["rejected"]))
             finally:
                 client.close()
                 if cluster is not None:
                     cluster.close()
         else:
             for task in tasks:
-                results.append(_build_shard(task))
+                _build_shard(task)
                 bar.update(len(task["items"]))
     finally:
         bar.close()
-    return results
 
 
 def _write_manifest(out, tasks, items, orphans, missing, config, identity, encoding):
