@@ -44,8 +44,9 @@ from jetkeras.records import (
     read_manifest,
     sha256_file,
     shard_name,
+    prepare_examples,
     split_events,
-    write_shard,
+    write_prepared,
 )
 
 __all__ = ["build_records", "describe_records", "main"]
@@ -140,11 +141,9 @@ def _load_frames(item: dict, source: str, data: dict, seed: int) -> np.ndarray:
     return frames
 
 
-def _build_shard(task: dict[str, Any]) -> dict[str, Any]:
-    """Build one shard (runs in a worker process or a Dask worker)."""
+def _prepare_shard(task: dict[str, Any]) -> list[dict[str, Any]]:
+    """Read or render, then compress, one shard's sequences (no TensorFlow: cheap workers)."""
     import warnings
-
-    _cli.quiet_tensorflow()
 
     def examples():
         for item in task["items"]:
@@ -156,9 +155,8 @@ def _build_shard(task: dict[str, Any]) -> dict[str, Any]:
             except (ValueError, OSError) as error:
                 yield item["event_id"], item["label"], item["group"], None, str(error)
 
-    encoding = Encoding(**task["encoding"])
-    return write_shard(Path(task["path"]), examples(), log_stats=task["split"] == "train",
-                       encoding=encoding)
+    return prepare_examples(examples(), log_stats=task["split"] == "train",
+                            encoding=Encoding(**task["encoding"]))
 
 
 # ------------------------------------------------------------------------- build
@@ -311,7 +309,11 @@ def _claim_folder(out: Path, identity: dict[str, Any]) -> None:
 
 
 def _run_tasks(tasks, *, workers, scheduler, progress, total, done) -> None:
-    """Build the shards in this process, or on Dask (a local cluster or ``scheduler``)."""
+    """Prepare shards here or on Dask (a local cluster or ``scheduler``); write them here.
+
+    Workers only read, render and compress (NumPy and zlib), so they start without
+    TensorFlow; this process serialises and writes each shard as it arrives.
+    """
     from tqdm.auto import tqdm
 
     bar = tqdm(total=total, initial=done, unit="seq", desc="build_records",
@@ -328,8 +330,10 @@ def _run_tasks(tasks, *, workers, scheduler, progress, total, done) -> None:
                                        processes=True, dashboard_address=None)
                 client = Client(cluster)
             try:
-                for future in as_completed(client.map(_build_shard, tasks, pure=False)):
-                    sidecar = future.result()
+                futures = client.map(_prepare_shard, tasks, pure=False)
+                paths = {future.key: task["path"] for future, task in zip(futures, tasks)}
+                for future in as_completed(futures):
+                    sidecar = write_prepared(Path(paths[future.key]), future.result())
                     bar.update(len(sidecar["written"]) + len(sidecar["rejected"]))
             finally:
                 client.close()
@@ -337,7 +341,7 @@ def _run_tasks(tasks, *, workers, scheduler, progress, total, done) -> None:
                     cluster.close()
         else:
             for task in tasks:
-                _build_shard(task)
+                write_prepared(Path(task["path"]), _prepare_shard(task))
                 bar.update(len(task["items"]))
     finally:
         bar.close()

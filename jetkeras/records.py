@@ -61,6 +61,10 @@ __all__ = [
     "split_events",
     "verify_shards",
     "write_shard",
+    "prepare_examples",
+    "write_prepared",
+    "compress_frames",
+    "frame_sums",
 ]
 
 SPLITS = ("train", "val", "test")
@@ -146,16 +150,43 @@ def dequantise(steps: np.ndarray, encoding: Encoding = STORAGE) -> np.ndarray:
             + np.float32(encoding.offset_dn))
 
 
+def compress_frames(frames: np.ndarray, encoding: Encoding = STORAGE) -> bytes:
+    """The stored payload of a ``(T, H, W)`` DN cube: uint16 steps, byte-planar, zlib.
+
+    Pure NumPy and zlib: build workers run it without importing TensorFlow.
+    """
+    return zlib.compress(_planar_bytes(quantise(frames, encoding)), encoding.zlib_level)
+
+
+def frame_sums(frames: np.ndarray, encoding: Encoding = STORAGE) -> dict[str, float]:
+    """Sums of the stored DN (and of their log1p) for the training-split statistics."""
+    stored = dequantise(quantise(frames, encoding), encoding).ravel()  # what the pipeline sees
+    logged = np.log1p(np.maximum(stored, 0.0))
+    return {
+        "count": int(stored.size),
+        "sum": float(stored.sum(dtype=np.float64)),
+        "sum_sq": float(np.dot(stored, stored)),
+        "log_sum": float(logged.sum(dtype=np.float64)),
+        "log_sum_sq": float(np.dot(logged, logged)),
+    }
+
+
 def encode_example(
-    frames: np.ndarray, label: int, event_id: str, group: str,
-    encoding: Encoding = STORAGE,
+    frames: np.ndarray | bytes, label: int, event_id: str, group: str,
+    encoding: Encoding = STORAGE, shape: tuple[int, int, int] | None = None,
 ) -> bytes:
-    """One serialised ``tf.train.Example`` for a ``(T, H, W)`` DN cube."""
+    """One serialised ``tf.train.Example`` for a ``(T, H, W)`` DN cube.
+
+    ``frames`` may also be the payload of :func:`compress_frames`, with its ``shape``.
+    """
     tf = _tf()
-    steps = quantise(frames, encoding)
+    if isinstance(frames, bytes):
+        payload = frames
+    else:
+        payload, shape = compress_frames(frames, encoding), frames.shape
     feature = {
-        "frames": tf.train.Feature(bytes_list=tf.train.BytesList(value=[zlib.compress(_planar_bytes(steps), encoding.zlib_level)])),
-        "shape": tf.train.Feature(int64_list=tf.train.Int64List(value=list(steps.shape))),
+        "frames": tf.train.Feature(bytes_list=tf.train.BytesList(value=[payload])),
+        "shape": tf.train.Feature(int64_list=tf.train.Int64List(value=list(shape))),
         "label": tf.train.Feature(int64_list=tf.train.Int64List(value=[int(label)])),
         "event_id": tf.train.Feature(bytes_list=tf.train.BytesList(value=[event_id.encode()])),
         "group": tf.train.Feature(bytes_list=tf.train.BytesList(value=[group.encode()])),
@@ -250,44 +281,58 @@ def sha256_file(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
-def write_shard(
-    path: Path,
+def prepare_examples(
     examples: Iterable[tuple[str, int, str, np.ndarray | None, str | None]],
     *,
     log_stats: bool,
     encoding: Encoding = STORAGE,
-) -> dict[str, Any]:
-    """Write one shard atomically, then its sidecar; return the sidecar's content.
+) -> list[dict[str, Any]]:
+    """Compress each cube (and sum it for statistics) without TensorFlow.
 
     Parameters
     ----------
-    path : Path
-        Final shard path.
     examples : iterable of (event_id, label, group, frames or None, reason or None)
         ``frames`` float32 ``(T, H, W)`` DN; ``None`` with a ``reason`` for a rejected
         sequence (recorded, not written).
     log_stats : bool
-        Also accumulate sums for the ``log`` scaling (training shards).
+        Also compute the normalisation sums (training shards).
+
+    Returns
+    -------
+    list of dict
+        ``event_id``, ``label``, ``group`` and either ``payload`` + ``shape`` (+ ``sums``)
+        or ``reason``: the input of :func:`write_prepared`.
     """
+    prepared = []
+    for event_id, label, group, frames, reason in examples:
+        entry = {"event_id": event_id, "label": int(label), "group": group}
+        if frames is None:
+            entry["reason"] = reason
+        else:
+            entry["payload"] = compress_frames(frames, encoding)
+            entry["shape"] = tuple(int(n) for n in frames.shape)
+            if log_stats:
+                entry["sums"] = frame_sums(frames, encoding)
+        prepared.append(entry)
+    return prepared
+
+
+def write_prepared(path: Path, prepared: list[dict[str, Any]]) -> dict[str, Any]:
+    """Write prepared examples as one shard atomically, then its sidecar; return the sidecar."""
     tf = _tf()
     written, rejected = [], []
     sums = {"count": 0, "sum": 0.0, "sum_sq": 0.0, "log_sum": 0.0, "log_sum_sq": 0.0}
     with atomic_output(path) as temporary, tf.io.TFRecordWriter(str(temporary)) as writer:
-        for event_id, label, group, frames, reason in examples:
-            if frames is None:
-                rejected.append({"event_id": event_id, "label": int(label), "reason": reason})
+        for entry in prepared:
+            record = {k: entry[k] for k in ("event_id", "label", "group")}
+            if "payload" not in entry:
+                rejected.append({k: entry[k] for k in ("event_id", "label", "reason")})
                 continue
-            writer.write(encode_example(frames, label, event_id, group, encoding))
-            written.append({"event_id": event_id, "label": int(label), "group": group})
-            if log_stats:
-                # Statistics of exactly what the pipeline will see (stored DN).
-                stored = dequantise(quantise(frames, encoding), encoding)
-                sums["count"] += stored.size
-                sums["sum"] += float(stored.sum(dtype=np.float64))
-                sums["sum_sq"] += float(np.dot(stored.ravel(), stored.ravel()))
-                logged = np.log1p(np.maximum(stored, 0.0)).ravel()
-                sums["log_sum"] += float(logged.sum(dtype=np.float64))
-                sums["log_sum_sq"] += float(np.dot(logged, logged))
+            writer.write(encode_example(entry["payload"], entry["label"], entry["event_id"],
+                                        entry["group"], shape=entry["shape"]))
+            written.append(record)
+            for key, value in entry.get("sums", {}).items():
+                sums[key] += value
     sidecar = {
         "shard": path.name,
         "sha256": sha256_file(path),
@@ -298,6 +343,18 @@ def write_shard(
     }
     atomic_write_text(path.with_name(path.name + ".json"), json.dumps(sidecar, indent=1))
     return sidecar
+
+
+def write_shard(
+    path: Path,
+    examples: Iterable[tuple[str, int, str, np.ndarray | None, str | None]],
+    *,
+    log_stats: bool,
+    encoding: Encoding = STORAGE,
+) -> dict[str, Any]:
+    """:func:`prepare_examples` then :func:`write_prepared`, in this process."""
+    return write_prepared(path, prepare_examples(examples, log_stats=log_stats,
+                                                 encoding=encoding))
 
 
 # ------------------------------------------------------------------------ reading
