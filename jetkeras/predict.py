@@ -532,9 +532,17 @@ def _catalogue_items(catalogue, cubes_root: Path) -> list[dict[str, Any]]:
         except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as error:
             raise ValueError(f"--catalogue {catalogue}: expected a CSV file "
                              f"({type(error).__name__})") from None
-        if "event_id" not in events.columns:
-            raise ValueError(f"--catalogue {catalogue}: expected an event_id column (as "
-                             f"jetkeras.catalogue.load_events writes), found "
+        header = {str(column).strip().lstrip("#") for column in events.columns}
+        if "event_id" in header:
+            pass
+        elif "sjh_ID" in header:  # a Solar Jet Hunter catalogue, as published
+            events = load_events(jets=catalogue)
+        elif {"date", "basepoint_X", "basepoint_Y"} <= header:  # jet-free intervals
+            events = load_events(negatives=catalogue)
+        else:
+            raise ValueError(f"--catalogue {catalogue}: expected an event index (event_id "
+                             f"column), a Solar Jet Hunter catalogue (#sjh_ID) or jet-free "
+                             f"intervals (date, basepoint_X, basepoint_Y); found "
                              f"{list(events.columns)[:8]}")
     if not cubes_root.is_dir():
         raise FileNotFoundError(f"--cubes {cubes_root}: folder not found")

@@ -106,6 +106,13 @@ def test_catalogue_inference_on_both_layouts(tiny_run, event_cubes, make_seed_np
     jets = load_events().query("label == 1")
     first_jet = next(row for row in seed_rows if row["label"] == 1)
     assert first_jet["sjh_ID"] == jets.iloc[0]["sjh_ID"]
+    # The published Solar Jet Hunter CSV itself is accepted as --catalogue.
+    from jetkeras.catalogue import JET_CATALOGUE, _bundled
+
+    published = predict.predict_catalogue(model=tiny_run["run"], progress=False,
+                                          catalogue=_bundled(JET_CATALOGUE), cubes=seed_root)
+    assert {row["sjh_ID"] for row in published if row["label"] == 1} == {
+        row["sjh_ID"] for row in seed_rows if row["label"] == 1}
     # A records split, joined to the catalogue on event_id.
     record_rows = predict.predict_catalogue(model=tiny_run["run"], records=tiny_run["records"],
                                             split="test")
