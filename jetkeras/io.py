@@ -45,10 +45,12 @@ import zipfile
 import zlib
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:
+    import pandas
 
 from jetkeras._files import atomic_output
 from jetkeras.cube import Cube, check_frames
@@ -352,7 +354,7 @@ def write_cube(path: str | os.PathLike, cube: Cube) -> Path:
 # --------------------------------------------------------------------------------------
 
 
-def scan_seed_root(root: str | os.PathLike) -> pd.DataFrame:
+def scan_seed_root(root: str | os.PathLike) -> pandas.DataFrame:
     """Index the seed's npz tree: ``data0/``, ``data1/``, their ``_test`` / ``_val`` twins.
 
     Both ``root/<folder>/<row>.npz`` and the nested ``root/data separated/<folder>/<row>.npz``
@@ -418,6 +420,8 @@ def scan_seed_root(root: str | os.PathLike) -> pd.DataFrame:
             f"{root}: expected <row>.npz files in {[str(f.relative_to(root)) for f in folders]}, "
             f"found none"
         )
+    import pandas as pd  # imported here: predict's cold start does not need it
+
     table = pd.DataFrame.from_records(records, columns=["path", "label", "row", "seed_split"])
     split_order = table["seed_split"].map({"train": 0, "val": 1, "test": 2})
     table = table.assign(_order=split_order).sort_values(

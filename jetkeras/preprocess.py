@@ -15,7 +15,6 @@ from __future__ import annotations
 import numbers
 
 import numpy as np
-import scipy.ndimage
 
 __all__ = ["exposure_normalise", "max_pool", "resample"]
 
@@ -117,6 +116,8 @@ def resample(frames: np.ndarray, *, frames_out: int, size_out: int) -> np.ndarra
         return np.ascontiguousarray(array, dtype=np.float32)
     # zoom sizes its output as round(input * factor); target / input rounds back exactly.
     factors = [out / size for out, size in zip(target, array.shape)]
+    import scipy.ndimage  # imported here: predict's cold start does not need it
+
     result = scipy.ndimage.zoom(
         array.astype(np.float32), factors, order=1, mode="nearest", grid_mode=False
     )
