@@ -88,8 +88,16 @@ class FrameDistributed(keras.layers.Wrapper):
         return ops.reshape(outputs, (-1, frames) + tuple(outputs.shape[1:]))
 
 
+class _FromLogits:
+    """Mixin: feed ``sigmoid(logit)`` to a probability metric's ``update_state``."""
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        probability = ops.sigmoid(ops.cast(y_pred, "float32"))
+        return super().update_state(y_true, probability, sample_weight=sample_weight)
+
+
 @keras.saving.register_keras_serializable(package="jetkeras")
-class LogitPrecision(keras.metrics.Precision):
+class LogitPrecision(_FromLogits, keras.metrics.Precision):
     """Precision of ``sigmoid(logit) > 0.5`` against 0/1 labels.
 
     Same arguments as ``keras.metrics.Precision`` (default ``name="precision"``); the
@@ -101,23 +109,15 @@ class LogitPrecision(keras.metrics.Precision):
         super().__init__(thresholds=thresholds, top_k=top_k, class_id=class_id,
                          name=name, dtype=dtype)
 
-    def update_state(self, y_true, y_pred, sample_weight=None):
-        probability = ops.sigmoid(ops.cast(y_pred, "float32"))
-        return super().update_state(y_true, probability, sample_weight=sample_weight)
-
 
 @keras.saving.register_keras_serializable(package="jetkeras")
-class LogitRecall(keras.metrics.Recall):
+class LogitRecall(_FromLogits, keras.metrics.Recall):
     """Recall of ``sigmoid(logit) > 0.5`` against 0/1 labels (see :class:`LogitPrecision`)."""
 
     def __init__(self, thresholds=None, top_k=None, class_id=None, name="recall",
                  dtype=None):
         super().__init__(thresholds=thresholds, top_k=top_k, class_id=class_id,
                          name=name, dtype=dtype)
-
-    def update_state(self, y_true, y_pred, sample_weight=None):
-        probability = ops.sigmoid(ops.cast(y_pred, "float32"))
-        return super().update_state(y_true, probability, sample_weight=sample_weight)
 
 
 @keras.saving.register_keras_serializable(package="jetkeras")

@@ -223,14 +223,3 @@ def iterate_records(records_dir: str | Path, split: str) -> Iterator[dict[str, A
             "event_id": record["event_id"].numpy().decode(),
             "group": record["group"].numpy().decode(),
         }
-
-
-def split_arrays(records_dir, split, config=None) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Normalised frames ``(N, T, H, W, 1)``, labels ``(N,)`` and ids of one split."""
-    dataset = make_dataset(records_dir, split, config, training=False, include_ids=True)
-    frames, labels, ids = [], [], []
-    for x, y, event_id in dataset:
-        frames.append(x.numpy())
-        labels.append(y.numpy())
-        ids.extend(e.decode() for e in event_id.numpy())
-    return np.concatenate(frames), np.concatenate(labels), ids
