@@ -25,8 +25,10 @@ Writes ``<out>/<split>-<i>-of-<n>.tfrecord`` shards and ``<out>/manifest.json`` 
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +41,7 @@ from jetkeras.catalogue import load_events, load_jets, load_negatives
 from jetkeras.config import DataConfig, JetConfig, atomic_write_text
 from jetkeras.records import (
     SPLITS,
+    FORMAT,
     STORAGE,
     Encoding,
     read_manifest,
@@ -52,6 +55,7 @@ from jetkeras.records import (
 __all__ = ["build_records", "describe_records", "main"]
 
 SOURCES = ("synthetic", "npz", "fits")
+PARALLEL = ("auto", "threads", "processes")
 
 
 # ------------------------------------------------------------------ what to build
@@ -141,22 +145,24 @@ def _load_frames(item: dict, source: str, data: dict, seed: int) -> np.ndarray:
     return frames
 
 
-def _prepare_shard(task: dict[str, Any]) -> list[dict[str, Any]]:
-    """Read or render, then compress, one shard's sequences (no TensorFlow: cheap workers)."""
+def _prepare_item(item: dict[str, Any], task: dict[str, Any]) -> dict[str, Any]:
+    """Read or render, then compress, one sequence of ``task``'s shard (no TensorFlow)."""
     import warnings
 
-    def examples():
-        for item in task["items"]:
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    frames = _load_frames(item, task["source"], task["data"], task["seed"])
-                yield item["event_id"], item["label"], item["group"], frames, None
-            except (ValueError, OSError) as error:
-                yield item["event_id"], item["label"], item["group"], None, str(error)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            frames = _load_frames(item, task["source"], task["data"], task["seed"])
+        example = (item["event_id"], item["label"], item["group"], frames, None)
+    except (ValueError, OSError) as error:
+        example = (item["event_id"], item["label"], item["group"], None, str(error))
+    return prepare_examples([example], log_stats=task["split"] == "train",
+                            encoding=Encoding(**task["encoding"]))[0]
 
-    return prepare_examples(examples(), log_stats=task["split"] == "train",
-                            encoding=Encoding(**task["encoding"]))
+
+def _prepare_shard(task: dict[str, Any]) -> list[dict[str, Any]]:
+    """:func:`_prepare_item` for every sequence of one shard (a Dask task)."""
+    return [_prepare_item(item, task) for item in task["items"]]
 
 
 # ------------------------------------------------------------------------- build
@@ -174,6 +180,7 @@ def build_records(
     negatives: str | Path | None = None,
     records_per_shard: int = 32,
     workers: int = 1,
+    parallel: str = "auto",
     scheduler: str | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
@@ -198,7 +205,12 @@ def build_records(
     records_per_shard : int
         Sequences per shard (the unit of work and of resumption).
     workers : int
-        Processes; above 1 the shards run on a local Dask cluster.
+        Sequences prepared at once.
+    parallel : {"auto", "threads", "processes"}
+        How ``workers`` run: threads of this process (reading npz and rendering are NumPy
+        and zlib, which release the GIL: no start-up, nothing pickled), or a local Dask
+        cluster of processes (astropy's FITS decompression holds the GIL, so threads only
+        slow it down). ``auto``: processes for ``fits``, threads otherwise.
     scheduler : str, optional
         Address of a running Dask scheduler (``tcp://host:8786``); overrides ``workers``.
     """
@@ -209,6 +221,12 @@ def build_records(
         raise ValueError(f"--split: expected 'grouped' or 'seed', received {split!r}")
     if records_per_shard < 1:
         raise ValueError(f"--records-per-shard: expected >= 1, received {records_per_shard}")
+    if workers < 1:
+        raise ValueError(f"--workers: expected >= 1, received {workers}")
+    if parallel not in PARALLEL:
+        raise ValueError(f"--parallel: expected one of {list(PARALLEL)}, received {parallel!r}")
+    if parallel == "auto":
+        parallel = "processes" if source == "fits" else "threads"
     out = Path(out) if out is not None else Path("tfrecords") / source
     events = load_events(
         load_jets(catalogue) if catalogue else None,
@@ -244,7 +262,7 @@ def build_records(
     data = config.data
     encoding = Encoding(offset_dn=STORAGE.offset_dn, clip_dn=data.clip_dn)
     identity = {
-        "source": source, "frames": data.frames, "size": data.size,
+        "format": FORMAT, "source": source, "frames": data.frames, "size": data.size,
         "cadence_s": data.cadence_s, "field_of_view_arcsec": data.field_of_view_arcsec,
         "pool": data.pool, "nan_policy": data.nan_policy,
         "exposure_normalise": data.exposure_normalise, "clip_dn": data.clip_dn,
@@ -276,7 +294,8 @@ def build_records(
             })
     todo = [t for t in tasks if not Path(t["path"] + ".json").is_file()]
     # Each task writes its own sidecar; the manifest then reads them all back.
-    _run_tasks(todo, workers=workers, scheduler=scheduler, progress=progress,
+    _run_tasks(todo, workers=workers, processes=parallel == "processes" and workers > 1,
+               scheduler=scheduler, progress=progress,
                total=sum(len(t["items"]) for t in tasks),
                done=sum(len(t["items"]) for t in tasks if t not in todo))
     manifest = _write_manifest(out, tasks, items, orphans, missing, config, identity, encoding)
@@ -308,43 +327,66 @@ def _claim_folder(out: Path, identity: dict[str, Any]) -> None:
     atomic_write_text(build_path, json.dumps(identity, indent=2, sort_keys=True))
 
 
-def _run_tasks(tasks, *, workers, scheduler, progress, total, done) -> None:
-    """Prepare shards here or on Dask (a local cluster or ``scheduler``); write them here.
+def _run_tasks(tasks, *, workers, processes, scheduler, progress, total, done) -> None:
+    """Prepare sequences in threads, or shards on Dask processes; write the shards here.
 
-    Workers only read, render and compress (NumPy and zlib), so they start without
-    TensorFlow; this process serialises and writes each shard as it arrives.
+    Preparing only reads, renders and compresses, without TensorFlow. In threads, one
+    sequence is a unit of work, so every thread stays busy to the end. On Dask (a local
+    cluster of ``workers`` processes, or the running cluster at ``scheduler``, whose
+    workers need this package and the data paths) a shard is, which keeps the scheduler's
+    overhead per task small. Either way this process writes the shards, in order.
     """
     from tqdm.auto import tqdm
 
     bar = tqdm(total=total, initial=done, unit="seq", desc="build_records",
                disable=not progress, file=sys.stderr)
     try:
-        if scheduler or workers > 1:
-            from dask.distributed import Client, LocalCluster, as_completed
-
-            cluster = None
-            if scheduler:
-                client = Client(scheduler)
-            else:
-                cluster = LocalCluster(n_workers=workers, threads_per_worker=1,
-                                       processes=True, dashboard_address=None)
-                client = Client(cluster)
-            try:
-                futures = client.map(_prepare_shard, tasks, pure=False)
-                paths = {future.key: task["path"] for future, task in zip(futures, tasks)}
-                for future in as_completed(futures):
-                    sidecar = write_prepared(Path(paths[future.key]), future.result())
-                    bar.update(len(sidecar["written"]) + len(sidecar["rejected"]))
-            finally:
-                client.close()
-                if cluster is not None:
-                    cluster.close()
-        else:
-            for task in tasks:
-                write_prepared(Path(task["path"]), _prepare_shard(task))
+        if scheduler or processes:
+            _run_on_dask(tasks, workers=workers, scheduler=scheduler, bar=bar)
+            return
+        pool = ThreadPoolExecutor(max_workers=workers)
+        try:
+            # Shards are submitted in order and at most two ahead of the one being written
+            # (more while that keeps fewer than 2 sequences per thread queued), so memory
+            # stays bounded and a kill loses only what was not yet written.
+            pending: collections.deque = collections.deque()
+            upcoming = iter(tasks)
+            for _ in tasks:
+                while len(pending) < 2 or sum(len(f) for _, f in pending) < 2 * workers:
+                    task = next(upcoming, None)
+                    if task is None:
+                        break
+                    pending.append((task, [pool.submit(_prepare_item, item, task)
+                                           for item in task["items"]]))
+                task, shard_futures = pending.popleft()
+                write_prepared(Path(task["path"]), [f.result() for f in shard_futures])
                 bar.update(len(task["items"]))
+        finally:
+            # On Ctrl-C, drop the queued sequences instead of preparing them all first.
+            pool.shutdown(wait=True, cancel_futures=True)
     finally:
         bar.close()
+
+
+def _run_on_dask(tasks, *, workers, scheduler, bar) -> None:
+    """One Dask task per shard; each shard is written here as soon as it is ready."""
+    from dask.distributed import Client, LocalCluster, as_completed
+
+    cluster = None
+    if not scheduler:
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                               dashboard_address=None)
+    try:
+        with Client(scheduler or cluster) as client:
+            futures = client.map(_prepare_shard, tasks, pure=False)
+            paths = {future.key: task["path"] for future, task in zip(futures, tasks)}
+            for future in as_completed(futures):
+                sidecar = write_prepared(Path(paths[future.key]), future.result())
+                bar.update(len(sidecar["written"]) + len(sidecar["rejected"]))
+                future.release()  # free the payloads
+    finally:
+        if cluster is not None:
+            cluster.close()
 
 
 def _write_manifest(out, tasks, items, orphans, missing, config, identity, encoding):
@@ -384,7 +426,7 @@ def _write_manifest(out, tasks, items, orphans, missing, config, identity, encod
         "seed_constants": {"mean": 50.564544677734375, "std": 49.94772720336914},
     }
     manifest = {
-        "format": "jetkeras-records/1",
+        "format": FORMAT,
         "jetkeras_version": jetkeras.__version__,
         "source": identity["source"],
         "build": identity,
@@ -476,7 +518,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--records-per-shard", type=int, default=32,
                         help="sequences per shard; default 32")
     parser.add_argument("--workers", type=int, default=1,
-                        help="processes; >1 runs a local Dask cluster; default 1")
+                        help="sequences prepared at once; default 1")
+    parser.add_argument("--parallel", choices=PARALLEL, default="auto",
+                        help="threads (npz, synthetic) or a local Dask cluster of processes "
+                             "(FITS); default auto")
     parser.add_argument("--scheduler", help="address of a Dask scheduler to run on")
     _cli.add_seed_flag(parser)
     return parser
@@ -497,7 +542,8 @@ def main(argv: list[str] | None = None) -> int:
                       limit=args.limit, split=args.split, npz_root=args.npz_root,
                       fits_root=args.fits_root, catalogue=args.catalogue,
                       negatives=args.negatives, records_per_shard=args.records_per_shard,
-                      workers=args.workers, scheduler=args.scheduler)
+                      workers=args.workers, parallel=args.parallel,
+                      scheduler=args.scheduler)
 
     return _cli.run_main(run, "build_records")
 

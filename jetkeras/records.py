@@ -17,15 +17,17 @@ the seed.
 
 Storage (chosen by measurement, ``bench/records.py``): DN are clipped to
 ``[offset_dn, clip_dn]`` = [-16, 1000] (the seed clips at 1000; level-1 AIA has small
-negatives) and quantised to uint16 in steps of 1/64 DN, so integer DN (level-1 AIA) are
-stored exactly and any other value within 1/128 DN, far below AIA photon noise. The
-uint16 values are written byte-planar (all high bytes, then all low bytes: deflate then
-sees two smooth planes instead of interleaved noise, about 12 % smaller) and compressed
-with zlib level 1 inside each example (level 6 is 4 % smaller and 5x slower; per-example
-compression keeps records independently readable). Measured per 166x166x30 sequence: see
-``bench/README.md`` (about 0.4 of the seed's float64 ``np.savez_compressed`` file on
-synthetic cubes, 0.7 on integer Poisson cubes cut from the real AIA test image, where photon
-noise, ~5 bits of entropy per pixel, bounds any lossless coder near 0.5).
+negatives) and quantised to uint16. A cube of integer DN (level-1 AIA and its max-pooled
+cutouts) is stored in steps of 1 DN, exactly; any other cube (exposure-normalised data, our
+renderer) in steps of 1/64 DN, within 1/128 DN, far below AIA photon noise.
+The step is stored in each record. Each row is then predicted from its left neighbour (the
+residual, modulo 2**16, zigzag-mapped so small residuals of either sign are small
+numbers), written byte-planar (all high bytes, then all low bytes) and compressed with
+zlib level 1, run-length strategy, inside each example (per-example compression keeps
+records independently readable; the parser undoes the prediction with one cumulative sum).
+On real level-1 AIA pixels (sunkit-image's 171 A cutout, 3x3 max-pooled as the seed does)
+this is 0.43-0.46 of the seed's float64 ``np.savez_compressed`` file for the same pixels,
+where plain uint16 + zlib was 0.54-0.62; see ``bench/README.md``.
 
 One feature spec, :func:`feature_spec`, serves the writer (:func:`encode_example`) and the
 parser (:func:`parse_example`).
@@ -48,6 +50,7 @@ import pandas as pd
 from jetkeras._files import atomic_output, atomic_write_text
 
 __all__ = [
+    "FORMAT",
     "STORAGE",
     "Encoding",
     "dequantise",
@@ -71,40 +74,49 @@ SPLITS = ("train", "val", "test")
 SPLIT_FRACTIONS = {"train": 0.70, "val": 0.15, "test": 0.15}
 
 
+FORMAT = "jetkeras-records/2"  # bump when the stored bytes change meaning
+
+
 @dataclass(frozen=True)
 class Encoding:
-    """How DN are stored: clip to [offset_dn, clip_dn], then uint16 steps."""
+    """How DN are stored: clip to [offset_dn, clip_dn], then uint16 steps (1 or 1/64 DN)."""
 
     offset_dn: float = -16.0  # lowest DN kept (level-1 AIA has small negatives)
     clip_dn: float = 1000.0  # highest DN kept (the seed's clip)
-    zlib_level: int = 1  # zlib level of each example's frames (1: fast, ~4 % larger than 6)
-
-    @property
-    def step_dn(self) -> float:
-        """DN per uint16 step: 1/64, so integer DN are exact."""
-        return 1.0 / 64.0
+    zlib_level: int = 1  # zlib level of each example's frames (1: fast; 6 gains ~3 %, 3x slower)
+    integer_step_dn: float = 1.0  # step for cubes of integer DN: exact
+    fine_step_dn: float = 1.0 / 64.0  # step for any other cube: within 1/128 DN
 
     def __post_init__(self):
-        if (self.clip_dn - self.offset_dn) / self.step_dn > 65535:
+        if (self.clip_dn - self.offset_dn) / self.fine_step_dn > 65535:
             raise ValueError(
-                f"config key `data.clip_dn`: at most {self.offset_dn + 65535 * self.step_dn:g} "
-                f"DN fit the uint16 storage, received {self.clip_dn:g}"
+                f"config key `data.clip_dn`: at most "
+                f"{self.offset_dn + 65535 * self.fine_step_dn:g} DN fit the uint16 storage, "
+                f"received {self.clip_dn:g}"
             )
 
     @property
     def tolerance_dn(self) -> float:
-        """Largest round-trip error for values inside the clipped range."""
-        return self.step_dn / 2.0
+        """Largest round-trip error for values inside the clipped range (0 for integer DN)."""
+        return self.fine_step_dn / 2.0
+
+    def step_for(self, clipped: np.ndarray) -> float:
+        """The step for an already clipped cube: 1 DN if every value is an integer."""
+        integer = np.array_equal(clipped, np.rint(clipped)) and float(self.offset_dn).is_integer()
+        return self.integer_step_dn if integer else self.fine_step_dn
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "format": FORMAT,
             "dtype": "uint16",
-            "layout": "byte-planar (high bytes, then low bytes)",
             "offset_dn": self.offset_dn,
             "clip_dn": self.clip_dn,
-            "step_dn": self.step_dn,
+            "step_dn": {"integer_dn": self.integer_step_dn, "other": self.fine_step_dn},
             "tolerance_dn": self.tolerance_dn,
-            "compression": f"zlib level {self.zlib_level}, per example",
+            "tolerance_integer_dn": 0.0,
+            "prediction": "left neighbour, residual modulo 2**16, zigzag",
+            "layout": "byte-planar (high bytes, then low bytes)",
+            "compression": f"zlib stream, level {self.zlib_level}, per example",
         }
 
 
@@ -121,7 +133,8 @@ def feature_spec() -> dict:
     """The one feature spec of a record, used by writer and parser alike."""
     tf = _tf()
     return {
-        "frames": tf.io.FixedLenFeature([], tf.string),  # uint16, byte-planar, zlib
+        "frames": tf.io.FixedLenFeature([], tf.string),  # predicted uint16, byte-planar, zlib
+        "step_dn": tf.io.FixedLenFeature([], tf.float32),  # DN per stored step (1 or 1/64)
         "shape": tf.io.FixedLenFeature([3], tf.int64),  # (T, H, W)
         "label": tf.io.FixedLenFeature([], tf.int64),  # 1 jet, 0 no jet
         "event_id": tf.io.FixedLenFeature([], tf.string),
@@ -130,62 +143,102 @@ def feature_spec() -> dict:
 
 
 # ----------------------------------------------------------------------- encoding
-def quantise(frames: np.ndarray, encoding: Encoding = STORAGE) -> np.ndarray:
-    """DN float ``(T, H, W)`` -> uint16 ``(T, H, W)``, clipped to the stored range."""
+def quantise(frames: np.ndarray, encoding: Encoding = STORAGE) -> tuple[np.ndarray, float]:
+    """DN float ``(T, H, W)`` -> (uint16 steps ``(T, H, W)``, DN per step), clipped."""
     clipped = np.clip(frames, encoding.offset_dn, encoding.clip_dn)
-    steps = np.rint((clipped - encoding.offset_dn) / encoding.step_dn)
-    return steps.astype("<u2")
+    step = encoding.step_for(clipped)
+    steps = np.rint((clipped - encoding.offset_dn) / step)
+    return steps.astype("<u2"), step
 
 
-def _planar_bytes(steps: np.ndarray) -> bytes:
-    """uint16 values as all high bytes followed by all low bytes."""
-    steps = steps.astype("<u2", copy=False).ravel()
-    return np.concatenate([(steps >> 8).astype(np.uint8), (steps & 0xFF).astype(np.uint8)]
-                          ).tobytes()
-
-
-def dequantise(steps: np.ndarray, encoding: Encoding = STORAGE) -> np.ndarray:
+def dequantise(steps: np.ndarray, step_dn: float, encoding: Encoding = STORAGE) -> np.ndarray:
     """uint16 steps -> float32 DN (inverse of :func:`quantise`)."""
-    return (steps.astype(np.float32) * np.float32(encoding.step_dn)
-            + np.float32(encoding.offset_dn))
+    return steps.astype(np.float32) * np.float32(step_dn) + np.float32(encoding.offset_dn)
 
 
-def compress_frames(frames: np.ndarray, encoding: Encoding = STORAGE) -> bytes:
-    """The stored payload of a ``(T, H, W)`` DN cube: uint16 steps, byte-planar, zlib.
+def _predict_rows(steps: np.ndarray) -> np.ndarray:
+    """uint16 steps -> zigzag residuals of the left-neighbour prediction, uint16.
 
-    Pure NumPy and zlib: build workers run it without importing TensorFlow.
+    The residual is taken modulo 2**16 (uint16 arithmetic wraps), so it always fits, and
+    the parser's cumulative sum modulo 2**16 restores the steps exactly.
     """
-    return zlib.compress(_planar_bytes(quantise(frames, encoding)), encoding.zlib_level)
+    residual = np.diff(steps, axis=-1, prepend=np.uint16(0)).view(np.int16)
+    return ((residual << 1) ^ (residual >> 15)).view(np.uint16)  # zigzag: 0,-1,1,-2 -> 0,1,2,3
 
 
-def frame_sums(frames: np.ndarray, encoding: Encoding = STORAGE) -> dict[str, float]:
-    """Sums of the stored DN (and of their log1p) for the training-split statistics."""
-    stored = dequantise(quantise(frames, encoding), encoding).ravel()  # what the pipeline sees
-    logged = np.log1p(np.maximum(stored, 0.0))
+def _compressor(encoding: Encoding):
+    """A zlib-format compressor: Intel ISA-L's (python-isal) when installed, else zlib's.
+
+    Both write standard zlib streams that ``tf.io.decode_compressed`` reads. ISA-L's level
+    1 is 4x faster than zlib's level 1 with run-length strategy, and about 2 % larger.
+    """
+    try:
+        from isal import isal_zlib
+
+        return isal_zlib.compressobj(encoding.zlib_level, isal_zlib.DEFLATED,
+                                     isal_zlib.MAX_WBITS)
+    except ImportError:
+        return zlib.compressobj(encoding.zlib_level, zlib.DEFLATED, zlib.MAX_WBITS, 9,
+                                zlib.Z_RLE)
+
+
+def _compress_planar(values: np.ndarray, encoding: Encoding) -> bytes:
+    """zlib stream of uint16 ``values`` laid out as all high bytes, then all low bytes."""
+    pairs = values.astype("<u2", copy=False).reshape(-1).view(np.uint8).reshape(-1, 2)
+    compressor = _compressor(encoding)
+    return (compressor.compress(np.ascontiguousarray(pairs[:, 1]))
+            + compressor.compress(np.ascontiguousarray(pairs[:, 0])) + compressor.flush())
+
+
+def compress_frames(frames: np.ndarray, encoding: Encoding = STORAGE
+                    ) -> tuple[bytes, float, np.ndarray]:
+    """The stored payload of a ``(T, H, W)`` DN cube, its step in DN and its uint16 steps.
+
+    Pure NumPy and zlib (both release the GIL, so build threads run in parallel).
+    """
+    steps, step = quantise(frames, encoding)
+    return _compress_planar(_predict_rows(steps), encoding), step, steps
+
+
+def frame_sums(steps: np.ndarray, step_dn: float, encoding: Encoding = STORAGE
+               ) -> dict[str, float]:
+    """Sums of the stored DN (and of their log1p) for the training-split statistics.
+
+    Computed from a histogram of the uint16 ``steps`` (what the pipeline will read), in
+    float64: exact, and one log per distinct value instead of one per pixel.
+    """
+    counts = np.bincount(steps.ravel(), minlength=1).astype(np.float64)
+    dn = np.arange(counts.size) * step_dn + encoding.offset_dn
+    logged = np.log1p(np.maximum(dn, 0.0))
+    # Element-wise sums, not BLAS dot products: OpenBLAS's threads spin after each call
+    # and would steal the cores from the other build threads.
     return {
-        "count": int(stored.size),
-        "sum": float(stored.sum(dtype=np.float64)),
-        "sum_sq": float(np.dot(stored, stored)),
-        "log_sum": float(logged.sum(dtype=np.float64)),
-        "log_sum_sq": float(np.dot(logged, logged)),
+        "count": int(steps.size),
+        "sum": float((counts * dn).sum()),
+        "sum_sq": float((counts * dn**2).sum()),
+        "log_sum": float((counts * logged).sum()),
+        "log_sum_sq": float((counts * logged**2).sum()),
     }
 
 
 def encode_example(
     frames: np.ndarray | bytes, label: int, event_id: str, group: str,
     encoding: Encoding = STORAGE, shape: tuple[int, int, int] | None = None,
+    step_dn: float | None = None,
 ) -> bytes:
     """One serialised ``tf.train.Example`` for a ``(T, H, W)`` DN cube.
 
-    ``frames`` may also be the payload of :func:`compress_frames`, with its ``shape``.
+    ``frames`` may also be the payload of :func:`compress_frames`, with its ``shape`` and
+    ``step_dn``.
     """
     tf = _tf()
     if isinstance(frames, bytes):
         payload = frames
     else:
-        payload, shape = compress_frames(frames, encoding), frames.shape
+        (payload, step_dn, _), shape = compress_frames(frames, encoding), frames.shape
     feature = {
         "frames": tf.train.Feature(bytes_list=tf.train.BytesList(value=[payload])),
+        "step_dn": tf.train.Feature(float_list=tf.train.FloatList(value=[step_dn])),
         "shape": tf.train.Feature(int64_list=tf.train.Int64List(value=list(shape))),
         "label": tf.train.Feature(int64_list=tf.train.Int64List(value=[int(label)])),
         "event_id": tf.train.Feature(bytes_list=tf.train.BytesList(value=[event_id.encode()])),
@@ -208,10 +261,14 @@ def parse_example(serialized, frames: int, size: int, encoding: Encoding = STORA
     tf = _tf()
     parsed = tf.io.parse_single_example(serialized, feature_spec())
     raw = tf.io.decode_compressed(parsed["frames"], compression_type="ZLIB")
-    planes = tf.reshape(tf.cast(tf.io.decode_raw(raw, tf.uint8), tf.float32), (2, -1))
-    steps = planes[0] * 256.0 + planes[1]  # exact in float32 (< 2**24)
-    dn = steps * encoding.step_dn + encoding.offset_dn
-    dn = tf.reshape(dn, (frames, size, size, 1))
+    planes = tf.reshape(tf.cast(tf.io.decode_raw(raw, tf.uint8), tf.int32),
+                        (2, frames, size, size))
+    zigzag = planes[0] * 256 + planes[1]
+    residual = tf.bitwise.bitwise_xor(tf.bitwise.right_shift(zigzag, 1),
+                                      -tf.bitwise.bitwise_and(zigzag, 1))
+    steps = tf.bitwise.bitwise_and(tf.cumsum(residual, axis=-1), 0xFFFF)  # undo prediction
+    dn = tf.cast(steps, tf.float32) * parsed["step_dn"] + encoding.offset_dn
+    dn = dn[..., tf.newaxis]
     return {
         "frames": dn,
         "label": parsed["label"],
@@ -300,7 +357,8 @@ def prepare_examples(
     Returns
     -------
     list of dict
-        ``event_id``, ``label``, ``group`` and either ``payload`` + ``shape`` (+ ``sums``)
+        ``event_id``, ``label``, ``group`` and either ``payload``, ``step_dn`` and
+        ``shape`` (+ ``sums``)
         or ``reason``: the input of :func:`write_prepared`.
     """
     prepared = []
@@ -309,10 +367,10 @@ def prepare_examples(
         if frames is None:
             entry["reason"] = reason
         else:
-            entry["payload"] = compress_frames(frames, encoding)
+            entry["payload"], entry["step_dn"], steps = compress_frames(frames, encoding)
             entry["shape"] = tuple(int(n) for n in frames.shape)
             if log_stats:
-                entry["sums"] = frame_sums(frames, encoding)
+                entry["sums"] = frame_sums(steps, entry["step_dn"], encoding)
         prepared.append(entry)
     return prepared
 
@@ -329,7 +387,8 @@ def write_prepared(path: Path, prepared: list[dict[str, Any]]) -> dict[str, Any]
                 rejected.append({k: entry[k] for k in ("event_id", "label", "reason")})
                 continue
             writer.write(encode_example(entry["payload"], entry["label"], entry["event_id"],
-                                        entry["group"], shape=entry["shape"]))
+                                        entry["group"], shape=entry["shape"],
+                                        step_dn=entry["step_dn"]))
             written.append(record)
             for key, value in entry.get("sums", {}).items():
                 sums[key] += value
@@ -372,9 +431,15 @@ def read_manifest(records_dir: str | os.PathLike) -> dict[str, Any]:
             f"found none{hint}"
         )
     try:
-        return json.loads(manifest_path.read_text())
+        manifest = json.loads(manifest_path.read_text())
     except json.JSONDecodeError as error:
         raise ValueError(f"{manifest_path}: not valid JSON ({error})") from None
+    if manifest.get("format") != FORMAT:
+        raise ValueError(
+            f"{manifest_path}: expected records of format {FORMAT!r}, received "
+            f"{manifest.get('format')!r}; rebuild them with `python -m jetkeras.build_records`"
+        )
+    return manifest
 
 
 def verify_shards(records_dir: str | os.PathLike, manifest: dict, split: str) -> list[Path]:

@@ -31,10 +31,47 @@ def tiny_records(tmp_path_factory):
 def test_quantisation_round_trip_within_stated_tolerance():
     rng = np.random.default_rng(0)
     dn = rng.uniform(STORAGE.offset_dn, STORAGE.clip_dn, size=(4, 32, 32)).astype(np.float32)
-    back = dequantise(quantise(dn))
-    assert np.abs(back - dn).max() <= STORAGE.tolerance_dn * 1.001
-    assert dequantise(quantise(np.array([5000.0, -50.0]))).tolist() == [
+    steps, step = quantise(dn)
+    assert step == STORAGE.fine_step_dn
+    assert np.abs(dequantise(steps, step) - dn).max() <= STORAGE.tolerance_dn * 1.001
+    integer_dn = np.rint(dn)
+    steps, step = quantise(integer_dn)
+    assert step == 1.0 and np.array_equal(dequantise(steps, step), integer_dn)  # exact
+    assert dequantise(*quantise(np.array([5000.0, -50.0]))).tolist() == [
         pytest.approx(STORAGE.clip_dn), pytest.approx(STORAGE.offset_dn)]
+
+
+def test_plain_zlib_writes_what_isal_writes(monkeypatch):
+    """Without python-isal the stdlib zlib compresses; the parser reads either."""
+    import builtins
+
+    from jetkeras.records import encode_example, parse_example
+
+    cube = np.random.default_rng(2).poisson(60.0, (3, 16, 16)).astype(np.float32)
+    with_isal = encode_example(cube, 1, "e", "g")
+    real_import = builtins.__import__
+
+    def no_isal(name, *args, **kwargs):
+        if name.startswith("isal"):
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_isal)
+    without_isal = encode_example(cube, 1, "e", "g")
+    assert without_isal != with_isal  # really another compressor
+    for serialized in (with_isal, without_isal):
+        back = parse_example(serialized, 3, 16)["frames"].numpy()[..., 0]
+        np.testing.assert_array_equal(back, cube)
+
+
+@pytest.mark.parametrize("low", [-16.0, -15.5])  # integer and fine steps
+def test_encode_parse_round_trip_at_the_range_ends(low):
+    """Neighbours at opposite ends of the range: the row prediction wraps modulo 2**16."""
+    from jetkeras.records import encode_example, parse_example
+
+    cube = np.tile(np.array([low, 1000.0, 3.0, 999.0], np.float32), (3, 8, 2))  # (3, 8, 8)
+    back = parse_example(encode_example(cube, 1, "e", "g"), 3, 8)["frames"].numpy()[..., 0]
+    np.testing.assert_allclose(back, cube, atol=STORAGE.tolerance_dn)
 
 
 def test_round_trip_write_read_equal(tiny_records):
@@ -141,8 +178,9 @@ def test_empty_source(tmp_path, capsys):
 @pytest.mark.slow
 def test_sigkill_then_resume_gives_every_id_once(tmp_path):
     out = tmp_path / "killed"
+    # Cubes large enough (~30 ms to render) that the kill lands mid-build.
     command = [sys.executable, "-m", "jetkeras.build_records", "--source", "synthetic",
-               "--frames", "4", "--size", "32", "--limit", "48", "--records-per-shard", "2",
+               "--frames", "8", "--size", "96", "--limit", "48", "--records-per-shard", "2",
                "--out", str(out), "--seed", "5"]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
@@ -160,22 +198,32 @@ def test_sigkill_then_resume_gives_every_id_once(tmp_path):
     ids = [r["event_id"] for split in manifest["splits"] for r in iterate_records(out, split)]
     assert len(ids) == len(set(ids)) == 48
     reference = build_records(source="synthetic", out=tmp_path / "clean",
-                              config=TINY, limit=48, seed=5, records_per_shard=2, progress=False)
+                              config=JetConfig().replace(data={"frames": 8, "size": 96}),
+                              limit=48, seed=5, records_per_shard=2, progress=False)
     assert sorted(ids) == sorted(r["event_id"] for s in reference["splits"]
                                  for r in iterate_records(tmp_path / "clean", s))
     assert json.dumps(reference["splits"], sort_keys=True) == json.dumps(manifest["splits"],
                                                                          sort_keys=True)
 
 
-@pytest.mark.slow
-def test_dask_local_cluster_writes_the_same_records(tmp_path):
+@pytest.mark.parametrize("parallel", ["threads", pytest.param("processes",
+                                                                 marks=pytest.mark.slow)])
+def test_parallel_build_writes_the_same_records(tmp_path, parallel):
     single = build_records(source="synthetic", out=tmp_path / "single", config=TINY, limit=24,
                            seed=4, records_per_shard=4, progress=False)
-    parallel = build_records(source="synthetic", out=tmp_path / "dask", config=TINY, limit=24,
-                             seed=4, records_per_shard=4, workers=2, progress=False)
-    assert json.dumps(single["splits"], sort_keys=True) == json.dumps(parallel["splits"],
+    out = tmp_path / parallel
+    manifest = build_records(source="synthetic", out=out, config=TINY, limit=24, seed=4,
+                             records_per_shard=4, workers=2, parallel=parallel,
+                             progress=False)
+    # Same shards, byte for byte (checksums), whatever ran them.
+    assert json.dumps(single["splits"], sort_keys=True) == json.dumps(manifest["splits"],
                                                                       sort_keys=True)
-    assert single["normalisation"] == parallel["normalisation"]
+    assert single["normalisation"] == manifest["normalisation"]
+
+
+def test_bad_parallel_flags_are_one_line_errors(tmp_path, capsys):
+    assert main(["--out", str(tmp_path / "o"), "--workers", "0"]) == 2
+    assert "--workers: expected >= 1, received 0" in capsys.readouterr().err
 
 
 def test_describe_prints_table_and_writes_contact_sheet(tiny_records, tmp_path, capsys):
@@ -208,6 +256,22 @@ def test_storage_is_at_most_half_the_seed_npz_on_synthetic_cubes(tmp_path):
     assert sidecar["bytes"] / seed_bytes <= 0.5
 
 
+def test_real_aia_pixels_store_in_at_most_half_the_seed_npz(aia_cutout, tmp_path):
+    """Real level-1 AIA DN, 3x3 max-pooled as the seed does: 166x166 frames, stored exactly."""
+    from jetkeras.records import write_shard
+
+    data, _ = aia_cutout  # (705, 769) integer DN
+    pooled = data[:705, :768].reshape(235, 3, 256, 3).max(axis=(1, 3))
+    # Separate one-frame cubes at four corners: no frame repeats another's pixels, so
+    # neither file gains from redundancy that real sequences would not have.
+    cubes = [pooled[None, y:y + 166, x:x + 166] for y, x in ((0, 0), (69, 90), (0, 90), (69, 0))]
+    seed_bytes = sum(_seed_npz_bytes(c, tmp_path / f"{i}.npz") for i, c in enumerate(cubes))
+    sidecar = write_shard(tmp_path / "s.tfrecord",
+                          ((f"e{i}", 1, "g", c, None) for i, c in enumerate(cubes)),
+                          log_stats=False)
+    assert sidecar["bytes"] / seed_bytes <= 0.5
+
+
 def test_real_aia_integer_dn_round_trip_exactly_and_store_smaller(make_aia_frames, tmp_path):
     from jetkeras.records import write_shard
 
@@ -219,8 +283,8 @@ def test_real_aia_integer_dn_round_trip_exactly_and_store_smaller(make_aia_frame
     sidecar = write_shard(out / "s.tfrecord",
                           ((f"e{i}", 1, "g", c, None) for i, c in enumerate(cubes)),
                           log_stats=False)
-    # Photon noise bounds lossless coding near half the seed's file; zlib gets ~0.7.
-    assert sidecar["bytes"] / seed_bytes < 0.8
+    # Poisson noise in DN (noisier than AIA, whose DN hold fewer photons): above 0.5.
+    assert sidecar["bytes"] / seed_bytes < 0.7
     import tensorflow as tf
 
     from jetkeras.records import parse_example
