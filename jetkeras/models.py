@@ -259,10 +259,11 @@ def _frame_encoder(config: JetConfig) -> keras.Model:
     return keras.Model(frame, x, name="frame_encoder")
 
 
-def _build_td_lstm(config: JetConfig, frames_input, use_cudnn) -> Any:
+def _build_td_lstm(config: JetConfig, frames_input, use_cudnn, unroll) -> Any:
     encoder = _frame_encoder(config)
     x = FrameDistributed(encoder, name="frame_distributed")(frames_input)  # (B, T, F)
-    x = layers.LSTM(config.model.lstm_units, use_cudnn=use_cudnn, name="lstm")(x)
+    x = layers.LSTM(config.model.lstm_units, use_cudnn=use_cudnn, unroll=unroll,
+                    name="lstm")(x)
     x = layers.Dropout(config.model.dropout, name="dropout_1")(x)
     x = layers.Dense(config.model.dense_units, activation="relu",
                      kernel_initializer=_kaiming(), name="dense")(x)
@@ -270,7 +271,7 @@ def _build_td_lstm(config: JetConfig, frames_input, use_cudnn) -> Any:
     return x
 
 
-def _build_epfl2d(config: JetConfig, frames_input, use_cudnn) -> Any:
+def _build_epfl2d(config: JetConfig, frames_input, use_cudnn, unroll) -> Any:
     size, frames = config.data.size, config.data.frames
     # (B, T, S, S, 1) -> (B, S, S, T, 1) -> (B, S, S, T): frames become channels.
     x = layers.Permute((2, 3, 1, 4), name="frames_last")(frames_input)
@@ -301,7 +302,7 @@ def _build_epfl2d(config: JetConfig, frames_input, use_cudnn) -> Any:
     x = layers.LSTM(_EPFL2D_LSTM_UNITS, use_cudnn=use_cudnn, kernel_initializer=uniform,
                     recurrent_initializer=keras.initializers.RandomUniform(-bound, bound),
                     bias_initializer=keras.initializers.RandomUniform(-bound, bound),
-                    unit_forget_bias=False, name="lstm")(x)
+                    unit_forget_bias=False, unroll=unroll, name="lstm")(x)
     for index, units in enumerate(_EPFL2D_DENSE, start=1):
         x = layers.Dense(units, activation="relu", kernel_initializer=_kaiming(),
                          bias_initializer="zeros", name=f"dense_{index}")(x)
@@ -309,7 +310,8 @@ def _build_epfl2d(config: JetConfig, frames_input, use_cudnn) -> Any:
     return x
 
 
-def build_model(config: JetConfig, *, seed: int | None = None) -> keras.Model:
+def build_model(config: JetConfig, *, seed: int | None = None,
+                unroll: bool = False) -> keras.Model:
     """Build the (uncompiled) Functional model named by ``config.model.arch``.
 
     Parameters
@@ -321,6 +323,9 @@ def build_model(config: JetConfig, *, seed: int | None = None) -> keras.Model:
     seed : int, optional
         Seeds Python, NumPy and Keras (``keras.utils.set_random_seed``) before the
         weights are drawn; default ``config.train.seed``.
+    unroll : bool
+        Unroll the LSTM over the (static) frame axis. Same weights and outputs; the form
+        the LiteRT converter turns into builtin ops only (a loop needs TensorFlow ops).
 
     Returns
     -------
@@ -343,9 +348,9 @@ def build_model(config: JetConfig, *, seed: int | None = None) -> keras.Model:
         frames_input = keras.Input((frames, size, size, 1), dtype="float32",
                                    name="frames")
         if config.model.arch == "epfl2d":
-            x = _build_epfl2d(config, frames_input, runtime["use_cudnn"])
+            x = _build_epfl2d(config, frames_input, runtime["use_cudnn"], unroll)
         else:
-            x = _build_td_lstm(config, frames_input, runtime["use_cudnn"])
+            x = _build_td_lstm(config, frames_input, runtime["use_cudnn"], unroll)
         logit = layers.Dense(1, dtype="float32", kernel_initializer=_kaiming(),
                              bias_initializer="zeros", name="logit")(x)
         model = keras.Model(frames_input, logit, name=config.model.arch)

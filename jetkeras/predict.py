@@ -33,6 +33,7 @@ is given.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import io
 import json
@@ -47,6 +48,7 @@ import numpy as np
 
 from jetkeras import _cli
 from jetkeras._files import atomic_write_text
+from jetkeras.export import LITERT_NAME
 
 __all__ = [
     "Predictor",
@@ -60,6 +62,7 @@ __all__ = [
 ]
 
 EXPORT_METADATA = "jetkeras.json"  # file name in a SavedModel's assets/ folder
+RUNTIMES = ("auto", "litert", "tensorflow")
 CATALOGUE_COLUMNS = ["sjh_ID", "SOL_event", "event_id", "date", "basepoint_X", "basepoint_Y",
                      "label"]
 _META_COLUMNS = ("event_id", "sjh_ID", "SOL_event", "date", "basepoint_X", "basepoint_Y")
@@ -102,10 +105,12 @@ class Predictor:
     source : str
         The run folder or SavedModel folder it came from.
     kind : {"run", "saved_model"}
+    runtime : {"tensorflow", "litert"}
+        What runs the network.
     """
 
     def __init__(self, *, logits_function, frames, size, threshold, normalisation, config,
-                 source, kind):
+                 source, kind, runtime="tensorflow"):
         self._logits_function = logits_function
         self.frames = int(frames)
         self.size = int(size)
@@ -114,9 +119,10 @@ class Predictor:
         self.config = config
         self.source = str(source)
         self.kind = kind
+        self.runtime = runtime
 
     def __repr__(self) -> str:
-        return (f"Predictor({self.kind} {self.source!r}: {self.frames} frames of "
+        return (f"Predictor({self.kind} {self.source!r} on {self.runtime}: {self.frames} frames of "
                 f"{self.size}x{self.size} px, threshold {self.threshold:.3f})")
 
     def normalise(self, frames_dn: np.ndarray) -> np.ndarray:
@@ -177,6 +183,43 @@ def _inference_config(config):
     return config.replace(model={"use_cudnn": "false"}, train={"precision": "float32"})
 
 
+def _read_run(run: str | os.PathLike) -> dict[str, Any]:
+    """A finished run folder's config, normalisation and threshold, without Keras.
+
+    Raises
+    ------
+    FileNotFoundError
+        The folder does not exist.
+    ValueError
+        Files are missing or corrupt (one line naming the file).
+    """
+    from jetkeras.config import JetConfig
+
+    finished = "threshold.json"  # jetkeras.train.FINISHED_MARKER, without importing Keras
+    run = Path(run)
+    if not run.exists():
+        raise FileNotFoundError(f"--model {run}: run folder or SavedModel not found")
+    if not run.is_dir():
+        raise ValueError(f"--model {run}: expected a run folder or a SavedModel folder, "
+                         f"received a file")
+    needed = ["config.json", "model.keras", "normalisation.json", finished]
+    missing = [name for name in needed if not (run / name).is_file()]
+    if missing:
+        raise ValueError(f"--model {run}: expected a finished run folder or a SavedModel, "
+                         f"missing {missing}")
+    config = JetConfig.from_json(run / "config.json")
+    try:
+        normalisation = json.loads((run / "normalisation.json").read_text())
+        threshold = float(json.loads((run / finished).read_text())["threshold"])
+        for key in ("clip_dn", "mean", "std"):
+            float(normalisation[key])
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
+        raise ValueError(f"--model {run}: corrupt normalisation.json or threshold.json "
+                         f"({type(error).__name__}: {error})") from None
+    return {"config": config, "normalisation": normalisation, "threshold": threshold,
+            "run": run}
+
+
 def load_run_model(run: str | os.PathLike) -> dict[str, Any]:
     """Rebuild a run folder's network for inference and load its weights.
 
@@ -194,39 +237,89 @@ def load_run_model(run: str | os.PathLike) -> dict[str, Any]:
         Files are missing or corrupt (one line naming the file).
     """
     _cli.quiet_tensorflow()
-    from jetkeras.config import JetConfig
+    loaded = _read_run(run)
     from jetkeras.models import build_model
-    from jetkeras.train import FINISHED_MARKER
 
-    run = Path(run)
-    if not run.exists():
-        raise FileNotFoundError(f"--model {run}: run folder or SavedModel not found")
-    if not run.is_dir():
-        raise ValueError(f"--model {run}: expected a run folder or a SavedModel folder, "
-                         f"received a file")
-    needed = ["config.json", "model.keras", "normalisation.json", FINISHED_MARKER]
-    missing = [name for name in needed if not (run / name).is_file()]
-    if missing:
-        raise ValueError(f"--model {run}: expected a finished run folder or a SavedModel, "
-                         f"missing {missing}")
-    config = JetConfig.from_json(run / "config.json")
+    model = build_model(_inference_config(loaded["config"]))
     try:
-        normalisation = json.loads((run / "normalisation.json").read_text())
-        threshold = float(json.loads((run / FINISHED_MARKER).read_text())["threshold"])
-        for key in ("clip_dn", "mean", "std"):
-            float(normalisation[key])
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
-        raise ValueError(f"--model {run}: corrupt normalisation.json or threshold.json "
-                         f"({type(error).__name__}: {error})") from None
-    model = build_model(_inference_config(config))
-    try:
-        model.load_weights(run / "model.keras")
+        model.load_weights(loaded["run"] / "model.keras")
     except Exception as error:  # noqa: BLE001 -- a corrupt archive is a user error
         first = str(error).strip().splitlines()[0] if str(error).strip() else ""
-        raise ValueError(f"--model {run / 'model.keras'}: cannot load the weights "
+        raise ValueError(f"--model {loaded['run'] / 'model.keras'}: cannot load the weights "
                          f"({type(error).__name__}: {first})") from None
-    return {"model": model, "config": config, "normalisation": normalisation,
-            "threshold": threshold, "run": run}
+    return {"model": model, **loaded}
+
+
+@contextlib.contextmanager
+def _native_stderr_silenced():
+    """Send file descriptor 2 to /dev/null: C++ libraries log there, past Python."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _litert_logits_function(path: Path):
+    """Logits of a batch from a LiteRT ``model.tflite`` (XNNPACK on every core).
+
+    The interpreter is resized whenever the batch size changes; TensorFlow is never
+    imported.
+    """
+    from ai_edge_litert.interpreter import Interpreter
+
+    try:
+        interpreter = Interpreter(model_path=str(path), num_threads=os.cpu_count() or 1)
+        input_index = interpreter.get_input_details()[0]["index"]
+        output_index = interpreter.get_output_details()[0]["index"]
+    except (ValueError, RuntimeError) as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        raise ValueError(f"--model {path}: not a readable LiteRT model ({first[:200]})") \
+            from None
+    allocated = {"shape": None}
+
+    def logits(batch):
+        if batch.shape != allocated["shape"]:
+            interpreter.resize_tensor_input(input_index, batch.shape)
+            with _native_stderr_silenced():  # XNNPACK announces itself on first use
+                interpreter.allocate_tensors()
+            allocated["shape"] = batch.shape
+        interpreter.set_tensor(input_index, batch)
+        interpreter.invoke()
+        return interpreter.get_tensor(output_index).copy()
+
+    return logits
+
+
+def _litert_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("ai_edge_litert") is not None
+
+
+def _choose_runtime(folder: Path, runtime: str, jit: bool) -> str:
+    """``litert`` or ``tensorflow`` for a run or SavedModel folder (see load_predictor)."""
+    if runtime not in RUNTIMES:
+        raise ValueError(f"--runtime: expected one of {list(RUNTIMES)}, received {runtime!r}")
+    has_litert = (folder / LITERT_NAME).is_file()
+    if runtime == "litert":
+        if jit:
+            raise ValueError("--jit: XLA compiles the TensorFlow graph; it needs "
+                             "--runtime tensorflow (or auto), received --runtime litert")
+        if not has_litert:
+            raise ValueError(f"--model {folder}: expected {LITERT_NAME} for --runtime litert "
+                             f"(written by train and export), found none")
+        if not _litert_available():
+            raise ValueError("--runtime litert: the ai-edge-litert package is not installed "
+                             "(pip install ai-edge-litert)")
+        return "litert"
+    if runtime == "auto" and has_litert and not jit and _litert_available():
+        return "litert"
+    return "tensorflow"
 
 
 def _keras_logits_function(model, jit: bool = False):
@@ -244,8 +337,8 @@ def _keras_logits_function(model, jit: bool = False):
     return lambda batch: forward(tf.constant(batch)).numpy()
 
 
-def _load_saved_model(path: Path, threshold: float | None) -> Predictor:
-    _cli.quiet_tensorflow()
+def _read_export(path: Path) -> dict[str, Any]:
+    """An exported folder's metadata (``assets/jetkeras.json``), without TensorFlow."""
     from jetkeras.config import JetConfig
 
     metadata_path = path / "assets" / EXPORT_METADATA
@@ -254,13 +347,17 @@ def _load_saved_model(path: Path, threshold: float | None) -> Predictor:
                          f"expected one written by python -m jetkeras.export")
     try:
         metadata = json.loads(metadata_path.read_text())
-        config = JetConfig.from_dict(metadata["config"], source=str(metadata_path))
-        frames, size = int(metadata["frames"]), int(metadata["size"])
-        stored_threshold = float(metadata["threshold"])
-        normalisation = dict(metadata["normalisation"])
+        return {"config": JetConfig.from_dict(metadata["config"], source=str(metadata_path)),
+                "frames": int(metadata["frames"]), "size": int(metadata["size"]),
+                "threshold": float(metadata["threshold"]),
+                "normalisation": dict(metadata["normalisation"])}
     except (json.JSONDecodeError, KeyError, TypeError) as error:
         raise ValueError(f"--model {metadata_path}: corrupt export metadata "
                          f"({type(error).__name__}: {error})") from None
+
+
+def _saved_model_logits_function(path: Path):
+    _cli.quiet_tensorflow()
     import tensorflow as tf
 
     try:
@@ -275,14 +372,11 @@ def _load_saved_model(path: Path, threshold: float | None) -> Predictor:
         return serve(tf.constant(batch)).numpy()
 
     logits.keep_alive = loaded  # the endpoint needs its object graph alive
-    return Predictor(logits_function=logits, frames=frames, size=size,
-                     threshold=stored_threshold if threshold is None else threshold,
-                     normalisation=normalisation, config=config, source=path,
-                     kind="saved_model")
+    return logits
 
 
 def load_predictor(model: str | os.PathLike, *, threshold: float | None = None,
-                   jit: bool = False) -> Predictor:
+                   jit: bool = False, runtime: str = "auto") -> Predictor:
     """A :class:`Predictor` from a run folder (``train``) or a SavedModel (``export``).
 
     Parameters
@@ -294,7 +388,13 @@ def load_predictor(model: str | os.PathLike, *, threshold: float | None = None,
     threshold : float, optional
         Decision threshold in [0, 1]; default the one stored with the model.
     jit : bool
-        Compile a run folder's forward pass with XLA (worth it for many cubes).
+        Compile a run folder's forward pass with XLA (TensorFlow runtime only).
+    runtime : {"auto", "litert", "tensorflow"}
+        ``litert`` runs the folder's ``model.tflite`` with the LiteRT interpreter: no
+        TensorFlow import (a cold start of about a second) and about 3x the throughput
+        on a CPU. ``tensorflow`` runs the Keras model or the SavedModel. ``auto``: LiteRT
+        when the folder has ``model.tflite`` and ai-edge-litert is installed, unless
+        ``jit``.
 
     Raises
     ------
@@ -303,15 +403,27 @@ def load_predictor(model: str | os.PathLike, *, threshold: float | None = None,
     """
     _check_threshold(threshold)
     path = Path(model)
-    if path.is_dir() and (path / "saved_model.pb").is_file():
-        return _load_saved_model(path, threshold)
-    loaded = load_run_model(path)
-    return Predictor(logits_function=_keras_logits_function(loaded["model"], jit),
-                     frames=loaded["normalisation"].get("frames", loaded["config"].data.frames),
-                     size=loaded["normalisation"].get("size", loaded["config"].data.size),
-                     threshold=loaded["threshold"] if threshold is None else threshold,
-                     normalisation=loaded["normalisation"], config=loaded["config"],
-                     source=path, kind="run")
+    saved_model = path.is_dir() and (path / "saved_model.pb").is_file()
+    if saved_model:
+        stored = _read_export(path)
+    else:
+        stored = _read_run(path)
+        frames = stored["normalisation"].get("frames", stored["config"].data.frames)
+        stored.update(frames=frames,
+                      size=stored["normalisation"].get("size", stored["config"].data.size))
+    chosen = _choose_runtime(path, runtime, jit)
+    if chosen == "litert":
+        logits_function = _litert_logits_function(path / LITERT_NAME)
+    elif saved_model:
+        logits_function = _saved_model_logits_function(path)
+    else:
+        logits_function = _keras_logits_function(load_run_model(path)["model"], jit)
+    return Predictor(logits_function=logits_function, frames=stored["frames"],
+                     size=stored["size"],
+                     threshold=stored["threshold"] if threshold is None else threshold,
+                     normalisation=stored["normalisation"], config=stored["config"],
+                     source=path, kind="saved_model" if saved_model else "run",
+                     runtime=chosen)
 
 
 # ------------------------------------------------------------------------- the cubes
@@ -424,6 +536,7 @@ def predict_cubes(
     resample: bool = False,
     progress: bool = True,
     jit: bool = False,
+    runtime: str = "auto",
 ) -> list[dict[str, Any]]:
     """Probability of a jet for each cube.
 
@@ -442,6 +555,8 @@ def predict_cubes(
         Cubes read and predicted together. Defaults to 16.
     resample : bool
         Interpolate cubes of another frame count or size instead of refusing them.
+    jit, runtime
+        See :func:`load_predictor`.
 
     Returns
     -------
@@ -460,7 +575,7 @@ def predict_cubes(
         raise ValueError("CUBE: expected at least one cube file or folder, received none")
     paths = list_cubes(cube_list)
     predictor = model if isinstance(model, Predictor) else load_predictor(
-        model, threshold=threshold, jit=jit)
+        model, threshold=threshold, jit=jit, runtime=runtime)
     if isinstance(model, Predictor) and threshold is not None:
         predictor.threshold = float(threshold)
     rows = _predict_paths(paths, predictor, batch_size=batch_size, resample=resample,
@@ -583,11 +698,12 @@ _WORKER_PREDICTORS: dict[tuple, Predictor] = {}
 
 
 def _predict_chunk(model_path: str, threshold, paths: list[str], batch_size: int,
-                   resample: bool) -> list[float]:
+                   resample: bool, runtime: str = "auto") -> list[float]:
     """One Dask task: probabilities of a chunk of cubes (the model is loaded once per worker)."""
-    key = (model_path, threshold)
+    key = (model_path, threshold, runtime)
     if key not in _WORKER_PREDICTORS:
-        _WORKER_PREDICTORS[key] = load_predictor(model_path, threshold=threshold)
+        _WORKER_PREDICTORS[key] = load_predictor(model_path, threshold=threshold,
+                                                 runtime=runtime)
     predictor = _WORKER_PREDICTORS[key]
     rows = _predict_paths([Path(p) for p in paths], predictor, batch_size=batch_size,
                           resample=resample, progress=False)
@@ -595,7 +711,7 @@ def _predict_chunk(model_path: str, threshold, paths: list[str], batch_size: int
 
 
 def _dask_probabilities(paths, *, model, threshold, batch_size, resample, workers,
-                        scheduler, progress) -> list[float]:
+                        scheduler, progress, runtime="auto") -> list[float]:
     """Predict chunks of cubes on a Dask cluster (a LocalCluster of ``workers`` processes)."""
     from dask.distributed import Client, LocalCluster, as_completed
     from tqdm.auto import tqdm
@@ -611,7 +727,8 @@ def _dask_probabilities(paths, *, model, threshold, batch_size, resample, worker
         client = Client(cluster)
     try:
         futures = [client.submit(_predict_chunk, str(model), threshold,
-                                 [str(p) for p in part], batch_size, resample, pure=False)
+                                 [str(p) for p in part], batch_size, resample, runtime,
+                                 pure=False)
                    for part in chunks]
         index = {future.key: number for number, future in enumerate(futures)}
         results: list[list[float] | None] = [None] * len(futures)
@@ -642,6 +759,7 @@ def predict_catalogue(
     workers: int = 1,
     scheduler: str | None = None,
     progress: bool = True,
+    runtime: str = "auto",
 ) -> list[dict[str, Any]]:
     """One prediction per catalogue event: from cubes on disk or from a records split.
 
@@ -663,6 +781,8 @@ def predict_catalogue(
         chunk of ``batch_size`` cubes. Defaults to 1 (this process).
     scheduler : str, optional
         Address of a running Dask scheduler (``tcp://host:8786``); overrides ``workers``.
+    runtime : {"auto", "litert", "tensorflow"}
+        See :func:`load_predictor`.
 
     Returns
     -------
@@ -680,17 +800,18 @@ def predict_catalogue(
         raise ValueError("--catalogue: expected exactly one of --cubes ROOT or --records DIR")
     if records is not None:
         rows = _records_rows(records, split, model=model, threshold=threshold,
-                             batch_size=batch_size, catalogue=catalogue)
+                             batch_size=batch_size, catalogue=catalogue, runtime=runtime)
     else:
         items = _catalogue_items(catalogue, Path(cubes))
         paths = [Path(item["path"]) for item in items]
         if workers > 1 or scheduler:
             probabilities = _dask_probabilities(
                 paths, model=model, threshold=threshold, batch_size=batch_size,
-                resample=resample, workers=workers, scheduler=scheduler, progress=progress)
+                resample=resample, workers=workers, scheduler=scheduler, progress=progress,
+                runtime=runtime)
             predictor_threshold = _stored_threshold(model) if threshold is None else threshold
         else:
-            predictor = load_predictor(model, threshold=threshold)
+            predictor = load_predictor(model, threshold=threshold, runtime=runtime)
             probabilities = [row["probability"] for row in _predict_paths(
                 paths, predictor, batch_size=batch_size, resample=resample,
                 progress=progress)]
@@ -713,14 +834,14 @@ def _stored_threshold(model) -> float:
         raise ValueError(f"--model {path}: cannot read its threshold ({error})") from None
 
 
-def _records_rows(records, split, *, model, threshold, batch_size, catalogue):
+def _records_rows(records, split, *, model, threshold, batch_size, catalogue, runtime):
     """Predictions over a records split, joined to the catalogue on event_id."""
     import pandas as pd
 
     from jetkeras.catalogue import load_events
     from jetkeras.pipeline import iterate_records
 
-    predictor = load_predictor(model, threshold=threshold)
+    predictor = load_predictor(model, threshold=threshold, runtime=runtime)
     events = (load_events() if catalogue is None
               else pd.read_csv(catalogue, keep_default_na=False))
     by_id = {str(record["event_id"]): record for record in events.to_dict("records")}
@@ -760,6 +881,7 @@ def predict_timeline(
     out: str | os.PathLike = "timeline.csv",
     batch_size: int = 16,
     resample: bool = False,
+    runtime: str = "auto",
 ) -> list[dict[str, Any]]:
     """Slide the model's window over a longer sequence: probability per window start.
 
@@ -788,8 +910,8 @@ def predict_timeline(
     if isinstance(stride, bool) or not isinstance(stride, int) or stride < 1:
         raise ValueError(f"--stride: expected a positive integer (frames), received {stride!r}")
     out = _check_out(out)
-    predictor = model if isinstance(model, Predictor) else load_predictor(model,
-                                                                         threshold=threshold)
+    predictor = model if isinstance(model, Predictor) else load_predictor(
+        model, threshold=threshold, runtime=runtime)
     sequence = read_for_model(cube, predictor, resample=resample, allow_longer=True)
     count = sequence.frames.shape[0]
     starts = list(range(0, count - predictor.frames + 1, stride))
@@ -844,9 +966,14 @@ def _parser() -> argparse.ArgumentParser:
                              "stored with the model (chosen on validation)")
     parser.add_argument("--out", help="write predictions to this .csv or .json file; "
                                       "default: print only (timeline: timeline.csv)")
+    parser.add_argument("--runtime", choices=RUNTIMES, default="auto",
+                        help="litert: the folder's model.tflite on the LiteRT interpreter (no "
+                             "TensorFlow: fast start, ~3x throughput on a CPU); tensorflow: "
+                             "the Keras model or SavedModel; default auto (litert when "
+                             "model.tflite is there)")
     parser.add_argument("--jit", action="store_true",
-                        help="compile the forward pass with XLA: ~0.7 s more at start, ~20 %% "
-                             "faster over many cubes (run folders only)")
+                        help="compile the TensorFlow forward pass with XLA: ~0.7 s more at "
+                             "start, ~20 %% faster over many cubes (run folders only)")
     parser.add_argument("--batch-size", type=int, default=16,
                         help="sequences per forward pass (and per Dask task); default 16")
     parser.add_argument("--resample", action="store_true",
@@ -886,7 +1013,8 @@ def main(argv: list[str] | None = None) -> int:
             rows = predict_timeline(cube=args.timeline, model=args.model, stride=args.stride,
                                     threshold=args.threshold,
                                     out=args.out or "timeline.csv",
-                                    batch_size=args.batch_size, resample=args.resample)
+                                    batch_size=args.batch_size, resample=args.resample,
+                                    runtime=args.runtime)
             if not args.quiet:
                 best = max(rows, key=lambda row: row["probability"])
                 print(f"{len(rows)} windows; highest probability {best['probability']:.4f} at "
@@ -901,12 +1029,12 @@ def main(argv: list[str] | None = None) -> int:
                                      split=args.split, threshold=args.threshold, out=args.out,
                                      batch_size=args.batch_size, resample=args.resample,
                                      workers=args.workers, scheduler=args.scheduler,
-                                     progress=not args.quiet)
+                                     progress=not args.quiet, runtime=args.runtime)
         else:
             rows = predict_cubes(cubes=args.cubes, model=args.model, threshold=args.threshold,
                                  out=args.out, batch_size=args.batch_size,
                                  resample=args.resample, progress=not args.quiet,
-                                 jit=args.jit)
+                                 jit=args.jit, runtime=args.runtime)
         if not args.quiet:
             print(format_table(rows))
 

@@ -42,12 +42,14 @@ import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from jetkeras._files import atomic_output, atomic_write_text
+
+if TYPE_CHECKING:  # pandas is imported where used: predict's start stays light
+    import pandas as pd
 
 __all__ = [
     "FORMAT",

@@ -41,7 +41,15 @@ def test_export_metadata_and_endpoints_in_a_fresh_process(tiny_run, tiny_export,
         logits = loaded.serve(x).numpy().ravel().tolist()
         probabilities = loaded.serve_proba(x).numpy().ravel().tolist()
         meta = json.load(open({str(tiny_export / "assets" / "jetkeras.json")!r}))
+        from ai_edge_litert.interpreter import Interpreter  # the LiteRT copy beside it
+        lite = Interpreter(model_path={str(tiny_export / "model.tflite")!r})
+        lite.resize_tensor_input(lite.get_input_details()[0]["index"], x.shape)
+        lite.allocate_tensors()
+        lite.set_tensor(lite.get_input_details()[0]["index"], x.numpy())
+        lite.invoke()
+        lite_logits = lite.get_tensor(lite.get_output_details()[0]["index"]).ravel().tolist()
         print(json.dumps({{"logits": logits, "probabilities": probabilities,
+                          "lite_logits": lite_logits,
                           "threshold": meta["threshold"],
                           "jetkeras_imported": any(m.startswith("jetkeras")
                                                    for m in sys.modules)}}))
@@ -56,6 +64,7 @@ def test_export_metadata_and_endpoints_in_a_fresh_process(tiny_run, tiny_export,
     np.testing.assert_allclose(answer["probabilities"], expected, atol=1e-5)
     np.testing.assert_allclose(1.0 / (1.0 + np.exp(-np.array(answer["logits"]))), expected,
                                atol=1e-5)
+    np.testing.assert_allclose(answer["lite_logits"], answer["logits"], atol=1e-5)
     assert answer["threshold"] == pytest.approx(stored)
 
 

@@ -45,19 +45,41 @@ def test_run_folder_savedmodel_and_keras_agree(tiny_run, tiny_export, predictor,
     import jetkeras.layers  # noqa: F401  (registers the custom layers)
 
     frames = np.stack([make_aia_frames(n_frames=4, size=32, seed=s) for s in range(5)])
-    from_run = predictor.predict_proba(frames, batch_size=2)
-    from_export = predict.load_predictor(tiny_export).predict_proba(frames)
     model = keras.saving.load_model(tiny_run["run"] / "model.keras")
     logits = model.predict(predictor.normalise(frames), verbose=0).astype(np.float64).ravel()
     from_keras = 1.0 / (1.0 + np.exp(-logits))
-    assert from_run.shape == (5,) and from_run.dtype == np.float64
-    np.testing.assert_allclose(from_run, from_keras, atol=1e-5)
-    np.testing.assert_allclose(from_export, from_keras, atol=1e-5)
+    assert predictor.runtime == "litert"  # the default where model.tflite exists
+    for folder in (tiny_run["run"], tiny_export):
+        for runtime in ("litert", "tensorflow"):
+            loaded = predictor if (folder, runtime) == (tiny_run["run"], "litert") else \
+                predict.load_predictor(folder, runtime=runtime)
+            assert loaded.runtime == runtime
+            # Batches of 2 then 1: the LiteRT interpreter is resized between them.
+            probabilities = loaded.predict_proba(frames, batch_size=2)
+            assert probabilities.shape == (5,) and probabilities.dtype == np.float64
+            np.testing.assert_allclose(probabilities, from_keras, atol=1e-5,
+                                       err_msg=f"{folder.name} on {runtime}")
     # Normalisation is the training one: clip at clip_dn, then standardise.
     stats = json.loads((tiny_run["run"] / "normalisation.json").read_text())
     expected = (np.minimum(frames, stats["clip_dn"]) - stats["mean"]) / stats["std"]
     np.testing.assert_allclose(predictor.normalise(frames)[..., 0], expected, rtol=1e-5,
                                atol=1e-5)
+
+
+def test_litert_prediction_never_imports_tensorflow(tiny_run, event_cubes):
+    """A cold `predict` on LiteRT: no TensorFlow, no Keras, no pandas in the process."""
+    import subprocess
+    import sys
+
+    script = ("import sys; from jetkeras.predict import main; "
+              f"code = main([{str(min(event_cubes.iterdir()))!r}, '--model', "
+              f"{str(tiny_run['run'])!r}, '--quiet']); "
+              "print(code, sorted(m for m in ('tensorflow', 'keras', 'pandas') "
+              "if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            check=True, timeout=120)
+    assert result.stdout.split("\n")[-2] == "0 []", result.stdout + result.stderr
+    assert "XNNPACK" not in result.stderr  # the interpreter's INFO line is silenced
 
 
 def test_predict_cubes_of_every_format(tiny_run, predictor, event_cubes, make_seed_npz_root,
@@ -213,7 +235,15 @@ def test_cli_prints_a_table_and_refuses_bad_input(tiny_run, tiny_export, event_c
     broken_run = tmp_path / "broken_run"
     shutil.copytree(run, broken_run)
     (broken_run / "model.keras").write_bytes(b"garbage")
-    refused(first, "--model", broken_run, match="model.keras: cannot load the weights")
+    refused(first, "--model", broken_run, "--runtime", "tensorflow",
+            match="model.keras: cannot load the weights")
+    (broken_run / "model.tflite").write_bytes(b"garbage")
+    refused(first, "--model", broken_run, match="model.tflite: not a readable LiteRT model")
+    (broken_run / "model.tflite").unlink()
+    refused(first, "--model", broken_run, "--runtime", "litert",
+            match="expected model.tflite for --runtime litert (written by train and export)")
+    refused(first, "--model", run, "--runtime", "litert", "--jit",
+            match="--jit: XLA compiles the TensorFlow graph; it needs --runtime tensorflow")
     half_run = tmp_path / "half_run"
     half_run.mkdir()
     (half_run / "config.json").write_text("{}")
@@ -221,7 +251,8 @@ def test_cli_prints_a_table_and_refuses_bad_input(tiny_run, tiny_export, event_c
     broken_export = tmp_path / "broken_export"
     shutil.copytree(tiny_export, broken_export)
     (broken_export / "saved_model.pb").write_bytes(b"garbage")
-    refused(first, "--model", broken_export, match="cannot load the SavedModel")
+    refused(first, "--model", broken_export, "--runtime", "tensorflow",
+            match="cannot load the SavedModel")
     refused("--catalogue", tmp_path / "none.csv", "--cubes", event_cubes, "--model", run,
             match="--catalogue")
     refused("--timeline", first, "--model", run, "--stride", "0",
