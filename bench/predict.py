@@ -8,14 +8,16 @@ Usage::
 What it measures, all on this machine's CPU in one run:
 
 1. **Cold CLI**: wall time of ``python -m jetkeras.predict cube.npz --model RUN`` in a
-   fresh process (imports, model rebuild, one prediction), for a tiny trained run
-   (goal <= 8 s), median of ``--repeats``.
+   fresh process (imports, model load, one prediction), for a tiny trained run, on the
+   default LiteRT runtime and with ``--runtime tensorflow`` (goal <= 8 s), median of
+   ``--repeats``; baseline ``python -c "import tensorflow"`` in the same run.
 2. **Warm throughput** (sequences/s) of an untrained ``td_lstm`` (``build_model``) through
-   :class:`jetkeras.predict.Predictor` (normalisation included) and of the same network
-   written in PyTorch (per-frame Conv-BN-ReLU blocks with the same widths, strides and
-   pooling, flatten, LSTM over frames, Dense, Dense), both in float32 eval mode, batch 8,
-   median of 5 timed calls after 2 warm-up calls. Weights differ (both untrained): only
-   the speed is compared.
+   :class:`jetkeras.predict.Predictor` (normalisation included) on LiteRT
+   (``model.tflite`` from :func:`jetkeras.export.write_litert`), on TensorFlow (with and
+   without XLA), and of the same network written in PyTorch (per-frame Conv-BN-ReLU
+   blocks with the same widths, strides and pooling, flatten, LSTM over frames, Dense,
+   Dense), all float32, batch 8, median of 5 timed calls after 2 warm-up calls. Weights
+   differ between PyTorch and Keras (both untrained): only the speed is compared.
 3. **SavedModel**: export time, size on disk, ``tf.saved_model.load`` time in a fresh
    process that does not import jetkeras.
 """
@@ -57,20 +59,28 @@ def tiny_run(folder: Path) -> Path:
     return folder / "run"
 
 
-def cold_cli(run: Path, folder: Path, repeats: int) -> list[float]:
+def _wall(command: list[str]) -> float:
+    start = time.perf_counter()
+    subprocess.run(command, check=True, cwd=ROOT, stdout=subprocess.DEVNULL,
+                   env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    return time.perf_counter() - start
+
+
+def cold_cli(run: Path, folder: Path, repeats: int) -> dict[str, list[float]]:
+    """Seconds for a fresh ``predict`` of one cube per runtime, and for ``import tensorflow``."""
     from jetkeras.catalogue import load_events
     from jetkeras.io import write_cube
     from jetkeras.synthetic import render_event
 
     cube = write_cube(folder / "cube.npz",
                       render_event(load_events().iloc[0], frames=4, size=32, seed=0))
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "jetkeras.predict", str(cube), "--model",
-                        str(run), "--quiet"], check=True, cwd=ROOT,
-                       env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
-        times.append(time.perf_counter() - start)
+    predict = [sys.executable, "-m", "jetkeras.predict", str(cube), "--model", str(run),
+               "--quiet", "--runtime"]
+    times: dict[str, list[float]] = {"litert": [], "tensorflow": [], "import tensorflow": []}
+    for _ in range(repeats):  # interleaved, so a slow spell of the machine hits all three
+        times["litert"].append(_wall([*predict, "litert"]))
+        times["tensorflow"].append(_wall([*predict, "tensorflow"]))
+        times["import tensorflow"].append(_wall([sys.executable, "-c", "import tensorflow"]))
     return times
 
 
@@ -125,27 +135,32 @@ def _median_rate(call, frames) -> float:
     return frames.shape[0] / statistics.median(durations)
 
 
-def throughput(preset: str, frames_count: int, size: int) -> dict:
+def throughput(preset: str, frames_count: int, size: int, folder: Path,
+               batch: int = BATCH) -> dict:
     import torch
 
     from jetkeras.config import JetConfig, model_preset
+    from jetkeras.export import write_litert
     from jetkeras.models import build_model
-    from jetkeras.predict import Predictor, _keras_logits_function
+    from jetkeras.predict import Predictor, _keras_logits_function, _litert_logits_function
 
     config = JetConfig().replace(data={"frames": frames_count, "size": size},
                                  model=model_preset(preset).__dict__)
     model = build_model(config)
+    lite_path = folder / f"{preset}.tflite"
+    write_litert(model, config, lite_path)
     normalisation = {"clip_dn": 1000.0, "mean": 50.0, "std": 50.0, "scaling": "clip"}
     rng = np.random.default_rng(0)
-    frames = rng.gamma(2.0, 25.0, (BATCH, frames_count, size, size)).astype(np.float32)
+    frames = rng.gamma(2.0, 25.0, (batch, frames_count, size, size)).astype(np.float32)
+    functions = {"litert": _litert_logits_function(lite_path),
+                 "tensorflow": _keras_logits_function(model, False),
+                 "tensorflow_xla": _keras_logits_function(model, True)}
     rates = {}
-    for jit in (False, True):
-        predictor = Predictor(logits_function=_keras_logits_function(model, jit),
-                              frames=frames_count, size=size, threshold=0.5,
-                              normalisation=normalisation, config=config, source="untrained",
-                              kind="run")
-        rates[jit] = _median_rate(lambda x: predictor.predict_proba(x, batch_size=BATCH), frames)
-    keras_rate = rates[False]
+    for name, function in functions.items():
+        predictor = Predictor(logits_function=function, frames=frames_count, size=size,
+                              threshold=0.5, normalisation=normalisation, config=config,
+                              source="untrained", kind="run")
+        rates[name] = _median_rate(predictor.predict_proba, frames)  # one pass: 16 >= batch
 
     network = TorchTdLstm(config)
     torch.set_num_threads(os.cpu_count() or 1)
@@ -156,12 +171,12 @@ def throughput(preset: str, frames_count: int, size: int) -> dict:
             return torch.sigmoid(network(x)).numpy()
 
     torch_rate = _median_rate(torch_call, tensor_input)
-    return {"preset": preset, "shape": [frames_count, size, size],
+    return {"preset": preset, "shape": [frames_count, size, size], "batch": batch,
             "parameters": int(model.count_params()),
             "torch_parameters": int(sum(p.numel() for p in network.parameters())),
-            "keras_seq_per_s": keras_rate, "keras_xla_seq_per_s": rates[True],
-            "torch_seq_per_s": torch_rate, "keras_over_torch": keras_rate / torch_rate,
-            "keras_xla_over_torch": rates[True] / torch_rate}
+            **{f"{name}_seq_per_s": rate for name, rate in rates.items()},
+            "torch_seq_per_s": torch_rate,
+            **{f"{name}_over_torch": rate / torch_rate for name, rate in rates.items()}}
 
 
 def saved_model(run: Path, folder: Path) -> dict:
@@ -192,22 +207,27 @@ def main() -> None:
         folder = Path(directory)
         run = tiny_run(folder)
         results["cold_cli_s"] = cold_cli(run, folder, args.repeats)
-        print(f"cold CLI (tiny run, 4x32x32): median "
-              f"{statistics.median(results['cold_cli_s']):.2f} s "
-              f"{[round(t, 2) for t in results['cold_cli_s']]}", flush=True)
+        for name, times in results["cold_cli_s"].items():
+            label = name if name.startswith("import") else f"predict --runtime {name}"
+            print(f"cold {label:<30} median {statistics.median(times):5.2f} s "
+                  f"{[round(t, 2) for t in times]}", flush=True)
         results["saved_model_tiny"] = saved_model(run, folder)
         print(f"SavedModel (tiny): {results['saved_model_tiny']}", flush=True)
-    shapes = [("light", 16, 64)] + ([("seed", 30, 166)] if args.seed_preset else [])
-    results["throughput"] = []
-    for preset, count, size in shapes:
-        row = throughput(preset, count, size)
-        results["throughput"].append(row)
-        print(f"{preset} {count}x{size}x{size} ({row['parameters']:,} params; torch "
-              f"{row['torch_parameters']:,}): Keras {row['keras_seq_per_s']:.2f} seq/s, "
-              f"Keras + XLA {row['keras_xla_seq_per_s']:.2f} seq/s, "
-              f"PyTorch {row['torch_seq_per_s']:.2f} seq/s, ratio "
-              f"{row['keras_over_torch']:.2f} ({row['keras_xla_over_torch']:.2f} with XLA)",
-              flush=True)
+        shapes = [("light", 16, 64, BATCH)] + ([("seed", 30, 166, 2)] if args.seed_preset
+                                               else [])
+        results["throughput"] = []
+        for preset, count, size, batch in shapes:
+            row = throughput(preset, count, size, folder, batch)
+            results["throughput"].append(row)
+            print(f"{preset} {count}x{size}x{size}, batch {batch} ({row['parameters']:,} "
+                  f"params; torch {row['torch_parameters']:,}): LiteRT "
+                  f"{row['litert_seq_per_s']:.2f} seq/s, TensorFlow "
+                  f"{row['tensorflow_seq_per_s']:.2f}, TensorFlow + XLA "
+                  f"{row['tensorflow_xla_seq_per_s']:.2f}, PyTorch "
+                  f"{row['torch_seq_per_s']:.2f}; over PyTorch: LiteRT "
+                  f"{row['litert_over_torch']:.2f}x, TensorFlow "
+                  f"{row['tensorflow_over_torch']:.2f}x, XLA "
+                  f"{row['tensorflow_xla_over_torch']:.2f}x", flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
 

@@ -45,7 +45,7 @@ def run_benchmark(*, count: int = 20, size: int = 166, frames: int = 30, seed: i
     timed = events.sample(n=min(count, len(events)), random_state=seed)
     render_event(timed.iloc[0], frames=frames, size=size, seed=seed)  # warm-up (imports, caches)
     start = time.perf_counter()
-    for cube in render_events(timed, frames=frames, size=size, seed=seed):
+    for _cube in render_events(timed, frames=frames, size=size, seed=seed):
         pass
     seconds = (time.perf_counter() - start) / len(timed)
     print(f"render: {seconds:.4f} s per {frames}x{size}x{size} cube on one core "

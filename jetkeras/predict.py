@@ -24,6 +24,11 @@ window start, CSV plus a PNG of probability versus time over a strip of frames):
     python -m jetkeras.predict --timeline long_cube.npz --model runs/light --stride 2 \\
         --out timeline.csv
 
+The network runs on the LiteRT interpreter when the folder holds ``model.tflite`` (train
+and export write it): no TensorFlow import, so a cold start takes about half a second
+instead of TensorFlow's import alone (6-12 s here). ``--runtime tensorflow`` runs the
+Keras model (run folder) or the SavedModel instead; the two agree to 1e-5.
+
 Frames are normalised exactly as in training (:func:`jetkeras.pipeline.normalise` with the
 run's ``normalisation.json``). A cube whose frame count or size differs from the model's
 is refused, or interpolated with :func:`jetkeras.preprocess.resample` when ``--resample``

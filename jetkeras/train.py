@@ -20,7 +20,8 @@ The run folder describes itself (``predict`` needs nothing else):
 ==========================  ===========================================================
 ``config.json``             the full :class:`~jetkeras.config.JetConfig`
 ``model.keras``             the best epoch on validation AUC (native Keras format)
-``model.tflite``            the same network for the LiteRT interpreter (``predict``)
+``model.tflite``            the same network for the LiteRT interpreter (``predict``;
+                            TensorFlow backend only)
 ``normalisation.json``      the records' training-split statistics and encoding
 ``threshold.json``          decision threshold chosen on the validation split
 ``history.json``            per-epoch loss and metrics (also ``history.csv``)
@@ -211,7 +212,8 @@ def train(
     choice["train_seconds"] = seconds
     from jetkeras.export import LITERT_NAME, write_litert
 
-    write_litert(model, config, out / LITERT_NAME)  # what `predict` runs, without TensorFlow
+    if keras.backend.backend() == "tensorflow":  # Keras converts to LiteRT from TF graphs
+        write_litert(model, config, out / LITERT_NAME)  # `predict` runs it without TF
     atomic_write_text(out / FINISHED_MARKER, json.dumps(choice, indent=2))
     if verbose:
         print(f"train: best val AUC {choice['val_auc']:.3f}; threshold {choice['threshold']:.3f} "
