@@ -8,7 +8,7 @@ Three figures, each a ratio against a baseline measured in the same run:
    and on integer Poisson cubes drawn from sunpy's AIA test image (noise in DN is Poisson:
    noisier than AIA, whose DN hold more than one photon);
 2. build throughput (sequences/s) from the synthetic renderer and from a seed-layout
-   npz folder (goal >= 20 sequences/s from npz), with ``--workers`` processes;
+   npz folder (goal >= 20 sequences/s from npz), with ``--workers`` threads;
 3. pipeline throughput with augmentation (sequences/s through ``make_dataset``) versus the
    training step rate of the default light ``td_lstm`` on the same machine (goal >= 10x).
 
@@ -96,8 +96,8 @@ def storage(count: int, seed: int) -> dict[str, float]:
 def build_throughput(count: int, workers: int, seed: int) -> dict[str, float]:
     """Sequences/s building 166x166x30 records: renderer and npz, 1 process and ``workers``.
 
-    The single-process rate is the baseline; the parallel rate includes starting a local
-    Dask cluster (each worker imports TensorFlow once).
+    One worker is the baseline; ``workers`` runs ``build_records``'s default parallelism
+    for these sources (threads of one process).
     """
     from jetkeras.build_records import build_records
     from jetkeras.catalogue import load_events
@@ -115,14 +115,14 @@ def build_throughput(count: int, workers: int, seed: int) -> dict[str, float]:
             folder.mkdir(parents=True, exist_ok=True)
             cube = render_event(row, seed=seed).frames.astype(np.float64)
             np.savez_compressed(folder / f"{row['row']}.npz", np.moveaxis(cube, 0, -1))
-        for processes in sorted({1, workers}):  # noqa
+        for count_workers in sorted({1, workers}):
             for source in ("synthetic", "npz"):
-                out = Path(tmp) / f"{source}{processes}"
+                out = Path(tmp) / f"{source}{count_workers}"
                 start = time.perf_counter()
                 build_records(source=source, npz_root=root if source == "npz" else None,
                               out=out, config=config, limit=count, seed=seed,
-                              workers=processes, progress=False)
-                results[f"{source}, {processes} process(es)"] = count / (
+                              workers=count_workers, progress=False)
+                results[f"{source}, {count_workers} worker(s)"] = count / (
                     time.perf_counter() - start)
     return results
 
@@ -166,7 +166,7 @@ def pipeline_versus_training(count: int, seed: int, frames: int, size: int) -> d
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--count", type=int, default=64, help="sequences per measurement")
-    parser.add_argument("--workers", type=int, default=2, help="build processes (Dask if > 1)")
+    parser.add_argument("--workers", type=int, default=2, help="build workers (threads)")
     parser.add_argument("--frames", type=int, default=16, help="frames for the pipeline test")
     parser.add_argument("--size", type=int, default=64, help="pixels for the pipeline test")
     parser.add_argument("--seed", type=int, default=0)

@@ -28,6 +28,7 @@ import argparse
 import collections
 import json
 import sys
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -146,13 +147,13 @@ def _load_frames(item: dict, source: str, data: dict, seed: int) -> np.ndarray:
 
 
 def _prepare_item(item: dict[str, Any], task: dict[str, Any]) -> dict[str, Any]:
-    """Read or render, then compress, one sequence of ``task``'s shard (no TensorFlow)."""
-    import warnings
+    """Read or render, then compress, one sequence of ``task``'s shard (no TensorFlow).
 
+    Callers silence the readers' warnings (astropy's header fixes): ``catch_warnings`` is
+    process-wide, so it must not be entered from several threads at once.
+    """
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            frames = _load_frames(item, task["source"], task["data"], task["seed"])
+        frames = _load_frames(item, task["source"], task["data"], task["seed"])
         example = (item["event_id"], item["label"], item["group"], frames, None)
     except (ValueError, OSError) as error:
         example = (item["event_id"], item["label"], item["group"], None, str(error))
@@ -162,7 +163,9 @@ def _prepare_item(item: dict[str, Any], task: dict[str, Any]) -> dict[str, Any]:
 
 def _prepare_shard(task: dict[str, Any]) -> list[dict[str, Any]]:
     """:func:`_prepare_item` for every sequence of one shard (a Dask task)."""
-    return [_prepare_item(item, task) for item in task["items"]]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return [_prepare_item(item, task) for item in task["items"]]
 
 
 # ------------------------------------------------------------------------- build
@@ -341,31 +344,38 @@ def _run_tasks(tasks, *, workers, processes, scheduler, progress, total, done) -
     bar = tqdm(total=total, initial=done, unit="seq", desc="build_records",
                disable=not progress, file=sys.stderr)
     try:
-        if scheduler or processes:
-            _run_on_dask(tasks, workers=workers, scheduler=scheduler, bar=bar)
-            return
-        pool = ThreadPoolExecutor(max_workers=workers)
-        try:
-            # Shards are submitted in order and at most two ahead of the one being written
-            # (more while that keeps fewer than 2 sequences per thread queued), so memory
-            # stays bounded and a kill loses only what was not yet written.
-            pending: collections.deque = collections.deque()
-            upcoming = iter(tasks)
-            for _ in tasks:
-                while len(pending) < 2 or sum(len(f) for _, f in pending) < 2 * workers:
-                    task = next(upcoming, None)
-                    if task is None:
-                        break
-                    pending.append((task, [pool.submit(_prepare_item, item, task)
-                                           for item in task["items"]]))
-                task, shard_futures = pending.popleft()
-                write_prepared(Path(task["path"]), [f.result() for f in shard_futures])
-                bar.update(len(task["items"]))
-        finally:
-            # On Ctrl-C, drop the queued sequences instead of preparing them all first.
-            pool.shutdown(wait=True, cancel_futures=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # covers the threads too: filters are global
+            if scheduler or processes:
+                _run_on_dask(tasks, workers=workers, scheduler=scheduler, bar=bar)
+            else:
+                _run_in_threads(tasks, workers=workers, bar=bar)
     finally:
         bar.close()
+
+
+def _run_in_threads(tasks, *, workers, bar) -> None:
+    """One thread task per sequence; shards are written here, in order."""
+    pool = ThreadPoolExecutor(max_workers=workers)
+    try:
+        # Shards are submitted in order and at most two ahead of the one being written
+        # (more while that keeps fewer than 2 sequences per thread queued), so memory
+        # stays bounded and a kill loses only what was not yet written.
+        pending: collections.deque = collections.deque()
+        upcoming = iter(tasks)
+        for _ in tasks:
+            while len(pending) < 2 or sum(len(f) for _, f in pending) < 2 * workers:
+                task = next(upcoming, None)
+                if task is None:
+                    break
+                pending.append((task, [pool.submit(_prepare_item, item, task)
+                                       for item in task["items"]]))
+            task, shard_futures = pending.popleft()
+            write_prepared(Path(task["path"]), [f.result() for f in shard_futures])
+            bar.update(len(task["items"]))
+    finally:
+        # On Ctrl-C, drop the queued sequences instead of preparing them all first.
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _run_on_dask(tasks, *, workers, scheduler, bar) -> None:
