@@ -236,10 +236,8 @@ def load_run_model(run: str | os.PathLike) -> dict[str, Any]:
 
     Raises
     ------
-    FileNotFoundError
-        The folder does not exist.
-    ValueError
-        Files are missing or corrupt (one line naming the file).
+    FileNotFoundError, ValueError
+        As :func:`_read_run`; ValueError also when ``model.keras`` cannot be loaded.
     """
     _cli.quiet_tensorflow()
     loaded = _read_run(run)
