@@ -36,6 +36,16 @@ def set_seed(seed: int) -> None:
     keras.utils.set_random_seed(int(seed))
 
 
+def first_line(error: BaseException, limit: int = 200) -> str:
+    """The first line of an exception's message, at most ``limit`` characters ("" if none).
+
+    Libraries' errors can run to pages (TensorFlow's, the LiteRT interpreter's); a user
+    error stays one line.
+    """
+    text = str(error).strip()
+    return text.splitlines()[0][:limit] if text else ""
+
+
 def run_main(function: Callable[[], object], prog: str) -> int:
     """Call ``function``; turn user errors into one line on stderr and exit code 2.
 
@@ -44,7 +54,7 @@ def run_main(function: Callable[[], object], prog: str) -> int:
     try:
         function()
     except (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError) as error:
-        message = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
+        message = first_line(error, limit=10_000) or repr(error)
         print(f"{prog}: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -247,9 +247,8 @@ def load_run_model(run: str | os.PathLike) -> dict[str, Any]:
     try:
         model.load_weights(loaded["run"] / "model.keras")
     except Exception as error:  # noqa: BLE001 -- a corrupt archive is a user error
-        first = str(error).strip().splitlines()[0] if str(error).strip() else ""
         raise ValueError(f"--model {loaded['run'] / 'model.keras'}: cannot load the weights "
-                         f"({type(error).__name__}: {first})") from None
+                         f"({type(error).__name__}: {_cli.first_line(error)})") from None
     return {"model": model, **loaded}
 
 
@@ -280,9 +279,8 @@ def _litert_logits_function(path: Path):
         input_index = interpreter.get_input_details()[0]["index"]
         output_index = interpreter.get_output_details()[0]["index"]
     except (ValueError, RuntimeError) as error:
-        first = str(error).strip().splitlines()[0] if str(error).strip() else ""
-        raise ValueError(f"--model {path}: not a readable LiteRT model ({first[:200]})") \
-            from None
+        raise ValueError(f"--model {path}: not a readable LiteRT model "
+                         f"({_cli.first_line(error)})") from None
     allocated = {"shape": None}
 
     def logits(batch):
@@ -367,9 +365,8 @@ def _saved_model_logits_function(path: Path):
         loaded = tf.saved_model.load(str(path))
         serve = loaded.serve
     except Exception as error:  # noqa: BLE001 -- a corrupt SavedModel is a user error
-        first = str(error).strip().splitlines()[0] if str(error).strip() else ""
         raise ValueError(f"--model {path}: cannot load the SavedModel "
-                         f"({type(error).__name__}: {first[:200]})") from None
+                         f"({type(error).__name__}: {_cli.first_line(error)})") from None
 
     def logits(batch):
         return serve(tf.constant(batch)).numpy()
@@ -394,7 +391,7 @@ def load_predictor(model: str | os.PathLike, *, threshold: float | None = None,
         Compile a run folder's forward pass with XLA (TensorFlow runtime only).
     runtime : {"auto", "litert", "tensorflow"}
         ``litert`` runs the folder's ``model.tflite`` with the LiteRT interpreter: no
-        TensorFlow import (a cold start of about a second) and about 3x the throughput
+        TensorFlow import (a cold start under a second) and about 3x the throughput
         on a CPU. ``tensorflow`` runs the Keras model or the SavedModel. ``auto``: LiteRT
         when the folder has ``model.tflite`` and ai-edge-litert is installed, unless
         ``jit``.

@@ -177,12 +177,10 @@ def _compressor(encoding: Encoding):
     """
     try:
         from isal import isal_zlib
-
-        return isal_zlib.compressobj(encoding.zlib_level, isal_zlib.DEFLATED,
-                                     isal_zlib.MAX_WBITS)
     except ImportError:
         return zlib.compressobj(encoding.zlib_level, zlib.DEFLATED, zlib.MAX_WBITS, 9,
                                 zlib.Z_RLE)
+    return isal_zlib.compressobj(encoding.zlib_level, isal_zlib.DEFLATED, isal_zlib.MAX_WBITS)
 
 
 def _compress_planar(values: np.ndarray, encoding: Encoding) -> bytes:
