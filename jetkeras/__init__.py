@@ -4,8 +4,8 @@ Stages, one module each: :mod:`jetkeras.catalogue` (the real catalogues),
 :mod:`jetkeras.io` (cube readers), :mod:`jetkeras.synthetic` (renderer of the catalogue),
 :mod:`jetkeras.fetch` (JSOC), :mod:`jetkeras.records` and :mod:`jetkeras.pipeline`
 (TFRecords and tf.data), :mod:`jetkeras.models`, :mod:`jetkeras.train`,
-:mod:`jetkeras.tune`, :mod:`jetkeras.evaluate`, :mod:`jetkeras.predict`,
-:mod:`jetkeras.export` and :mod:`jetkeras.demo`.
+:mod:`jetkeras.tune`, :mod:`jetkeras.evaluate`, :mod:`jetkeras.crossval`,
+:mod:`jetkeras.predict`, :mod:`jetkeras.export` and :mod:`jetkeras.demo`.
 """
 
 __version__ = "0.1.0"

@@ -22,6 +22,7 @@ from jetkeras.plotting import _colormap, _normaliser, _save_atomically, frame_in
 
 __all__ = [
     "confusion_figure",
+    "crossval_figure",
     "precision_recall_figure",
     "roc_figure",
     "sequence_gif",
@@ -200,6 +201,55 @@ def confusion_figure(confusion: Sequence[Sequence[int]], path, *,
     axes.set_ylabel("true")
     axes.set_title(title)
     figure.colorbar(image, ax=axes, label="fraction of the true class")
+    return _save_atomically(figure, path)
+
+
+def crossval_figure(rows: Sequence[dict[str, Any]], path, *,
+                    metrics: Sequence[tuple[str, str]] = (("roc_auc", "ROC AUC"), ("f1", "F1"),
+                                                          ("recall", "recall")),
+                    title: str = "Cross-validation") -> Path:
+    """Per-fold bars of test metrics, each metric's mean over the folds as a dashed line.
+
+    Parameters
+    ----------
+    rows : sequence of dict
+        One per fold (``folds.csv`` of :mod:`jetkeras.crossval`): ``fold`` and each
+        metric's value in [0, 1] (None or NaN: no bar).
+    path : path-like
+        Output ``.png``; written atomically.
+    metrics : sequence of (key, label)
+        Which metrics to draw, and their legend labels. Defaults to ROC AUC, F1, recall.
+    title : str
+        Title of the figure.
+    """
+    from matplotlib.figure import Figure
+
+    path = _png(path)
+    if not rows:
+        raise ValueError(f"{path}: expected at least one fold, received none")
+    folds = [int(row["fold"]) for row in rows]
+    positions = np.arange(len(rows), dtype=np.float64)
+    width = 0.8 / len(metrics)
+    figure = Figure(figsize=(max(5.0, 1.1 * len(rows) + 2.5), 4.2), layout="constrained")
+    axes = figure.add_subplot()
+    for index, (key, label) in enumerate(metrics):
+        values = np.array([np.nan if row.get(key) is None else float(row[key])
+                           for row in rows])
+        finite = values[np.isfinite(values)]
+        mean = float(finite.mean()) if finite.size else np.nan
+        spread = float(finite.std(ddof=1)) if finite.size > 1 else 0.0
+        colour = f"C{index}"
+        offset = (index - (len(metrics) - 1) / 2) * width
+        axes.bar(positions + offset, np.nan_to_num(values), width, color=colour,
+                 label=f"{label} {mean:.3f} ± {spread:.3f}")
+        if np.isfinite(mean):
+            axes.axhline(mean, color=colour, ls="--", lw=1)
+    axes.set_xticks(positions, [f"fold {fold}" for fold in folds])
+    axes.set_ylim(0, 1.05)
+    axes.set_ylabel("test score (dashed: mean over folds)")
+    axes.set_title(title)
+    figure.legend(loc="outside lower center", ncols=len(metrics), fontsize=8,
+                  title="mean ± std over folds", title_fontsize=8)
     return _save_atomically(figure, path)
 
 
