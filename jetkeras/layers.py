@@ -5,6 +5,12 @@
   unrolls a Python loop over a static time axis in Keras 3 (30 traced copies of the CNN,
   convolutions at batch B instead of B*T, BatchNorm statistics updated T times per step;
   pitfalls 6.3); folding runs the CNN once at batch B*T.
+* :class:`MotionChannels` standardises each sequence on its own and adds
+  running-difference (``x[t] - x[t-1]``) and base-difference (``x[t] - x[0]``) channels
+  inside the model, so every runtime (Keras, SavedModel, LiteRT) still takes plain
+  frames. A jet is *motion* of a collimated feature; the differences hand that to the
+  first convolution instead of asking it to be learnt from one frame at a time, and the
+  per-sequence standardisation makes the score blind to exposure and to the DN scale.
 * :class:`LogitPrecision`, :class:`LogitRecall` and :class:`LogitF1Score` are binary
   metrics that take the model's *logits* and threshold the probability at 0.5
   (``sigmoid(logit) > 0.5``, i.e. ``logit > 0``). Keras' ``Precision``/``Recall`` refuse
@@ -23,7 +29,10 @@ import copy
 import keras
 from keras import ops
 
-__all__ = ["FrameDistributed", "LogitF1Score", "LogitPrecision", "LogitRecall"]
+__all__ = ["FrameDistributed", "LogitF1Score", "LogitPrecision", "LogitRecall",
+           "MotionChannels"]
+
+MOTION_CHANNELS = ("frame", "running_difference", "base_difference")
 
 
 @keras.saving.register_keras_serializable(package="jetkeras")
@@ -86,6 +95,65 @@ class FrameDistributed(keras.layers.Wrapper):
         outputs = self.layer(folded, training=training)
         # (B*T, *F) -> (B, T, *F); -1 keeps the batch size dynamic.
         return ops.reshape(outputs, (-1, frames) + tuple(outputs.shape[1:]))
+
+
+@keras.saving.register_keras_serializable(package="jetkeras")
+class MotionChannels(keras.layers.Layer):
+    """Per-sequence standardisation plus difference channels: ``(B, T, H, W, 1) -> (B, T, H, W, C)``.
+
+    Args:
+        channels: names out of ``("frame", "running_difference", "base_difference")``, in
+            output order. ``running_difference`` is ``x[t] - x[t-1]`` (zero at t = 0),
+            ``base_difference`` is ``x[t] - x[0]``.
+        standardise: subtract each sequence's mean and divide by its standard deviation
+            (over T, H and W) first. A real AIA cutout's level depends on exposure,
+            degradation and where it sits on the disk; the jet does not.
+        epsilon: added to the standard deviation (inputs are already dimensionless).
+        **kwargs: base ``Layer`` arguments.
+
+    Call arguments:
+        inputs: float tensor ``(B, T, H, W, 1)``; T must be static.
+
+    Returns:
+        float tensor ``(B, T, H, W, len(channels))``.
+    """
+
+    def __init__(self, channels=MOTION_CHANNELS, standardise=True, epsilon=1e-3, **kwargs):
+        super().__init__(**kwargs)
+        channels = tuple(channels)
+        unknown = [name for name in channels if name not in MOTION_CHANNELS]
+        if not channels or unknown:
+            raise ValueError(
+                f"`MotionChannels` expected channel names out of {list(MOTION_CHANNELS)}. "
+                f"Received: channels={list(channels)}"
+            )
+        self.channels = channels
+        self.standardise = bool(standardise)
+        self.epsilon = float(epsilon)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[:-1]) + (len(self.channels),)
+
+    def call(self, inputs):
+        x = inputs
+        if self.standardise:
+            mean = ops.mean(x, axis=(1, 2, 3, 4), keepdims=True)
+            variance = ops.mean(ops.square(x - mean), axis=(1, 2, 3, 4), keepdims=True)
+            x = (x - mean) / (ops.sqrt(variance) + self.epsilon)
+        outputs = []
+        for name in self.channels:
+            if name == "frame":
+                outputs.append(x)
+            elif name == "running_difference":
+                difference = x[:, 1:] - x[:, :-1]
+                outputs.append(ops.concatenate([ops.zeros_like(x[:, :1]), difference], axis=1))
+            else:
+                outputs.append(x - x[:, :1])
+        return outputs[0] if len(outputs) == 1 else ops.concatenate(outputs, axis=-1)
+
+    def get_config(self):
+        return {**super().get_config(), "channels": list(self.channels),
+                "standardise": self.standardise, "epsilon": self.epsilon}
 
 
 class _FromLogits:

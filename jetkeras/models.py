@@ -58,7 +58,14 @@ import numpy as np
 from keras import layers
 
 from jetkeras.config import JetConfig
-from jetkeras.layers import FrameDistributed, LogitF1Score, LogitPrecision, LogitRecall
+from jetkeras.layers import (
+    MOTION_CHANNELS,
+    FrameDistributed,
+    LogitF1Score,
+    LogitPrecision,
+    LogitRecall,
+    MotionChannels,
+)
 
 __all__ = [
     "EPFL2D_WIDTHS",
@@ -77,7 +84,7 @@ _EPFL2D_DROPOUT = 0.5  # nn.Dropout() default
 # PyTorch BatchNorm2d defaults (eps 1e-5, running-average factor 0.1 = Keras momentum 0.9).
 _BN_EPSILON = 1e-5
 _BN_MOMENTUM = 0.9
-_POOLINGS = ("flatten", "avg", "max")
+_POOLINGS = ("flatten", "avg", "max", "avgmax")
 
 
 def _kaiming():
@@ -182,6 +189,11 @@ def _validate(config: JetConfig) -> None:
         )
 
 
+def _input_channels(config: JetConfig) -> int:
+    """Channels per frame entering the td_lstm encoder (1, or 3 with motion channels)."""
+    return len(MOTION_CHANNELS) if config.model.motion == "differences" else 1
+
+
 def _td_plan(config: JetConfig) -> list[tuple]:
     """The td_lstm encoder as a list of steps, shared by the builder and the FLOP count.
 
@@ -189,7 +201,10 @@ def _td_plan(config: JetConfig) -> list[tuple]:
     ``("pool", name, in_side, out_side)`` tuples, sides in pixels.
     """
     model = config.model
-    side, channels, plan = config.data.size, 1, []
+    side, channels, plan = config.data.size, _input_channels(config), []
+    if model.input_pool > 1:
+        plan.append(("pool", "input_pool", side, side // model.input_pool))
+        side //= model.input_pool
     for block, width in enumerate(model.widths, start=1):
         for index in range(1, model.convs_per_block + 1):
             stride = model.stem_stride if (block == 1 and index == 1) else 1
@@ -226,7 +241,7 @@ def _feature_size(config: JetConfig) -> int:
     else:
         plan = _td_plan(config)
         if config.model.pooling != "flatten":
-            return config.model.widths[-1]
+            return config.model.widths[-1] * (2 if config.model.pooling == "avgmax" else 1)
     side = plan[-1][3]
     channels = [step[5] for step in plan if step[0] == "conv"][-1]
     return side * side * channels
@@ -236,10 +251,13 @@ def _feature_size(config: JetConfig) -> int:
 def _frame_encoder(config: JetConfig) -> keras.Model:
     """Per-frame CNN: ``(B, S, S, 1)`` -> ``(B, F)``."""
     size = config.data.size
-    frame = keras.Input((size, size, 1), name="frame")
+    frame = keras.Input((size, size, _input_channels(config)), name="frame")
     x = frame
     for step in _td_plan(config):
-        if step[0] == "conv":
+        if step[1] == "input_pool":
+            # Max, not mean: a jet spire is a few pixels wide and must not be averaged away.
+            x = layers.MaxPooling2D(config.model.input_pool, name="input_pool")(x)
+        elif step[0] == "conv":
             _, name, _, _, _, width, stride = step
             # No bias: the BatchNorm beta that follows does its job.
             x = layers.Conv2D(width, config.model.kernel_size, strides=stride,
@@ -254,6 +272,10 @@ def _frame_encoder(config: JetConfig) -> keras.Model:
         x = layers.Flatten(name="flatten")(x)
     elif config.model.pooling == "avg":
         x = layers.GlobalAveragePooling2D(name="global_avg_pool")(x)
+    elif config.model.pooling == "avgmax":
+        x = layers.Concatenate(name="global_avg_max_pool")([
+            layers.GlobalAveragePooling2D(name="global_avg_pool")(x),
+            layers.GlobalMaxPooling2D(name="global_max_pool")(x)])
     else:
         x = layers.GlobalMaxPooling2D(name="global_max_pool")(x)
     return keras.Model(frame, x, name="frame_encoder")
@@ -261,9 +283,18 @@ def _frame_encoder(config: JetConfig) -> keras.Model:
 
 def _build_td_lstm(config: JetConfig, frames_input, use_cudnn, unroll) -> Any:
     encoder = _frame_encoder(config)
-    x = FrameDistributed(encoder, name="frame_distributed")(frames_input)  # (B, T, F)
-    x = layers.LSTM(config.model.lstm_units, use_cudnn=use_cudnn, unroll=unroll,
-                    name="lstm")(x)
+    x = frames_input
+    if config.model.motion == "differences":
+        x = MotionChannels(name="motion_channels")(x)  # (B, T, S, S, 3)
+    x = FrameDistributed(encoder, name="frame_distributed")(x)  # (B, T, F)
+    if config.model.temporal == "conv":
+        for index in (1, 2):
+            x = layers.Conv1D(config.model.lstm_units, 3, padding="same", activation="relu",
+                              kernel_initializer=_kaiming(), name=f"temporal_conv{index}")(x)
+        x = layers.GlobalMaxPooling1D(name="temporal_max")(x)
+    else:
+        x = layers.LSTM(config.model.lstm_units, use_cudnn=use_cudnn, unroll=unroll,
+                        name="lstm")(x)
     x = layers.Dropout(config.model.dropout, name="dropout_1")(x)
     x = layers.Dense(config.model.dense_units, activation="relu",
                      kernel_initializer=_kaiming(), name="dense")(x)
@@ -363,9 +394,16 @@ def build_model(config: JetConfig, *, seed: int | None = None,
 def _learning_rate(config: JetConfig, steps_per_epoch: int):
     train = config.train
     if train.schedule == "cosine":
-        # Decays to 0 over the whole run, per step (the seed's was constant in practice).
+        # Decays to 0 over the whole run, per step (the seed's was constant in practice),
+        # after an optional linear warm-up from 0 (Adam's early steps on a fresh
+        # BatchNorm stack are otherwise large and throw the first epochs around).
+        warmup_steps = int(round(train.warmup_fraction * train.epochs * steps_per_epoch))
+        if warmup_steps == 0:
+            return keras.optimizers.schedules.CosineDecay(
+                train.learning_rate, decay_steps=train.epochs * steps_per_epoch)
         return keras.optimizers.schedules.CosineDecay(
-            train.learning_rate, decay_steps=train.epochs * steps_per_epoch)
+            0.0, decay_steps=max(1, train.epochs * steps_per_epoch - warmup_steps),
+            warmup_target=train.learning_rate, warmup_steps=warmup_steps)
     if train.schedule == "exponential":
         # The seed's per-epoch ExponentialLR(gamma) as a staircase over steps.
         return keras.optimizers.schedules.ExponentialDecay(
@@ -465,6 +503,9 @@ def estimate_flops(config: JetConfig) -> float:
             _, _, _, out_side, in_channels, out_channels, _ = step
             macs += repeat * out_side * out_side * out_channels * kernel * kernel * in_channels
     features = _feature_size(config)
-    macs += steps * 4 * units * (features + units)  # four gates, input + recurrent
+    if config.model.arch == "td_lstm" and config.model.temporal == "conv":
+        macs += steps * 3 * units * (features + units)  # two kernel-3 1-D convolutions
+    else:
+        macs += steps * 4 * units * (features + units)  # four gates, input + recurrent
     macs += sum(a * b for a, b in zip(dense[:-1], dense[1:]))
     return 2.0 * float(macs)

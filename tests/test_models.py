@@ -25,7 +25,9 @@ FRAMES, SIZE = 4, 32
 
 def tiny_config(arch="td_lstm", size=SIZE, **train):
     return JetConfig(data=DataConfig(frames=FRAMES, size=size),
-                     model=model_preset("tiny", arch=arch),
+                     # The plain encoder (one channel, flattened): test_motion.py
+                     # covers the motion channels and global pooling of the default.
+                     model=model_preset("tiny", arch=arch, motion="none", pooling="flatten"),
                      train=TrainConfig(jit="off", **train))
 
 
@@ -86,7 +88,7 @@ def test_estimate_flops_of_epfl2d_matches_the_seed_reference():
 def test_estimate_flops_of_td_lstm_grows_with_frames():
     four = estimate_flops(tiny_config())
     eight = estimate_flops(JetConfig(data=DataConfig(frames=8, size=SIZE),
-                                     model=model_preset("tiny")))
+                                     model=tiny_config().model))
     dense_flops = 2 * (8 * 8 + 8 * 1)  # dense layers run once per sequence
     assert eight - dense_flops == pytest.approx(2 * (four - dense_flops))
 
@@ -209,7 +211,7 @@ def test_compiled_model_trains_one_step(optimizer, schedule):
 
 
 def test_cosine_schedule_decays_over_the_run():
-    config = tiny_config(schedule="cosine", epochs=20, learning_rate=1e-3)
+    config = tiny_config(schedule="cosine", epochs=20, learning_rate=1e-3, warmup_fraction=0.0)
     model = compile_model(build_model(config), config, steps_per_epoch=50)
     schedule = model.optimizer._learning_rate
     first = float(schedule(0))
@@ -236,7 +238,7 @@ def test_compile_model_rejects_bad_steps_per_epoch(td_model):
 
 def test_config_rejects_unknown_pooling():
     with pytest.raises(ValueError, match=r"config key `model.pooling`: expected one of "
-                                         r"\['flatten', 'avg', 'max'\], received 'mean'"):
+                                         r"\['flatten', 'avg', 'max', 'avgmax'\], received 'mean'"):
         JetConfig(data=DataConfig(frames=FRAMES, size=SIZE),
                   model=model_preset("tiny", pooling="mean"))
 
