@@ -124,7 +124,8 @@ def _load_frames(item: dict, source: str, data: dict, seed: int) -> np.ndarray:
 
         cube = render_event(item, frames=data["frames"], size=data["size"],
                             cadence_s=data["cadence_s"],
-                            field_of_view_arcsec=data["field_of_view_arcsec"], seed=seed)
+                            field_of_view_arcsec=data["field_of_view_arcsec"], seed=seed,
+                            variant=int(item.get("variant", 0)))
     elif source == "npz":
         from jetkeras.io import read_npz
 
@@ -186,6 +187,7 @@ def build_records(
     parallel: str = "auto",
     scheduler: str | None = None,
     progress: bool = True,
+    variants: int = 1,
 ) -> dict[str, Any]:
     """Build (or resume) a records folder and return its manifest.
 
@@ -216,6 +218,11 @@ def build_records(
         slow it down). ``auto``: processes for ``fits``, threads otherwise.
     scheduler : str, optional
         Address of a running Dask scheduler (``tcp://host:8786``); overrides ``workers``.
+    variants : int
+        Synthetic source only: independent renders of every *training* event (validation
+        and test keep one fixed render). ``train`` counts an epoch as one pass over the
+        events, so with ``variants = V`` each epoch mostly meets renders it has not seen:
+        new backgrounds, noise, jet shapes and confusers for the same catalogue rows.
     """
     config = config or JetConfig()
     if source not in SOURCES:
@@ -226,6 +233,11 @@ def build_records(
         raise ValueError(f"--records-per-shard: expected >= 1, received {records_per_shard}")
     if workers < 1:
         raise ValueError(f"--workers: expected >= 1, received {workers}")
+    if isinstance(variants, bool) or not isinstance(variants, int) or variants < 1:
+        raise ValueError(f"--variants: expected a positive integer, received {variants!r}")
+    if variants > 1 and source != "synthetic":
+        raise ValueError(f"--variants: only the synthetic source can draw new renders; "
+                         f"received --variants {variants} with --source {source}")
     if parallel not in PARALLEL:
         raise ValueError(f"--parallel: expected one of {list(PARALLEL)}, received {parallel!r}")
     if parallel == "auto":
@@ -270,6 +282,7 @@ def build_records(
         "pool": data.pool, "nan_policy": data.nan_policy,
         "exposure_normalise": data.exposure_normalise, "clip_dn": data.clip_dn,
         "seed": seed, "limit": limit, "split": split, "records_per_shard": records_per_shard,
+        "variants": variants,
         "npz_root": str(npz_root) if npz_root else None,
         "fits_root": str(fits_root) if fits_root else None,
         "catalogue_sha256": sha256_file(catalogue) if catalogue else "bundled",
@@ -284,6 +297,8 @@ def build_records(
         part = items[items["split"] == split_name]
         if part.empty:
             continue
+        if split_name == "train" and variants > 1:
+            part = pd.concat([part.assign(variant=v) for v in range(variants)])
         order = np.random.default_rng([seed, SPLITS.index(split_name)]).permutation(len(part))
         part = part.iloc[order]
         count = -(-len(part) // records_per_shard)
@@ -417,9 +432,11 @@ def _write_manifest(out, tasks, items, orphans, missing, config, identity, encod
         if task["split"] == "train":
             for key in totals:
                 totals[key] += sidecar["sums"][key]
-    for entry in splits.values():
+    for name, entry in splits.items():
         entry["groups"] = sorted(entry["groups"])
         entry["count"] = entry["counts"]["jet"] + entry["counts"]["no_jet"]
+        # Renders per event: train's epoch is count / variants sequences.
+        entry["variants"] = identity.get("variants", 1) if name == "train" else 1
     if totals["count"] == 0:
         raise ValueError(f"{out}: no training sequence could be written; "
                          f"see the rejected list in the shard sidecars")
@@ -533,6 +550,9 @@ def _parser() -> argparse.ArgumentParser:
                         help="threads (npz, synthetic) or a local Dask cluster of processes "
                              "(FITS); default auto")
     parser.add_argument("--scheduler", help="address of a Dask scheduler to run on")
+    parser.add_argument("--variants", type=int, default=1,
+                        help="synthetic only: independent renders of each training event "
+                             "(an epoch of train is one pass over the events); default 1")
     _cli.add_seed_flag(parser)
     return parser
 
@@ -553,7 +573,7 @@ def main(argv: list[str] | None = None) -> int:
                       fits_root=args.fits_root, catalogue=args.catalogue,
                       negatives=args.negatives, records_per_shard=args.records_per_shard,
                       workers=args.workers, parallel=args.parallel,
-                      scheduler=args.scheduler)
+                      scheduler=args.scheduler, variants=args.variants)
 
     return _cli.run_main(run, "build_records")
 

@@ -28,7 +28,8 @@ import numpy as np
 from jetkeras.config import JetConfig
 from jetkeras.records import Encoding, parse_example, read_manifest, verify_shards
 
-__all__ = ["augment", "check_compatible", "iterate_records", "make_dataset", "normalise"]
+__all__ = ["augment", "check_compatible", "iterate_records", "make_dataset", "normalise",
+           "steps_per_epoch"]
 
 
 def _tf():
@@ -46,6 +47,24 @@ def check_compatible(manifest: dict[str, Any], config: JetConfig, records_dir) -
             f"{records_dir}: records hold sequences of {got[0]} frames of {got[1]}x{got[1]} px, "
             f"the model expects {want[0]} frames of {want[1]}x{want[1]} px"
         )
+
+
+def steps_per_epoch(manifest: dict[str, Any], batch_size: int, records_dir="records") -> int:
+    """Optimiser steps in one epoch: one pass over the training *events*.
+
+    A synthetic records folder built with ``--variants V`` holds V renders of each
+    training event; an epoch then draws ``count / V`` of them, so successive epochs meet
+    renders they have not seen instead of repeating one picture per event.
+    """
+    train = manifest["splits"].get("train", {})
+    count, variants = train.get("count", 0), int(train.get("variants", 1))
+    steps = count // (variants * batch_size)
+    if steps < 1:
+        raise ValueError(
+            f"{records_dir}: the train split holds {count // variants} events, fewer than "
+            f"--batch-size {batch_size}"
+        )
+    return steps
 
 
 def normalise(frames, normalisation: dict[str, float], scaling: str = "clip", *,

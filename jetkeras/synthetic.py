@@ -66,7 +66,9 @@ Determinism
 -----------
 The random stream of one event depends only on ``(seed, event_id)`` through
 ``numpy.random.SeedSequence([seed, crc32(event_id)])``, never on Python's salted
-``hash()`` nor on rendering order, so parallel workers produce identical cubes.
+``hash()`` nor on rendering order, so parallel workers produce identical cubes. A
+``variant`` v > 0 adds v to that sequence: a new, equally reproducible draw of the same
+row (training uses several, see ``build_records --variants``).
 
 Examples
 --------
@@ -82,6 +84,7 @@ from __future__ import annotations
 import math
 import zlib
 from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -94,6 +97,7 @@ __all__ = [
     "DISK_MEAN_DN",
     "PHOTONS_PER_DN",
     "READ_NOISE_DN",
+    "Nuisance",
     "event_rng",
     "render_event",
     "render_events",
@@ -117,18 +121,58 @@ JET_CONFUSER_PROBABILITY = 0.25
 _JET_COLUMNS = ("max_height", "avg_width", "duration")
 
 
+@dataclass(frozen=True)
+class Nuisance:
+    """Shifts of the things a detector must be blind to, for robustness tests.
+
+    A model is trained on the default renders; rendering its test events again with a
+    :class:`Nuisance` shows whether its score follows the jets or these settings.
+
+    Attributes
+    ----------
+    exposure_scale : float
+        Multiplies every sequence's brightness (a shorter exposure, a degraded channel).
+        With the photon noise applied afterwards, a dimmer sequence is also noisier.
+    noise_scale : float
+        Multiplies the photon-noise standard deviation (fewer photons per DN).
+    contrast_scale : float
+        Multiplies the peak contrast of jets (< 1: fainter jets against the network).
+    limb_fraction : float
+        Probability that a sequence's base point is moved radially onto the limb
+        (0.97-1.02 solar radii, same position angle): more limb scenes than the catalogue.
+    """
+
+    exposure_scale: float = 1.0
+    noise_scale: float = 1.0
+    contrast_scale: float = 1.0
+    limb_fraction: float = 0.0
+
+    def __post_init__(self):
+        for name in ("exposure_scale", "noise_scale", "contrast_scale"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise ValueError(f"Nuisance: expected `{name}` a positive number, "
+                                 f"received {value!r}")
+        if not 0.0 <= self.limb_fraction <= 1.0:
+            raise ValueError(f"Nuisance: expected `limb_fraction` in [0, 1], received "
+                             f"{self.limb_fraction!r}")
+
+
 # ----------------------------------------------------------------------------------------
 # Event parsing and random streams
 # ----------------------------------------------------------------------------------------
 
 
-def event_rng(seed: int, event_id: str) -> np.random.Generator:
-    """The random generator of one event: a function of ``(seed, event_id)`` only.
+def event_rng(seed: int, event_id: str, variant: int = 0) -> np.random.Generator:
+    """The random generator of one event: a function of ``(seed, event_id, variant)`` only.
 
     ``crc32`` is stable across processes and platforms, unlike Python's ``hash()``.
+    Variant 0 is the event's first render (the stream of earlier versions); variant
+    ``v > 0`` is an independent new draw of the same catalogue row.
     """
     key = zlib.crc32(str(event_id).encode("utf-8"))
-    return np.random.default_rng(np.random.SeedSequence([int(seed) & 0xFFFFFFFF, key]))
+    entropy = [int(seed) & 0xFFFFFFFF, key] + ([int(variant)] if variant else [])
+    return np.random.default_rng(np.random.SeedSequence(entropy))
 
 
 def _field(event: Mapping[str, Any] | Any, name: str, event_id: str) -> Any:
@@ -331,7 +375,8 @@ def _background(rng, times_s, x, y, radius, pixel_arcsec) -> np.ndarray:
             + (off_limb * (1.0 - on_disk)[None]).astype(np.float32)).astype(np.float32)
 
 
-def _jet_emission(rng, times_s, dx, dy, event, base_radius, radius, pixel_arcsec):
+def _jet_emission(rng, times_s, dx, dy, event, base_radius, radius, pixel_arcsec,
+                  contrast_scale=1.0):
     """Noise-free jet intensity (T, H, W) in DN before exposure, and its parameters.
 
     ``dx``, ``dy`` are arcsec offsets of each pixel from the base point, shape (H, W).
@@ -348,7 +393,8 @@ def _jet_emission(rng, times_s, dx, dy, event, base_radius, radius, pixel_arcsec
         angle += math.atan2(event["base_y"], event["base_x"])
     else:
         angle = rng.uniform(-math.pi, math.pi)
-    contrast = float(np.exp(rng.normal(math.log(JET_CONTRAST_MEDIAN), CONTRAST_SIGMA)))
+    contrast = contrast_scale * float(np.exp(rng.normal(math.log(JET_CONTRAST_MEDIAN),
+                                                        CONTRAST_SIGMA)))
     start_s = -rng.uniform(0.0, 1.0) * (times_s[1] - times_s[0])  # catalogue start is rounded
 
     along = dx * math.cos(angle) + dy * math.sin(angle)  # (H, W) arcsec outward
@@ -459,15 +505,20 @@ def _confusers(rng, times_s, dx, dy, pixel_arcsec, count) -> tuple[np.ndarray, l
     return total, kinds
 
 
-def _photon_noise(rng, expected_dn: np.ndarray) -> np.ndarray:
-    """Poisson photon noise plus read noise on (T, H, W) expected DN; float32 DN."""
-    photons = np.clip(expected_dn, 0.0, None) * np.float32(PHOTONS_PER_DN)
+def _photon_noise(rng, expected_dn: np.ndarray, noise_scale: float = 1.0) -> np.ndarray:
+    """Poisson photon noise plus read noise on (T, H, W) expected DN; float32 DN.
+
+    ``noise_scale`` multiplies the photon noise's standard deviation: photons per DN
+    fall by its square.
+    """
+    photons_per_dn = PHOTONS_PER_DN / noise_scale ** 2
+    photons = np.clip(expected_dn, 0.0, None) * np.float32(photons_per_dn)
     noisy = photons + np.sqrt(photons) * rng.standard_normal(photons.shape, dtype=np.float32)
     low = photons < 30.0
     if low.any():
         # The Gaussian approximation is poor for few photons: draw those exactly.
         noisy[low] = rng.poisson(photons[low].astype(np.float64))
-    noisy *= np.float32(1.0 / PHOTONS_PER_DN)
+    noisy *= np.float32(1.0 / photons_per_dn)
     noisy += np.float32(READ_NOISE_DN) * rng.standard_normal(photons.shape, dtype=np.float32)
     return noisy
 
@@ -485,6 +536,8 @@ def render_event(
     cadence_s: float = 24.0,
     field_of_view_arcsec: float = 300.0,
     seed: int = 0,
+    variant: int = 0,
+    nuisance: Nuisance | None = None,
 ) -> Cube:
     """Render one catalogue row as a synthetic AIA 304 A cube.
 
@@ -506,6 +559,13 @@ def render_event(
         Side of the square cutout centred on the base point, arcsec. Defaults to 300.
     seed : int
         Global seed; the event's stream is ``SeedSequence([seed, crc32(event_id)])``.
+    variant : int
+        Which independent render of the row (0, the default, is the first): training
+        uses new variants so the network sees new backgrounds, jets and noise instead of
+        memorising one picture per event.
+    nuisance : Nuisance, optional
+        Shifted exposure, noise, jet contrast or limb fraction (robustness tests). None
+        (the default) renders exactly as without it.
 
     Returns
     -------
@@ -521,7 +581,21 @@ def render_event(
     """
     _check_render_args(frames, size, cadence_s, field_of_view_arcsec)
     parsed = _parse_event(event)
-    rng = event_rng(seed, parsed["event_id"])
+    if isinstance(variant, bool) or not isinstance(variant, (int, np.integer)) or variant < 0:
+        raise ValueError(f"render_event: expected `variant` a non-negative integer, "
+                         f"received {variant!r}")
+    rng = event_rng(seed, parsed["event_id"], int(variant))
+    nuisance = nuisance or Nuisance()
+    # Independent sub-streams: adding a confuser never changes the background draw.
+    background_rng, jet_rng, confuser_rng, noise_rng = rng.spawn(4)
+    radius = solar_radius_arcsec(parsed["date"])
+    if nuisance.limb_fraction > 0:
+        limb_rng = rng.spawn(1)[0]  # a fifth stream: the four above are unchanged
+        if limb_rng.random() < nuisance.limb_fraction:
+            angle = math.atan2(parsed["base_y"], parsed["base_x"])
+            moved = radius * limb_rng.uniform(0.97, 1.02)
+            parsed = {**parsed, "base_x": moved * math.cos(angle),
+                      "base_y": moved * math.sin(angle)}
     pixel_arcsec = float(field_of_view_arcsec) / size
     offsets = (np.arange(size, dtype=np.float64) - (size - 1) / 2.0) * pixel_arcsec
     dx = np.broadcast_to(offsets[None, :], (size, size))  # (H, W) arcsec east-west
@@ -529,11 +603,7 @@ def render_event(
     x = parsed["base_x"] + dx
     y = parsed["base_y"] + dy
     times_s = np.arange(frames, dtype=np.float64) * float(cadence_s)
-    radius = solar_radius_arcsec(parsed["date"])
     base_radius = math.hypot(parsed["base_x"], parsed["base_y"])
-
-    # Independent sub-streams: adding a confuser never changes the background draw.
-    background_rng, jet_rng, confuser_rng, noise_rng = rng.spawn(4)
     expected = _background(background_rng, times_s, x, y, radius, pixel_arcsec)
     meta: dict[str, Any] = {
         "event_id": parsed["event_id"],
@@ -541,6 +611,7 @@ def render_event(
         "group": parsed["group"],
         "renderer": "jetkeras.synthetic",
         "seed": int(seed),
+        "variant": int(variant),
         "cadence_s": float(cadence_s),
         "field_of_view_arcsec": float(field_of_view_arcsec),
         "pixel_scale_arcsec": round(pixel_arcsec, 6),
@@ -550,7 +621,7 @@ def render_event(
     }
     if parsed["label"] == 1:
         jet, jet_parameters = _jet_emission(jet_rng, times_s, dx, dy, parsed, base_radius,
-                                            radius, pixel_arcsec)
+                                            radius, pixel_arcsec, nuisance.contrast_scale)
         expected += jet
         meta.update(jet_parameters)
     probability = JET_CONFUSER_PROBABILITY if parsed["label"] == 1 else NEGATIVE_CONFUSER_PROBABILITY
@@ -561,11 +632,12 @@ def render_event(
         expected += confusers
     meta["confusers"] = ",".join(kinds)
 
-    exposure = float(np.exp(noise_rng.normal(0.0, 0.35))) * _degradation(parsed["date"])
+    exposure = (float(np.exp(noise_rng.normal(0.0, 0.35))) * _degradation(parsed["date"])
+                * nuisance.exposure_scale)
     per_frame = exposure * (1.0 + 0.01 * noise_rng.standard_normal(frames))
     expected *= per_frame.astype(np.float32)[:, None, None]
     meta["exposure_scale"] = round(exposure, 5)
-    cube_frames = _photon_noise(noise_rng, expected)
+    cube_frames = _photon_noise(noise_rng, expected, nuisance.noise_scale)
 
     start = parsed["date"]
     times = [

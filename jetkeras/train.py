@@ -44,7 +44,7 @@ from typing import Any
 import numpy as np
 
 from jetkeras import _cli
-from jetkeras.config import JetConfig, atomic_write_text, model_preset
+from jetkeras.config import JetConfig, atomic_write_text, input_pool_for, model_preset
 
 __all__ = ["load_run", "main", "predict_probabilities", "run_normalisation", "train"]
 
@@ -94,14 +94,17 @@ def _callbacks(out: Path, config: JetConfig):
         _learning_rate_logger(),  # first, so the CSV log and history see it
         # Restores weights, optimiser state and epoch after an interruption.
         keras.callbacks.BackupAndRestore(str(out / "backup")),
+        # "last" saves every epoch, so the file holds the final weights.
         keras.callbacks.ModelCheckpoint(str(out / "model.keras"), monitor="val_auc",
-                                        mode="max", save_best_only=True),
-        keras.callbacks.EarlyStopping(monitor="val_auc", mode="max",
-                                      patience=config.train.early_stopping_patience),
+                                        mode="max",
+                                        save_best_only=config.train.checkpoint == "best"),
         keras.callbacks.CSVLogger(str(out / "history.csv"), append=True),
         keras.callbacks.TensorBoard(str(out / "logs"), write_graph=False),
         keras.callbacks.TerminateOnNaN(),
     ]
+    if config.train.checkpoint == "best":  # stopping early only makes sense with "best"
+        callbacks.append(keras.callbacks.EarlyStopping(
+            monitor="val_auc", mode="max", patience=config.train.early_stopping_patience))
     if config.train.schedule == "plateau":
         # The seed's ReduceLROnPlateau(factor 0.1, patience 10) scaled to short runs.
         callbacks.append(keras.callbacks.ReduceLROnPlateau(
@@ -144,6 +147,7 @@ def train(
     from jetkeras.metrics import choose_threshold
     from jetkeras.models import build_model, compile_model, resolve_runtime
     from jetkeras.pipeline import check_compatible, make_dataset
+    from jetkeras.pipeline import steps_per_epoch as epoch_steps
     from jetkeras.plotting import training_curves
     from jetkeras.records import read_manifest
 
@@ -151,12 +155,7 @@ def train(
     records, out = Path(records), Path(out)
     manifest = read_manifest(records)
     check_compatible(manifest, config, records)
-    train_count = manifest["splits"].get("train", {}).get("count", 0)
-    if train_count < config.train.batch_size:
-        raise ValueError(
-            f"{records}: the train split holds {train_count} sequences, fewer than "
-            f"--batch-size {config.train.batch_size}"
-        )
+    steps_per_epoch = epoch_steps(manifest, config.train.batch_size, records)
     if manifest["splits"].get("val", {}).get("count", 0) == 0:
         raise ValueError(f"{records}: the val split is empty; it is needed for the "
                          f"checkpoint and the threshold")
@@ -173,7 +172,6 @@ def train(
     atomic_write_text(out / "normalisation.json", json.dumps(run_normalisation(manifest, config),
                                                              indent=2))
 
-    steps_per_epoch = train_count // config.train.batch_size
     # Repeated with a known epoch length: Keras then never guesses the size of epoch 1.
     train_data = make_dataset(records, "train", config).repeat()
     val_data = make_dataset(records, "val", config, training=False)
@@ -182,7 +180,7 @@ def train(
         compile_model(model, config, steps_per_epoch=steps_per_epoch)
     if verbose:
         print(f"train: {config.model.arch} ({config.model.preset}), "
-              f"{model.count_params():,} parameters, {train_count} training sequences, "
+              f"{model.count_params():,} parameters, "
               f"{steps_per_epoch} steps/epoch, jit={runtime.get('jit_compile')}, "
               f"precision={config.train.precision}", file=sys.stderr)
     start = time.perf_counter()
@@ -344,6 +342,8 @@ def config_from_args(args: argparse.Namespace, records: str | Path | None = None
         preset = model_preset(args.preset, arch=config.model.arch)
         config = config.replace(model={k: v for k, v in preset.__dict__.items()})
     model, train_changes = {}, {}
+    if records is not None and not args.config:  # a config file's own input pool wins
+        model["input_pool"] = input_pool_for(config.data.size)
     if getattr(args, "arch", None):
         model["arch"] = args.arch
     for flag, key in (("epochs", "epochs"), ("batch_size", "batch_size"),

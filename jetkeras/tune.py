@@ -421,13 +421,13 @@ def _keras_tuner_classes():
     class JetHyperModel(kt.HyperModel):
         """Maps ``hp`` onto the one JetConfig and builds with jetkeras.models."""
 
-        def __init__(self, *, space, base_config, records, objective, train_count):
+        def __init__(self, *, space, base_config, records, objective, manifest):
             super().__init__(name=space["name"], tunable=True)
             self.space = space
             self.base_config = base_config
             self.records = Path(records)
             self.objective = objective
-            self.train_count = train_count
+            self.manifest = manifest
             self.keys = config_keys()
 
         def config(self, hp) -> JetConfig:
@@ -436,13 +436,9 @@ def _keras_tuner_classes():
             return apply_values(self.base_config, values, self.space["path"])
 
         def steps_per_epoch(self, config: JetConfig) -> int:
-            steps = self.train_count // config.train.batch_size
-            if steps < 1:
-                raise ValueError(
-                    f"{self.records}: the train split holds {self.train_count} sequences, "
-                    f"fewer than train.batch_size {config.train.batch_size}"
-                )
-            return steps
+            from jetkeras.pipeline import steps_per_epoch
+
+            return steps_per_epoch(self.manifest, config.train.batch_size, self.records)
 
         def build(self, hp):
             from jetkeras.models import build_model, compile_model
@@ -775,9 +771,8 @@ def _search(*, records, out, manifest, config, space_spec, tuner, objective, ide
 
     _cli.set_seed(seed)
     classes = _keras_tuner_classes()
-    train_count = manifest["splits"]["train"]["count"]
     hypermodel = classes["hypermodel"](space=space_spec, base_config=config, records=records,
-                                       objective=objective, train_count=train_count)
+                                       objective=objective, manifest=manifest)
     hyperparameters = _hyperparameters()
     for spec in space_spec["hyperparameters"]:
         _declare(hyperparameters, spec, hypermodel.keys)
