@@ -1,0 +1,111 @@
+"""Fresh renders for training (build_records --variants) and the Nuisance render shifts."""
+
+import numpy as np
+import pytest
+
+from jetkeras.build_records import build_records, main
+from jetkeras.catalogue import load_events
+from jetkeras.config import JetConfig
+from jetkeras.pipeline import iterate_records, steps_per_epoch
+from jetkeras.synthetic import Nuisance, render_event
+
+TINY = JetConfig().replace(data={"frames": 4, "size": 32})
+
+
+@pytest.fixture(scope="module")
+def jet():
+    events = load_events()
+    return events[events["label"] == 1].iloc[7]
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    root = tmp_path_factory.mktemp("variants")
+    one = build_records(source="synthetic", out=root / "one", config=TINY, limit=40, seed=2,
+                        records_per_shard=16, progress=False)
+    three = build_records(source="synthetic", out=root / "three", config=TINY, limit=40,
+                          seed=2, records_per_shard=16, progress=False, variants=3)
+    return root, one, three
+
+
+def test_variant_zero_is_the_first_render_and_others_are_new_draws(jet):
+    first = render_event(jet, frames=4, size=32, seed=1)
+    again = render_event(jet, frames=4, size=32, seed=1, variant=0)
+    second = render_event(jet, frames=4, size=32, seed=1, variant=1)
+    np.testing.assert_array_equal(first.frames, again.frames)
+    assert second.meta["variant"] == 1 and second.meta["event_id"] == first.meta["event_id"]
+    # A new background and jet draw, not the same picture with other noise.
+    assert np.corrcoef(first.frames[0].ravel(), second.frames[0].ravel())[0, 1] < 0.5
+    np.testing.assert_array_equal(second.frames,
+                                  render_event(jet, frames=4, size=32, seed=1,
+                                               variant=1).frames)
+
+
+def test_training_split_holds_every_variant_and_val_test_stay_fixed(built):
+    root, one, three = built
+    assert three["splits"]["train"]["count"] == 3 * one["splits"]["train"]["count"]
+    assert three["splits"]["train"]["variants"] == 3
+    assert one["splits"]["train"]["variants"] == 1
+    for split in ("val", "test"):
+        assert three["splits"][split]["count"] == one["splits"][split]["count"]
+        assert three["splits"][split]["variants"] == 1
+        ours = {r["event_id"]: r["frames"] for r in iterate_records(root / "three", split)}
+        theirs = {r["event_id"]: r["frames"] for r in iterate_records(root / "one", split)}
+        assert ours.keys() == theirs.keys()
+        for event_id, frames in ours.items():
+            np.testing.assert_array_equal(frames, theirs[event_id])
+    ids = [r["event_id"] for r in iterate_records(root / "three", "train")]
+    assert len(ids) == 3 * len(set(ids))  # each training event exactly three times
+    # No training event leaks into validation or test through its variants.
+    held_out = {r["event_id"] for s in ("val", "test") for r in iterate_records(root / "three", s)}
+    assert not held_out & set(ids)
+
+
+def test_an_epoch_is_one_pass_over_the_events(built):
+    _, one, three = built
+    assert steps_per_epoch(three, 4) == steps_per_epoch(one, 4) == \
+        one["splits"]["train"]["count"] // 4
+    with pytest.raises(ValueError, match=r"holds \d+ events, fewer than --batch-size 1000"):
+        steps_per_epoch(three, 1000)
+
+
+def test_variants_flag_is_checked(tmp_path, capsys):
+    assert main(["--frames", "4", "--size", "32", "--limit", "8", "--variants", "0",
+                 "--out", str(tmp_path / "r")]) == 2
+    assert "--variants: expected a positive integer, received 0" in capsys.readouterr().err
+    assert main(["--source", "npz", "--npz-root", str(tmp_path), "--variants", "2",
+                 "--out", str(tmp_path / "r")]) == 2
+    assert "--variants: only the synthetic source" in capsys.readouterr().err
+
+
+def test_default_nuisance_renders_exactly_as_without(jet):
+    plain = render_event(jet, frames=4, size=32, seed=5)
+    same = render_event(jet, frames=4, size=32, seed=5, nuisance=Nuisance())
+    np.testing.assert_array_equal(plain.frames, same.frames)
+
+
+def test_nuisance_shifts_do_what_they_say(jet):
+    plain = render_event(jet, frames=6, size=48, seed=5)
+    dim = render_event(jet, frames=6, size=48, seed=5, nuisance=Nuisance(exposure_scale=0.4))
+    assert dim.frames.mean() == pytest.approx(0.4 * plain.frames.mean(), rel=0.05)
+    noisy = render_event(jet, frames=6, size=48, seed=5, nuisance=Nuisance(noise_scale=3.0))
+    # Frame-to-frame differences are mostly noise: 3x the noise, about 3x their spread.
+    spread = [np.std(np.diff(cube.frames, axis=0)) for cube in (plain, noisy)]
+    assert 2.5 < spread[1] / spread[0] < 3.2
+    faint = render_event(jet, frames=6, size=48, seed=5, nuisance=Nuisance(contrast_scale=0.2))
+    assert faint.meta["jet_contrast"] == pytest.approx(0.2 * plain.meta["jet_contrast"],
+                                                       rel=1e-3)
+    limb = render_event(jet, frames=6, size=48, seed=5, nuisance=Nuisance(limb_fraction=1.0))
+    assert limb.meta["basepoint_x_arcsec"] != plain.meta["basepoint_x_arcsec"]
+    radius = np.hypot(limb.meta["basepoint_x_arcsec"], limb.meta["basepoint_y_arcsec"])
+    assert 0.97 <= radius / limb.meta["solar_radius_arcsec"] <= 1.02
+
+
+@pytest.mark.parametrize("fields,message", [
+    ({"exposure_scale": 0.0}, "`exposure_scale` a positive number, received 0.0"),
+    ({"noise_scale": float("nan")}, "`noise_scale` a positive number, received nan"),
+    ({"limb_fraction": 1.5}, "`limb_fraction` in \\[0, 1\\], received 1.5"),
+])
+def test_bad_nuisance_is_named(fields, message):
+    with pytest.raises(ValueError, match=message):
+        Nuisance(**fields)
