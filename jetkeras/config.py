@@ -96,6 +96,7 @@ class ModelConfig:
     # thin bright spires (see input_pool_for, which train and demo use per geometry).
     input_pool: int = 1
     temporal: str = "lstm"  # over the frame axis: "lstm" or "conv" (two 1-D convs + max)
+    members: int = 1  # > 1: a seed ensemble in one model, the mean of the members' logits
     use_cudnn: str = "auto"  # "auto" | "true" | "false"; "false" is needed for XLA on TF
 
 
@@ -203,7 +204,7 @@ class JetConfig:
                     )
         positive = [("data", "frames"), ("data", "size"), ("data", "pool"),
                     ("train", "epochs"), ("train", "batch_size"), ("model", "lstm_units"),
-                    ("model", "input_pool")]
+                    ("model", "input_pool"), ("model", "members")]
         for section, name in positive:
             value = getattr(getattr(self, section), name)
             if value < 1:

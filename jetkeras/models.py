@@ -353,7 +353,8 @@ def build_model(config: JetConfig, *, seed: int | None = None,
         :func:`resolve_runtime`).
     seed : int, optional
         Seeds Python, NumPy and Keras (``keras.utils.set_random_seed``) before the
-        weights are drawn; default ``config.train.seed``.
+        weights are drawn; default ``config.train.seed``. Member i of an ensemble
+        (``model.members`` > 1) is drawn with ``seed + i``.
     unroll : bool
         Unroll the LSTM over the (static) frame axis. Same weights and outputs; the form
         the LiteRT converter turns into builtin ops only (a loop needs TensorFlow ops).
@@ -362,7 +363,10 @@ def build_model(config: JetConfig, *, seed: int | None = None,
     -------
     keras.Model
         Input ``frames``: float32 ``(B, T, S, S, 1)``, normalised. Output ``logit``:
-        float32 ``(B, 1)`` (the last Dense is float32 even under mixed precision).
+        float32 ``(B, 1)`` (the last Dense is float32 even under mixed precision); with
+        ``model.members`` = M > 1, the mean of M independent networks' logits (their
+        weights in member order: ``model.set_weights`` takes the members' weight lists
+        one after the other).
 
     Raises
     ------
@@ -371,23 +375,41 @@ def build_model(config: JetConfig, *, seed: int | None = None,
     """
     _validate(config)
     runtime = resolve_runtime(config)
-    keras.utils.set_random_seed(int(config.train.seed if seed is None else seed))
+    seed = int(config.train.seed if seed is None else seed)
     previous_policy = keras.config.dtype_policy()
     keras.config.set_dtype_policy(runtime["precision"])
     try:
         size, frames = config.data.size, config.data.frames
         frames_input = keras.Input((frames, size, size, 1), dtype="float32",
                                    name="frames")
-        if config.model.arch == "epfl2d":
-            x = _build_epfl2d(config, frames_input, runtime["use_cudnn"], unroll)
-        else:
-            x = _build_td_lstm(config, frames_input, runtime["use_cudnn"], unroll)
-        logit = layers.Dense(1, dtype="float32", kernel_initializer=_kaiming(),
-                             bias_initializer="zeros", name="logit")(x)
-        model = keras.Model(frames_input, logit, name=config.model.arch)
+        if config.model.members == 1:
+            keras.utils.set_random_seed(seed)
+            logit = _logit(config, frames_input, runtime, unroll)
+            return keras.Model(frames_input, logit, name=config.model.arch)
+        # A seed ensemble as ONE model: export, LiteRT and predict see a plain network.
+        logits = []
+        for index in range(config.model.members):
+            keras.utils.set_random_seed(seed + index)
+            member_input = keras.Input((frames, size, size, 1), dtype="float32",
+                                       name=f"member{index + 1}_frames")
+            member = keras.Model(member_input,
+                                 _logit(config, member_input, runtime, unroll),
+                                 name=f"member{index + 1}")
+            logits.append(member(frames_input))
+        logit = layers.Average(dtype="float32", name="ensemble_logit")(logits)
+        return keras.Model(frames_input, logit, name=f"{config.model.arch}_ensemble")
     finally:
         keras.config.set_dtype_policy(previous_policy)
-    return model
+
+
+def _logit(config: JetConfig, frames_input, runtime, unroll):
+    """One network's logit ``(B, 1)`` float32 on ``frames_input``."""
+    if config.model.arch == "epfl2d":
+        x = _build_epfl2d(config, frames_input, runtime["use_cudnn"], unroll)
+    else:
+        x = _build_td_lstm(config, frames_input, runtime["use_cudnn"], unroll)
+    return layers.Dense(1, dtype="float32", kernel_initializer=_kaiming(),
+                        bias_initializer="zeros", name="logit")(x)
 
 
 # --------------------------------------------------------------------------- compile
@@ -508,4 +530,4 @@ def estimate_flops(config: JetConfig) -> float:
     else:
         macs += steps * 4 * units * (features + units)  # four gates, input + recurrent
     macs += sum(a * b for a, b in zip(dense[:-1], dense[1:]))
-    return 2.0 * float(macs)
+    return 2.0 * float(macs) * config.model.members

@@ -46,7 +46,8 @@ import numpy as np
 from jetkeras import _cli
 from jetkeras.config import JetConfig, atomic_write_text, input_pool_for, model_preset
 
-__all__ = ["load_run", "main", "predict_probabilities", "run_normalisation", "train"]
+__all__ = ["finish_run", "load_run", "main", "predict_probabilities", "run_normalisation",
+           "train"]
 
 FINISHED_MARKER = "threshold.json"
 
@@ -144,7 +145,6 @@ def train(
     _cli.quiet_tensorflow()
     import keras
 
-    from jetkeras.metrics import choose_threshold
     from jetkeras.models import build_model, compile_model, resolve_runtime
     from jetkeras.pipeline import check_compatible, make_dataset
     from jetkeras.pipeline import steps_per_epoch as epoch_steps
@@ -199,26 +199,57 @@ def train(
     atomic_write_text(out / "history.json", json.dumps(history, indent=1))
     training_curves(history, out / "training_curves.png")
 
-    # The threshold comes from validation predictions of the best checkpoint.
+    # The threshold comes from validation predictions of the saved checkpoint.
     model = keras.saving.load_model(out / "model.keras", safe_mode=True)
-    probabilities, labels = predict_probabilities(model, val_data)
-    choice = choose_threshold(labels, probabilities, metric=config.train.threshold_metric,
-                              target_recall=config.train.target_recall)
-    from sklearn.metrics import roc_auc_score
-
-    choice["val_auc"] = float(roc_auc_score(labels, probabilities))
-    choice["train_seconds"] = seconds
-    from jetkeras.export import LITERT_NAME, write_litert
-
-    if keras.backend.backend() == "tensorflow":  # Keras converts to LiteRT from TF graphs
-        write_litert(model, config, out / LITERT_NAME)  # `predict` runs it without TF
-    atomic_write_text(out / FINISHED_MARKER, json.dumps(choice, indent=2))
+    choice = finish_run(model, config, out, val_data, train_seconds=seconds)
     if verbose:
         print(f"train: best val AUC {choice['val_auc']:.3f}; threshold {choice['threshold']:.3f} "
               f"({choice['rule']}: F1 {choice['f1']:.3f}); {seconds:.0f} s; run in {out}",
               file=sys.stderr)
     return {"threshold": choice, "best_val_auc": choice["val_auc"],
             "epochs_run": len(history.get("loss", [])), "seconds": seconds, "run": str(out)}
+
+
+def finish_run(model, config: JetConfig, out: Path, val_data, **extra) -> dict[str, Any]:
+    """Choose the threshold on validation, write ``model.tflite`` and ``threshold.json``.
+
+    The last step of every run folder (``train``, ``ensemble``): ``threshold.json`` is
+    written last, so its presence marks a finished run.
+
+    Parameters
+    ----------
+    model : keras.Model
+        The run's network, already saved as ``out / "model.keras"``.
+    config : JetConfig
+        Its configuration (``train.threshold_metric``, ``train.target_recall``).
+    out : path
+        The run folder.
+    val_data : tf.data.Dataset
+        ``(frames, label)`` batches of the validation split.
+    **extra
+        More entries for ``threshold.json`` (e.g. ``train_seconds``).
+
+    Returns
+    -------
+    dict
+        The ``threshold.json`` content: ``threshold``, ``rule``, ``f1``, ``precision``,
+        ``recall``, ``val_auc`` and ``extra``.
+    """
+    import keras
+    from sklearn.metrics import roc_auc_score
+
+    from jetkeras.export import LITERT_NAME, write_litert
+    from jetkeras.metrics import choose_threshold
+
+    probabilities, labels = predict_probabilities(model, val_data)
+    choice = choose_threshold(labels, probabilities, metric=config.train.threshold_metric,
+                              target_recall=config.train.target_recall)
+    choice["val_auc"] = float(roc_auc_score(labels, probabilities))
+    choice.update(extra)
+    if keras.backend.backend() == "tensorflow":  # Keras converts to LiteRT from TF graphs
+        write_litert(model, config, Path(out) / LITERT_NAME)  # `predict` runs it without TF
+    atomic_write_text(Path(out) / FINISHED_MARKER, json.dumps(choice, indent=2))
+    return choice
 
 
 def _strategy_scope(config: JetConfig):
