@@ -60,18 +60,45 @@ PARALLEL = ("auto", "threads", "processes")
 
 
 # ------------------------------------------------------------------ what to build
-def _select(events: pd.DataFrame, limit: int | None, seed: int) -> pd.DataFrame:
-    """A class-balanced, seeded subset of ``limit`` rows (all rows when None)."""
+def _limb_distance(events: pd.DataFrame) -> np.ndarray:
+    """Distance of each base point from disk centre in solar radii on its date."""
+    from jetkeras.synthetic import solar_radius_arcsec
+
+    radius = np.array([solar_radius_arcsec(pd.Timestamp(date).to_pydatetime())
+                       for date in events["date"]])
+    return np.hypot(events["basepoint_X"], events["basepoint_Y"]).to_numpy() / radius
+
+
+def _select(events: pd.DataFrame, limit: int | None, seed: int,
+            match_position: bool = True) -> pd.DataFrame:
+    """A class-balanced, seeded subset of ``limit`` rows (all rows when None).
+
+    With ``match_position``, each chosen jet takes the unused negative nearest to it in
+    distance from disk centre (solar radii). The catalogue's jets sit at the limb more
+    often than its jet-free intervals (66 % against 46 % beyond 900"), so an unmatched
+    subset lets any classifier score "near the limb" instead of "jet": a gradient-boosted
+    model on brightness summaries reached 0.91 ROC AUC on unmatched renders, 0.73 on
+    matched ones (bench/README.md).
+    """
     if limit is None or limit >= len(events):
         return events
     if limit < 2:
         raise ValueError(f"--limit: expected at least 2 sequences, received {limit}")
     rng = np.random.default_rng(seed)
+    jets = events.index[events["label"] == 1].to_numpy()
+    negatives = events.index[events["label"] == 0].to_numpy()
+    jets = rng.choice(jets, size=min((limit + 1) // 2, len(jets)), replace=False)
+    want = min(limit // 2, len(negatives))
+    if not match_position:
+        chosen = rng.choice(negatives, size=want, replace=False)
+        return events.loc[sorted([*jets, *chosen])]
+    distance = dict(zip(events.index, _limb_distance(events)))
+    free = list(negatives)
     chosen = []
-    for label, want in ((1, (limit + 1) // 2), (0, limit // 2)):
-        pool = events.index[events["label"] == label].to_numpy()
-        chosen.extend(rng.choice(pool, size=min(want, len(pool)), replace=False))
-    return events.loc[sorted(chosen)]
+    for jet in jets[:want]:  # jets are in random order: no jet is favoured
+        gaps = np.abs(np.array([distance[n] for n in free]) - distance[jet])
+        chosen.append(free.pop(int(np.argmin(gaps))))
+    return events.loc[sorted([*jets, *chosen])]
 
 
 def _items_synthetic(events: pd.DataFrame) -> pd.DataFrame:
@@ -188,6 +215,7 @@ def build_records(
     scheduler: str | None = None,
     progress: bool = True,
     variants: int = 1,
+    match_position: bool = True,
 ) -> dict[str, Any]:
     """Build (or resume) a records folder and return its manifest.
 
@@ -204,6 +232,9 @@ def build_records(
         Seeds the subset, the split and the renderer.
     limit : int, optional
         Keep a class-balanced subset of this many sequences.
+    match_position : bool
+        With ``limit``: draw the negatives to match the chosen jets' distances from disk
+        centre, so position (limb or disk) does not tell the classes apart.
     split : {"grouped", "seed"}
         ``grouped``: 70/15/15 by HEK event group, stratified by class. ``seed``: the
         seed's ``_val``/``_test`` folders (npz source only).
@@ -265,7 +296,7 @@ def build_records(
         root = npz_root or fits_root
         raise ValueError(f"{root}: expected cubes matching catalogue rows, found none")
     missing = len(events) - len(items) if source != "synthetic" else 0
-    items = _select(items, limit, seed)
+    items = _select(items, limit, seed, match_position)
     if split == "seed":
         if "seed_split" not in items or not {"val", "test"} <= set(items["seed_split"]):
             raise ValueError(f"--split seed: {npz_root} has no `_val` and `_test` seed folders; "
@@ -282,7 +313,7 @@ def build_records(
         "pool": data.pool, "nan_policy": data.nan_policy,
         "exposure_normalise": data.exposure_normalise, "clip_dn": data.clip_dn,
         "seed": seed, "limit": limit, "split": split, "records_per_shard": records_per_shard,
-        "variants": variants,
+        "variants": variants, "match_position": match_position,
         "npz_root": str(npz_root) if npz_root else None,
         "fits_root": str(fits_root) if fits_root else None,
         "catalogue_sha256": sha256_file(catalogue) if catalogue else "bundled",
@@ -550,6 +581,9 @@ def _parser() -> argparse.ArgumentParser:
                         help="threads (npz, synthetic) or a local Dask cluster of processes "
                              "(FITS); default auto")
     parser.add_argument("--scheduler", help="address of a Dask scheduler to run on")
+    parser.add_argument("--no-match-position", dest="match_position", action="store_false",
+                        help="with --limit: draw negatives at random instead of matching "
+                             "the jets' distances from disk centre")
     parser.add_argument("--variants", type=int, default=1,
                         help="synthetic only: independent renders of each training event "
                              "(an epoch of train is one pass over the events); default 1")
@@ -573,7 +607,8 @@ def main(argv: list[str] | None = None) -> int:
                       fits_root=args.fits_root, catalogue=args.catalogue,
                       negatives=args.negatives, records_per_shard=args.records_per_shard,
                       workers=args.workers, parallel=args.parallel,
-                      scheduler=args.scheduler, variants=args.variants)
+                      scheduler=args.scheduler, variants=args.variants,
+                      match_position=args.match_position)
 
     return _cli.run_main(run, "build_records")
 
