@@ -92,8 +92,8 @@ class ModelConfig:
     # base-difference channels inside the model (jetkeras.layers.MotionChannels), so
     # the first convolution sees motion; "none" feeds the normalised frames as they are.
     motion: str = "differences"  # "none" | "differences" (td_lstm only)
-    # Max-pool the frames by this factor first: 166 px -> 83 px costs 4x less and keeps
-    # thin bright spires (see input_pool_for, which train and demo use per geometry).
+    # Average-pool the frames by this factor first (166 px -> 55 px with 3): see
+    # input_pool_for, which train and demo apply per geometry.
     input_pool: int = 1
     temporal: str = "lstm"  # over the frame axis: "lstm" or "conv" (two 1-D convs + max)
     members: int = 1  # > 1: a seed ensemble in one model, the mean of the members' logits
@@ -140,12 +140,13 @@ MODEL_PRESETS: dict[str, dict[str, Any]] = {
 
 
 def input_pool_for(size: int) -> int:
-    """The input max-pool for frames of ``size`` px: 2 from 128 px up (166 -> 83), else 1.
+    """The input average-pool for frames of ``size`` px: about 64 px reach the first conv.
 
-    Measured in the bake-off: at 166 px the pooled model trains 3-4x faster and scores
-    as well; at 64 px pooling loses the narrowest jets.
+    166 px (the seed's geometry) -> 3 (55 px); 64 px (the demo) -> 1. The demo's
+    geometry is where the recipe was measured (bench/README.md); pooling the seed's
+    frames to the same scale trains as well and costs 9x less per frame.
     """
-    return 2 if size >= 128 else 1
+    return max(1, round(size / 64))
 
 
 def model_preset(name: str, **overrides: Any) -> ModelConfig:

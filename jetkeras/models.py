@@ -255,8 +255,10 @@ def _frame_encoder(config: JetConfig) -> keras.Model:
     x = frame
     for step in _td_plan(config):
         if step[1] == "input_pool":
-            # Max, not mean: a jet spire is a few pixels wide and must not be averaged away.
-            x = layers.MaxPooling2D(config.model.input_pool, name="input_pool")(x)
+            # A mean (a flux-conserving rebin, as a coarser detector would see it), not a
+            # max: the max of k^2 noisy pixels biases the noise upward and keeps only the
+            # positive half of the difference channels; the mean cuts the noise k-fold.
+            x = layers.AveragePooling2D(config.model.input_pool, name="input_pool")(x)
         elif step[0] == "conv":
             _, name, _, _, _, width, stride = step
             # No bias: the BatchNorm beta that follows does its job.

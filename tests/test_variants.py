@@ -109,3 +109,19 @@ def test_nuisance_shifts_do_what_they_say(jet):
 def test_bad_nuisance_is_named(fields, message):
     with pytest.raises(ValueError, match=message):
         Nuisance(**fields)
+
+
+def test_subset_negatives_match_the_jets_distance_from_disk_centre():
+    from jetkeras.build_records import _limb_distance, _select
+
+    events = load_events()
+    gaps = {}
+    for match in (False, True):
+        subset = _select(events, 200, seed=4, match_position=match)
+        assert (subset["label"] == 1).sum() == (subset["label"] == 0).sum() == 100
+        distance = _limb_distance(subset)
+        labels = subset["label"].to_numpy()
+        gaps[match] = np.abs(np.quantile(distance[labels == 1], [0.25, 0.5, 0.75])
+                             - np.quantile(distance[labels == 0], [0.25, 0.5, 0.75])).max()
+    # The catalogue's jets sit nearer the limb; matched negatives follow them.
+    assert gaps[True] < 0.03 < gaps[False]
