@@ -109,10 +109,10 @@ class ModelConfig:
 class TrainConfig:
     """How the network is fitted and how its threshold is chosen."""
 
-    epochs: int = 30  # passes over the training events
+    epochs: int = 60  # passes over the training events (60: bench/README.md)
     batch_size: int = 8  # sequences per step (static: last partial batch dropped)
     optimizer: str = "adamw"  # "adamw" or "sgd" (Nesterov momentum 0.9)
-    learning_rate: float = 1e-3  # initial learning rate
+    learning_rate: float = 2e-3  # peak learning rate (after the warm-up)
     weight_decay: float = 5e-3  # decoupled weight decay (the seed's 5e-3)
     schedule: str = "cosine"  # "cosine" | "exponential" | "plateau" | "constant"
     exponential_decay_rate: float = 0.9  # per-epoch factor of the exponential schedule

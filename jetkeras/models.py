@@ -290,10 +290,23 @@ def _build_td_lstm(config: JetConfig, frames_input, use_cudnn, unroll) -> Any:
         x = MotionChannels(name="motion_channels")(x)  # (B, T, S, S, 3)
     x = FrameDistributed(encoder, name="frame_distributed")(x)  # (B, T, F)
     if config.model.temporal == "conv":
-        for index in (1, 2):
-            x = layers.Conv1D(config.model.lstm_units, 3, padding="same", activation="relu",
+        # Conv + BatchNorm keeps the frame features at unit scale whatever the encoder
+        # gives (without it one of three seeds started at loss 1.0 and never learnt);
+        # the second conv stays linear before the max over frames, so no ReLU can switch
+        # every unit off for every frame.
+        for index, activation in ((1, "relu"), (2, None)):
+            x = layers.Conv1D(config.model.lstm_units, 3, padding="same", use_bias=False,
                               kernel_initializer=_kaiming(), name=f"temporal_conv{index}")(x)
-        x = layers.GlobalMaxPooling1D(name="temporal_max")(x)
+            x = layers.BatchNormalization(epsilon=_BN_EPSILON, momentum=_BN_MOMENTUM,
+                                          name=f"temporal_conv{index}_bn")(x)
+            if activation:
+                x = layers.ReLU(name=f"temporal_conv{index}_relu")(x)
+        # Max and mean over frames: the max finds the frame where the jet is clearest;
+        # the mean gives every frame a gradient, which the max alone does not (with it
+        # alone, training sat at chance for 30 epochs on one of three seeds).
+        x = layers.Concatenate(name="temporal_pool")([
+            layers.GlobalMaxPooling1D(name="temporal_max")(x),
+            layers.GlobalAveragePooling1D(name="temporal_mean")(x)])
     else:
         x = layers.LSTM(config.model.lstm_units, use_cudnn=use_cudnn, unroll=unroll,
                         name="lstm")(x)

@@ -181,7 +181,7 @@ def train(
     if verbose:
         print(f"train: {config.model.arch} ({config.model.preset}), "
               f"{model.count_params():,} parameters, "
-              f"{steps_per_epoch} steps/epoch, jit={runtime.get('jit_compile')}, "
+              f"{steps_per_epoch} steps/epoch, jit={runtime['jit']}, "
               f"precision={config.train.precision}", file=sys.stderr)
     start = time.perf_counter()
     model.fit(train_data, validation_data=val_data, epochs=config.train.epochs,
