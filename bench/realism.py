@@ -122,44 +122,10 @@ _LAPLACIAN_GAIN = np.sqrt(20.0)  # std of the 5-point Laplacian of unit white no
 
 
 def load_real_sequences(folder):
-    """Read every real sequence listed in ``index.csv``, as it is.
+    """The real sequences, whole: :func:`jetkeras.realcheck.load_sequences`."""
+    from jetkeras.realcheck import load_sequences
 
-    Parameters
-    ----------
-    folder : path
-        The real-jet folder: ``index.csv`` (columns ``file``, ``kind``, ``group``,
-        ``agreement``) and ``sequences/<name>.npz`` with uint16 ``frames`` (T, H, W).
-
-    Returns
-    -------
-    list of dict
-        ``frames`` float32 (T, H, W) DN-like, ``name``, ``group``, ``kind``, ``agreement``.
-    """
-    import pandas as pd
-
-    folder = Path(folder)
-    index_path = folder / "index.csv"
-    if not index_path.is_file():
-        raise FileNotFoundError(f"--realjets {folder}: expected a folder with index.csv and "
-                                f"sequences/, received one without index.csv")
-    table = pd.read_csv(index_path, dtype=str)
-    missing = {"file", "kind", "group", "agreement"} - set(table.columns)
-    if missing:
-        raise ValueError(f"{index_path}: expected columns file, kind, group, agreement; "
-                         f"missing {sorted(missing)}")
-    sequences = []
-    for row in table.itertuples(index=False):
-        path = folder / row.file
-        with np.load(path, allow_pickle=False) as archive:
-            frames = np.asarray(archive["frames"], dtype=np.float32)
-        if frames.ndim != 3:
-            raise ValueError(f"{path}: expected `frames` of shape (T, H, W), received "
-                             f"{frames.shape}")
-        sequences.append({"frames": frames, "name": Path(row.file).stem, "group": row.group,
-                          "kind": row.kind, "agreement": row.agreement})
-    if not sequences:
-        raise ValueError(f"{index_path}: expected at least one sequence, received none")
-    return sequences
+    return load_sequences(folder)
 
 
 def render_sequences(count, *, seed=0, frames=RENDER_FRAMES, size=RENDER_SIZE):

@@ -45,7 +45,8 @@ import numpy as np
 
 from jetkeras import _cli
 
-__all__ = ["WINDOW_FRAMES", "load_windows", "main", "motion_removed", "real_jet_check"]
+__all__ = ["WINDOW_FRAMES", "load_sequences", "load_windows", "main", "motion_removed",
+           "real_jet_check"]
 
 WINDOW_FRAMES = 30  # the seed's window: 30 frames, 24 s apart
 NOISE_SCALE = 0.1  # recovered pixels' noise: sigma = NOISE_SCALE * DN ** NOISE_POWER
@@ -71,8 +72,8 @@ def _index(folder: Path):
     return table
 
 
-def load_windows(folder: str | Path) -> list[dict[str, Any]]:
-    """Cut every real sequence of the folder into 30-frame windows (see module docstring).
+def load_sequences(folder: str | Path) -> list[dict[str, Any]]:
+    """Every real sequence of the folder, whole.
 
     Parameters
     ----------
@@ -83,11 +84,11 @@ def load_windows(folder: str | Path) -> list[dict[str, Any]]:
     Returns
     -------
     list of dict
-        ``frames`` float32 ``(30, H, W)`` DN-like, ``name``, ``group``, ``agreement``,
-        ``kind``, ``start`` (first frame of the window in the sequence).
+        ``frames`` float32 ``(T, H, W)`` DN-like, ``name``, ``group``, ``agreement``,
+        ``kind`` (``single`` or ``chain``).
     """
     folder = Path(folder)
-    windows = []
+    sequences = []
     for row in _index(folder).itertuples(index=False):
         path = folder / row.file
         try:
@@ -99,12 +100,32 @@ def load_windows(folder: str | Path) -> list[dict[str, Any]]:
         if frames.ndim != 3:
             raise ValueError(f"{path}: expected `frames` of shape (T, H, W), received "
                              f"{frames.shape}")
-        if row.kind == "single":
+        sequences.append({"frames": frames, "name": Path(row.file).stem, "group": row.group,
+                          "agreement": row.agreement, "kind": row.kind})
+    return sequences
+
+
+def load_windows(folder: str | Path) -> list[dict[str, Any]]:
+    """Cut every real sequence of the folder into 30-frame windows (see module docstring).
+
+    Parameters
+    ----------
+    folder : path
+        The real-jet folder (see :func:`load_sequences`).
+
+    Returns
+    -------
+    list of dict
+        ``frames`` float32 ``(30, H, W)`` DN-like, ``name``, ``group``, ``agreement``,
+        ``kind``, ``start`` (first frame of the window in the sequence).
+    """
+    windows = []
+    for sequence in load_sequences(folder):
+        frames = sequence["frames"]
+        if sequence["kind"] == "single":
             frames = np.repeat(frames, 2, axis=0)  # 15 distinct frames -> 30 (48 s cadence)
-        starts = range(0, frames.shape[0] - WINDOW_FRAMES + 1, WINDOW_FRAMES)
-        for start in starts:
-            windows.append({"frames": frames[start:start + WINDOW_FRAMES], "name": Path(row.file).stem,
-                            "group": row.group, "agreement": row.agreement, "kind": row.kind,
+        for start in range(0, frames.shape[0] - WINDOW_FRAMES + 1, WINDOW_FRAMES):
+            windows.append({**sequence, "frames": frames[start:start + WINDOW_FRAMES],
                             "start": start})
     if not windows:
         raise ValueError(f"--realjets {folder}: no sequence is long enough for a "
