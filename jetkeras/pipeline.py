@@ -49,12 +49,14 @@ def check_compatible(manifest: dict[str, Any], config: JetConfig, records_dir) -
         )
 
 
-def steps_per_epoch(manifest: dict[str, Any], batch_size: int, records_dir="records") -> int:
+def steps_per_epoch(manifest: dict[str, Any], batch_size: int, records_dir="records",
+                    flag: str = "--batch-size") -> int:
     """Optimiser steps in one epoch: one pass over the training *events*.
 
     A synthetic records folder built with ``--variants V`` holds V renders of each
     training event; an epoch then draws ``count / V`` of them, so successive epochs meet
-    renders they have not seen instead of repeating one picture per event.
+    renders they have not seen instead of repeating one picture per event. ``flag``
+    names the batch size in the error (the CLI flag, or a config key in a search).
     """
     train = manifest["splits"].get("train", {})
     count, variants = train.get("count", 0), int(train.get("variants", 1))
@@ -62,7 +64,7 @@ def steps_per_epoch(manifest: dict[str, Any], batch_size: int, records_dir="reco
     if steps < 1:
         raise ValueError(
             f"{records_dir}: the train split holds {count // variants} events, fewer than "
-            f"--batch-size {batch_size}"
+            f"{flag} {batch_size}"
         )
     return steps
 

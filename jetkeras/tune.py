@@ -438,7 +438,8 @@ def _keras_tuner_classes():
         def steps_per_epoch(self, config: JetConfig) -> int:
             from jetkeras.pipeline import steps_per_epoch
 
-            return steps_per_epoch(self.manifest, config.train.batch_size, self.records)
+            return steps_per_epoch(self.manifest, config.train.batch_size, self.records,
+                                   flag="train.batch_size")
 
         def build(self, hp):
             from jetkeras.models import build_model, compile_model

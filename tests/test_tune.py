@@ -192,7 +192,7 @@ def test_grid_search_records_failed_trial_and_writes_best_run(records, tmp_path)
     rows = read_rows(out)
     assert [row["train.batch_size"] for row in rows] == ["4", "64"]  # best (completed) first
     assert [row["status"] for row in rows] == ["COMPLETED", "FAILED"]
-    assert rows[1]["error"] == (f"ValueError: {records}: the train split holds 15 sequences, "
+    assert rows[1]["error"] == (f"ValueError: {records}: the train split holds 15 events, "
                                 f"fewer than train.batch_size 64")
     assert rows[1]["val_auc"] == "" and 0.0 <= float(rows[0]["val_auc"]) <= 1.0
     assert (rows[0]["epochs_run"], rows[1]["epochs_run"]) == ("2", "0")
