@@ -5,13 +5,18 @@ Both take ``frames``, a float32 tensor of shape ``(B, T, S, S, 1)`` (T =
 return one float32 **logit** per sequence, shape ``(B, 1)``; the probability of a jet is
 ``sigmoid(logit)``.
 
-``td_lstm`` (the report's idea, done for real)
-    A per-frame Conv2D encoder -- ``len(widths)`` blocks of ``convs_per_block`` x [Conv2D
-    (no bias: BatchNorm follows) + BatchNorm + ReLU] then MaxPool 2; the first conv has
-    stride ``stem_stride`` -- shared by all frames through
-    :class:`jetkeras.layers.FrameDistributed` (frames folded into the batch axis, one
-    pass at batch B*T), then ``flatten`` or global pooling (``model.pooling``), an LSTM
-    over the **frame axis**, Dropout, Dense(dense_units, relu), Dropout, Dense(1).
+``td_lstm`` (the report's idea, done for real; the family's name predates its conv head)
+    :class:`jetkeras.layers.MotionChannels` (``model.motion = "differences"``: each
+    sequence standardised on its own, plus running- and base-difference channels), an
+    optional average pool (``model.input_pool``), then a per-frame Conv2D encoder --
+    ``len(widths)`` blocks of ``convs_per_block`` x [Conv2D (no bias: BatchNorm follows) +
+    BatchNorm + ReLU] then MaxPool 2; the first conv has stride ``stem_stride`` -- shared
+    by all frames through :class:`jetkeras.layers.FrameDistributed` (frames folded into
+    the batch axis, one pass at batch B*T), then ``flatten`` or global pooling
+    (``model.pooling``; ``avgmax`` by default), a temporal head over the **frame axis**
+    (``model.temporal``: ``conv``, two kernel-3 Conv1D + BatchNorm and the max and mean
+    over frames, the default; or an LSTM), Dropout, Dense(dense_units, relu), Dropout,
+    Dense(1). ``bench/bakeoff.py`` chose these defaults.
 
 ``epfl2d`` (the seed's ``RCNN`` as coded, seed-reference section 1)
     Frames are the T input channels of a 2-D VGG-like CNN (``(B, T, S, S, 1)`` is

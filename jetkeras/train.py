@@ -2,9 +2,10 @@
 
 Examples
 --------
-The default light ``td_lstm`` (per-frame CNN -> LSTM over time) on CPU-sized records::
+The default ``light`` model (motion channels -> per-frame CNN -> temporal conv head, 60
+epochs) on CPU-sized records::
 
-    python -m jetkeras.train --records tfrecords/synthetic --out runs/light --epochs 15
+    python -m jetkeras.train --records tfrecords/synthetic --out runs/light
 
 The seed's network as coded (frames as channels), the seed's optimiser::
 
