@@ -154,6 +154,9 @@ def run_demo(
 
     summary = {
         "sequences": manifest["count"],
+        # Training holds VARIANTS renders of each event; validation and test one each.
+        "events": sum(entry["count"] // entry.get("variants", 1)
+                      for entry in manifest["splits"].values()),
         "splits": {name: entry["counts"] for name, entry in manifest["splits"].items()},
         "frames": config.data.frames,
         "size": config.data.size,
@@ -186,7 +189,8 @@ def _summary_text(summary: dict[str, Any]) -> str:
     return "\n".join([
         "",
         "jetkeras demo summary",
-        f"  sequences      {summary['sequences']} ({splits})",
+        f"  sequences      {summary['sequences']} renders of {summary['events']} events "
+        f"({splits}; {VARIANTS} renders of each training event)",
         f"  geometry       {summary['frames']} frames of {summary['size']}x{summary['size']}",
         f"  threshold      {summary['threshold']:.3f} (chosen on validation)",
         f"  test ROC AUC   {summary['test_roc_auc']:.3f}",

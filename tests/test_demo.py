@@ -16,6 +16,8 @@ def test_demo_runs_end_to_end_and_reports_every_baseline(tmp_path, capsys):
     assert manifest["splits"]["train"]["variants"] == VARIANTS
     assert manifest["build"]["match_position"] is True
     assert summary["sequences"] == manifest["count"]
+    assert summary["events"] == 40 and manifest["splits"]["train"]["count"] == \
+        VARIANTS * (40 - manifest["splits"]["val"]["count"] - manifest["splits"]["test"]["count"])
     for key in ("test_roc_auc", "baseline_logistic_test_auc", "baseline_boosting_test_auc",
                 "best_baseline_test_auc"):
         assert 0.0 <= summary[key] <= 1.0
