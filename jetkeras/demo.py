@@ -6,8 +6,9 @@ From the bundled Solar Jet Hunter catalogue to a served model, offline, in one f
    distance from disk centre) with the synthetic renderer and build grouped TFRecords
    (train/val/test split by HEK event, never by sequence), with 8 independent renders of
    every training event so that each epoch meets new pictures;
-2. train the ``light`` ``td_lstm`` (motion channels -> per-frame CNN -> LSTM over time)
-   deterministically, and choose the decision threshold on the validation split;
+2. train the ``light`` ``td_lstm`` (motion channels -> per-frame CNN -> temporal conv head
+   over the frames) deterministically, and choose the decision threshold on the
+   validation split;
 3. evaluate on the held-out test groups (metrics, ROC, PR, F1-vs-threshold, confusion
    matrix, GIFs of misclassified sequences, ``report.md``) and score the
    brightness-feature baselines (best single feature, logistic regression and
@@ -50,8 +51,9 @@ def demo_config(*, full: bool = False, epochs: int | None = None, seed: int = 0)
 
     The model is the ``light`` preset (the bake-off's winner) trained with ``train``'s
     defaults (60 epochs, batch 8, peak learning rate 2e-3); training is deterministic
-    (``tf.config.experimental.enable_op_determinism``) so the figure it prints is the
-    one any machine reproduces with the same seed.
+    (``tf.config.experimental.enable_op_determinism``): the same seed gives the same
+    figure run after run (checked on this project's CPU machines; other CPU kinds may
+    differ in the last bits through oneDNN's kernels).
     """
     frames, size = (30, 166) if full else (16, 64)
     return JetConfig().replace(
