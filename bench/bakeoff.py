@@ -158,11 +158,12 @@ def _score_baselines(records: Path, worlds: dict, realjets: Path, seed: int) -> 
                              else motion_removed(window["frames"], copy, rng))
                 real_labels.append(int(copy == "none"))
         real_table = feature_table(cubes).to_numpy()
+    tables = {world: (feature_table(list(frames)).to_numpy(), labels)
+              for world, (frames, labels) in worlds.items()}  # once, for both models
     cells = {}
     for name, model in fitted.items():
-        scores = {world: float(roc_auc_score(labels, model.predict_proba(
-            feature_table(list(frames)).to_numpy())[:, 1]))
-            for world, (frames, labels) in worlds.items()}
+        scores = {world: float(roc_auc_score(labels, model.predict_proba(table)[:, 1]))
+                  for world, (table, labels) in tables.items()}
         if real_table is not None:
             scores["real"] = float(roc_auc_score(real_labels,
                                                  model.predict_proba(real_table)[:, 1]))
