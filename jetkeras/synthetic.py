@@ -110,6 +110,7 @@ READ_NOISE_DN = 1.0  # Gaussian read noise, DN
 NETWORK_SIGMA = 0.8  # spread of the logarithm of the network intensity
 CELL_SCALE_ARCSEC = 25.0  # supergranular network cell size
 FINE_SCALE_ARCSEC = 8.0  # fine network / bright point size
+GRAIN_SCALE_ARCSEC = 3.5  # the mottled small-scale texture of the 304 A network
 CELL_EVOLUTION_RAD_PER_S = 0.15 / 700.0  # cells barely change over the 11.6 min window
 FINE_EVOLUTION_RAD_PER_S = 0.9 / 700.0  # the fine network changes visibly
 SOLAR_RADIUS_1AU_ARCSEC = 959.63  # apparent solar radius at 1 AU
@@ -117,6 +118,15 @@ JET_CONTRAST_MEDIAN = 1.8  # peak jet brightness over DISK_MEAN_DN, median
 CONTRAST_SIGMA = 0.75  # log-normal spread: 5 % of jets below 0.5, 5 % above 6
 NEGATIVE_CONFUSER_PROBABILITY = 0.9  # HEK flagged something at every negative's position
 JET_CONFUSER_PROBABILITY = 0.25
+CONFUSER_KINDS = ("bright_point", "loop", "blob", "surge", "static_spire", "incoherent_spire")
+CONFUSER_WEIGHTS = (0.12, 0.16, 0.12, 0.2, 0.2, 0.2)
+BLOWOUT_FRACTION = 0.3  # blowout jets among all jets (Moore et al. 2010: about a third)
+FALLBACK_FRACTION = 0.5  # jets whose material visibly drains back within the window
+NATIVE_PIXEL_ARCSEC = 0.6  # AIA's sampling; the seed max-pooled 3x3 of these
+EXPOSURE_SIGMA = 0.35  # log-normal spread of the per-sequence brightness scale
+EXPOSURE_SIGMA_RANDOMISED = 0.5
+RENDERER_VERSION = 2  # 2: spires, spicule forest, max-pooled noise, domain randomisation
+DISPLAY_FRACTION = 0.25  # sequences passed through a display stretch and 8-bit quantisation
 
 _JET_COLUMNS = ("max_height", "avg_width", "duration")
 
@@ -335,11 +345,13 @@ def _background(rng, times_s, x, y, radius, pixel_arcsec) -> np.ndarray:
     """Noise-free expected intensity (T, H, W) in DN before exposure scaling."""
     size = x.shape[0]
     log_intensity = (
-        0.72 * _evolving_field(rng, times_s, size, CELL_SCALE_ARCSEC, pixel_arcsec,
+        0.62 * _evolving_field(rng, times_s, size, CELL_SCALE_ARCSEC, pixel_arcsec,
                                CELL_EVOLUTION_RAD_PER_S)
-        + 0.69 * _evolving_field(rng, times_s, size, FINE_SCALE_ARCSEC, pixel_arcsec,
+        + 0.55 * _evolving_field(rng, times_s, size, FINE_SCALE_ARCSEC, pixel_arcsec,
                                   FINE_EVOLUTION_RAD_PER_S)
-    )  # (T, H, W), unit variance
+        + 0.56 * _evolving_field(rng, times_s, size, GRAIN_SCALE_ARCSEC, pixel_arcsec,
+                                  2.0 * FINE_EVOLUTION_RAD_PER_S)
+    )  # (T, H, W), unit variance (0.62^2 + 0.55^2 + 0.56^2 = 1)
     sigma = NETWORK_SIGMA * rng.uniform(0.8, 1.15)
     disk = np.exp(np.float32(sigma) * log_intensity - np.float32(0.5 * sigma * sigma))
     disk *= np.float32(DISK_MEAN_DN)
@@ -369,7 +381,13 @@ def _background(rng, times_s, x, y, radius, pixel_arcsec) -> np.ndarray:
     texture_b = np.interp(angle, grid, rng.standard_normal(grid.size))
     texture = (np.cos(phase)[:, None, None] * texture_a + np.sin(phase)[:, None, None] * texture_b)
     spicules = rng.uniform(0.6, 1.3) * np.exp(0.5 * texture - 0.125)
-    off_limb = DISK_MEAN_DN * (spicules * np.exp(-height / scale_height)
+    # The spicule forest: a fresh angular texture (~1.5" apart) sets each spicule's
+    # height, so the limb is a fringe of thin radial streaks rather than a smooth layer.
+    fine_step = 1.5 / radius
+    fine_grid = np.arange(angle.min() - fine_step, angle.max() + 2 * fine_step, fine_step)
+    heights = scale_height * np.exp(0.45 * np.interp(angle, fine_grid,
+                                                      rng.standard_normal(fine_grid.size)))
+    off_limb = DISK_MEAN_DN * (spicules * np.exp(-height / heights)
                                + 0.03 * np.exp(-height / 150.0))
     return (disk * (on_disk * brightening)[None]
             + (off_limb * (1.0 - on_disk)[None]).astype(np.float32)).astype(np.float32)
@@ -380,6 +398,8 @@ def _jet_emission(rng, times_s, dx, dy, event, base_radius, radius, pixel_arcsec
     """Noise-free jet intensity (T, H, W) in DN before exposure, and its parameters.
 
     ``dx``, ``dy`` are arcsec offsets of each pixel from the base point, shape (H, W).
+    ``event`` needs ``max_height``, ``avg_width`` (arcsec), ``duration`` (minutes),
+    ``velocity`` (arcsec/s or NaN), ``base_x`` and ``base_y`` (arcsec).
     """
     height = event["max_height"]
     width = event["avg_width"]
@@ -395,33 +415,79 @@ def _jet_emission(rng, times_s, dx, dy, event, base_radius, radius, pixel_arcsec
         angle = rng.uniform(-math.pi, math.pi)
     contrast = contrast_scale * float(np.exp(rng.normal(math.log(JET_CONTRAST_MEDIAN),
                                                         CONTRAST_SIGMA)))
-    start_s = -rng.uniform(0.0, 1.0) * (times_s[1] - times_s[0])  # catalogue start is rounded
+    # The catalogue start is rounded to a frame; a window need not open with the jet.
+    start_s = event.get("start_s", 0.0) - rng.uniform(0.0, 1.0) * (times_s[1] - times_s[0])
+    blowout = bool(rng.random() < BLOWOUT_FRACTION)
+    # The catalogue width is the volunteers' box around the whole jet; the bright spire
+    # inside it is a few arcsec across (AIA's PSF, ~1.5" FWHM, sets the floor).
+    spire_fwhm = max(width * rng.uniform(0.08, 0.3), 1.5, 0.8 * pixel_arcsec)
+    threads = int(rng.integers(1, 4))
+    bend = rng.uniform(-0.3, 0.3) * height  # sideways offset of the top: a curved path
+    helix_amplitude = rng.uniform(0.0, 0.5) * spire_fwhm * (2.0 if blowout else 1.0)
+    helix_wavelength = rng.uniform(30.0, 80.0)
+    helix_period_s = rng.uniform(60.0, 240.0) * rng.choice([-1.0, 1.0])
+    falls_back = bool(rng.random() < FALLBACK_FRACTION)
+    hold_s = rng.uniform(0.2, 0.8) * rise_s
+    fall_speed = velocity * rng.uniform(0.2, 0.5)
 
     along = dx * math.cos(angle) + dy * math.sin(angle)  # (H, W) arcsec outward
     across = -dx * math.sin(angle) + dy * math.cos(angle)
     fraction = np.clip(along / height, 0.0, 1.0)
-    sigma = np.maximum(0.6 * width / 2.355 * (1.0 + 0.5 * fraction), 0.6 * pixel_arcsec)
-    profile = np.exp(-0.5 * (across / sigma) ** 2) * (1.0 - 0.4 * fraction)  # (H, W)
-    edge = max(2.0 * pixel_arcsec, 0.05 * height)
+    centre_line = bend * fraction**2
+    edge = max(2.0 * pixel_arcsec, 0.04 * height)
 
     elapsed = np.clip(times_s - start_s, 0.0, None)  # (T,)
+    draining = np.clip(elapsed - rise_s - hold_s, 0.0, None)
     length = np.minimum(velocity * elapsed, height)
+    travelled = velocity * np.minimum(elapsed, rise_s + hold_s)  # arcsec, blob phase
+    if falls_back:
+        # Material drains back: the top of the lit column sinks and the blobs turn round.
+        length = np.where(draining > 0, np.maximum(height - fall_speed * draining, 0.0), length)
+        travelled = travelled - fall_speed * draining
     front = 0.5 * (1.0 + np.tanh((length[:, None, None] - along[None]) / edge))
     back = 0.5 * (1.0 + np.tanh((along + edge) / edge))
+
+    tick = (times_s - times_s[0])[:, None, None]
+    beam = np.zeros((times_s.size,) + dx.shape, dtype=np.float64)
+    sigma = (spire_fwhm / 2.355) * (1.0 + 0.6 * fraction)  # (H, W): widens with height
+    for thread in range(threads):
+        # Strands of one jet: slightly splayed, each a twisting (helical) thread.
+        if thread == 0:
+            offset, strength = 0.0, 1.0
+        else:
+            offset = (rng.normal(0.0, 0.8) * spire_fwhm
+                      + along * math.tan(rng.normal(0.0, math.radians(3.0))))
+            strength = rng.uniform(0.3, 0.8)
+        helix = helix_amplitude * np.sin(2.0 * np.pi * (along[None] / helix_wavelength
+                                                         - tick / helix_period_s)
+                                         + rng.uniform(0.0, 2.0 * np.pi))
+        distance = across[None] - centre_line[None] - offset - helix
+        beam += strength * np.exp(-0.5 * (distance / sigma[None]) ** 2)
+    if blowout:
+        # A blowout jet: a broad, fainter curtain around the spire.
+        curtain = width * rng.uniform(0.3, 0.7) / 2.355 * (1.0 + fraction)
+        beam += 0.35 * np.exp(-0.5 * ((across - centre_line) / curtain) ** 2)[None]
     wavelength = rng.uniform(20.0, 50.0)
-    blobs = 1.0 + rng.uniform(0.1, 0.35) * np.sin(
-        2 * np.pi * (along[None] - velocity * elapsed[:, None, None]) / wavelength
-    )
+    blobs = 1.0 + rng.uniform(0.1, 0.4) * np.sin(
+        2.0 * np.pi * (along[None] - travelled[:, None, None]) / wavelength)
     envelope = _pulse(times_s, start_s, max(0.3 * rise_s, 24.0), 0.7 * rise_s,
                       max(duration_s - rise_s, 120.0) / 2.0)
-    beam = (front * blobs) * (profile * back)[None] * envelope[:, None, None]
+    beam *= front * blobs * ((1.0 - 0.5 * fraction) * back)[None]
+    beam *= envelope[:, None, None]
 
-    base_sigma = max(0.15 * width, 1.5 * pixel_arcsec)
-    base_blob = np.exp(-0.5 * (dx**2 + dy**2) / base_sigma**2)
+    # The base: a small bright dome (the inverted-Y / "Eiffel tower" footpoint arch) with
+    # a compact brightening at its top that flickers as reconnection proceeds.
+    dome_radius = max(rng.uniform(0.2, 0.6) * width, 3.0 * pixel_arcsec)
+    dome_sigma = max(spire_fwhm / 2.355, 0.6 * pixel_arcsec)
+    dome_distance = np.abs(np.hypot(along, across) - dome_radius)
+    dome = np.exp(-0.5 * (dome_distance / dome_sigma) ** 2) * (along > -dome_sigma)
+    base_sigma = max(0.1 * width, 1.5 * pixel_arcsec)
+    base_point = np.exp(-0.5 * ((along - dome_radius) ** 2 + across**2) / base_sigma**2)
     flicker = np.exp(0.25 * rng.standard_normal(times_s.size))
     base_envelope = _pulse(times_s, start_s, 48.0, 0.5 * rise_s, max(duration_s, 120.0) / 3.0)
-    base_strength = rng.uniform(0.3, 0.9)
-    base = base_strength * (base_envelope * flicker)[:, None, None] * base_blob[None]
+    base_strength = rng.uniform(0.3, 1.0)
+    base = (base_strength * (base_envelope * flicker)[:, None, None]
+            * (0.6 * dome + base_point)[None])
 
     emission = (contrast * DISK_MEAN_DN) * (beam + base)
     parameters = {
@@ -429,8 +495,20 @@ def _jet_emission(rng, times_s, dx, dy, event, base_radius, radius, pixel_arcsec
         "jet_contrast": round(contrast, 4),
         "jet_velocity_arcsec_s": round(float(velocity), 5),
         "jet_rise_s": round(float(rise_s), 2),
+        "jet_spire_fwhm_arcsec": round(float(spire_fwhm), 3),
+        "jet_threads": threads,
+        "jet_blowout": blowout,
+        "jet_falls_back": falls_back,
     }
     return emission.astype(np.float32), parameters
+
+
+def _random_jet(rng, base_x: float, base_y: float) -> dict[str, float]:
+    """Jet parameters drawn like the catalogue's jets (medians: 100" high, 39" wide, 13 min)."""
+    return {"max_height": float(np.exp(rng.normal(math.log(100.0), 0.55))),
+            "avg_width": float(np.exp(rng.normal(math.log(39.0), 0.6))),
+            "duration": float(np.exp(rng.normal(math.log(12.8), 0.6))),
+            "velocity": math.nan, "base_x": base_x, "base_y": base_y}
 
 
 def _confuser_position(rng, field_of_view: float) -> np.ndarray:
@@ -440,17 +518,35 @@ def _confuser_position(rng, field_of_view: float) -> np.ndarray:
     return rng.uniform(-0.45, 0.45, 2) * field_of_view
 
 
-def _confusers(rng, times_s, dx, dy, pixel_arcsec, count) -> tuple[np.ndarray, list[str]]:
-    """Noise-free (T, H, W) intensity of ``count`` non-jet transients, and their kinds."""
+def _confusers(rng, times_s, dx, dy, pixel_arcsec, count, base_x=0.0, base_y=0.0,
+               radius=SOLAR_RADIUS_1AU_ARCSEC) -> tuple[np.ndarray, list[str]]:
+    """Noise-free (T, H, W) intensity of ``count`` non-jet transients, and their kinds.
+
+    ``dx``, ``dy``: arcsec offsets from the base point ``(base_x, base_y)``, shape (H, W).
+    """
     field_of_view = dx.shape[0] * pixel_arcsec
     total = np.zeros((times_s.size,) + dx.shape, dtype=np.float32)
     window = float(times_s[-1] - times_s[0]) + (times_s[1] - times_s[0])
     kinds = []
     for _ in range(count):
-        kind = str(rng.choice(["bright_point", "loop", "blob", "surge"],
-                              p=[0.2, 0.25, 0.2, 0.35]))
+        kind = str(rng.choice(CONFUSER_KINDS, p=CONFUSER_WEIGHTS))
         kinds.append(kind)
         centre = _confuser_position(rng, field_of_view)
+        if kind in ("static_spire", "incoherent_spire"):
+            # A collimated structure that is not a jet: a plume, fibril or old jet held in
+            # place, or a spire that flickers without coherent outward motion (its frames
+            # in random order). Same morphology and flux as a jet; only its motion differs.
+            spire_x, spire_y = base_x + centre[0], base_y + centre[1]
+            emission, _ = _jet_emission(rng, times_s, dx - centre[0], dy - centre[1],
+                                        _random_jet(rng, spire_x, spire_y),
+                                        math.hypot(spire_x, spire_y), radius, pixel_arcsec)
+            if kind == "static_spire":
+                held = emission[int(np.argmax(emission.sum(axis=(1, 2))))]
+                drift = 1.0 + rng.uniform(-0.15, 0.15) * np.linspace(0.0, 1.0, times_s.size)
+                total += drift.astype(np.float32)[:, None, None] * held[None]
+            else:
+                total += emission[rng.permutation(times_s.size)]
+            continue
         contrast = float(np.exp(rng.normal(math.log(JET_CONTRAST_MEDIAN), CONTRAST_SIGMA)))
         # Half start with the window, as a jet does (the brightness trend then overlaps).
         start = (rng.uniform(-0.1, 0.2) if rng.random() < 0.5 else rng.uniform(-0.3, 0.6)) * window
@@ -505,22 +601,86 @@ def _confusers(rng, times_s, dx, dy, pixel_arcsec, count) -> tuple[np.ndarray, l
     return total, kinds
 
 
-def _photon_noise(rng, expected_dn: np.ndarray, noise_scale: float = 1.0) -> np.ndarray:
-    """Poisson photon noise plus read noise on (T, H, W) expected DN; float32 DN.
+def _photon_noise(rng, expected_dn: np.ndarray, noise_scale: float = 1.0,
+                  pixel_arcsec: float = NATIVE_PIXEL_ARCSEC) -> np.ndarray:
+    """Photon noise plus read noise on (T, H, W) expected DN, as the seed's pooling sees it.
 
+    Each output pixel is the seed's k x k max-pool of native 0.6" AIA pixels
+    (``k = round(pixel_arcsec / 0.6)``, at most 3), area-averaged over the pooled pixels
+    when the grid is coarser still. The noise is drawn for each of the k^2 native pixels
+    and the maximum kept, which biases pooled noise upwards and narrows it, as in the
+    seed's files; structure is assumed smooth on 0.6" (the PSF is ~1.5" FWHM).
     ``noise_scale`` multiplies the photon noise's standard deviation: photons per DN
-    fall by its square.
+    fall by its square. Returns float32 DN.
     """
     photons_per_dn = PHOTONS_PER_DN / noise_scale ** 2
+    pool = int(np.clip(round(pixel_arcsec / NATIVE_PIXEL_ARCSEC), 1, 3))
+    averaged = max(1.0, (pixel_arcsec / (pool * NATIVE_PIXEL_ARCSEC)) ** 2)
     photons = np.clip(expected_dn, 0.0, None) * np.float32(photons_per_dn)
-    noisy = photons + np.sqrt(photons) * rng.standard_normal(photons.shape, dtype=np.float32)
+    if pool == 1:
+        unit = rng.standard_normal(photons.shape, dtype=np.float32)
+    else:
+        draws = rng.standard_normal((pool * pool,) + photons.shape, dtype=np.float32)
+        unit = draws.max(axis=0)  # the max-pool: mean ~1.5 sigma, spread ~0.65 sigma (k=3)
+    if averaged > 1.0:
+        centre = np.float32(unit.mean())
+        unit = centre + (unit - centre) / np.float32(math.sqrt(averaged))
+    noisy = photons + np.sqrt(photons) * unit
     low = photons < 30.0
-    if low.any():
+    if pool == 1 and averaged == 1.0 and low.any():
         # The Gaussian approximation is poor for few photons: draw those exactly.
         noisy[low] = rng.poisson(photons[low].astype(np.float64))
-    noisy *= np.float32(1.0 / photons_per_dn)
+    noisy = np.clip(noisy, 0.0, None) * np.float32(1.0 / photons_per_dn)
     noisy += np.float32(READ_NOISE_DN) * rng.standard_normal(photons.shape, dtype=np.float32)
     return noisy
+
+
+def _display_roundtrip(rng, frames: np.ndarray) -> np.ndarray:
+    """Pixels recovered from an animation: asinh stretch, per-frame autoscale, 8 bits, inverted.
+
+    Volunteers' subjects (and many archives' quick-looks) are such renders; the round trip
+    leaves quantisation noise that grows with brightness and clips the brightest pixels.
+    (T, H, W) float32 DN in, same out.
+    """
+    softening = float(np.exp(rng.uniform(math.log(0.002), math.log(0.02))))
+    flat = np.clip(frames, 0.0, None).reshape(frames.shape[0], -1)
+    top = np.maximum(np.percentile(flat, rng.uniform(99.0, 100.0), axis=1), 1.0)
+    top = top.astype(np.float32)[:, None, None]
+    scale = np.float32(math.asinh(1.0 / softening))
+    level = np.clip(np.arcsinh(np.clip(frames, 0.0, None) / top / softening) / scale, 0.0, 1.0)
+    level = np.round(level * 255.0 + rng.uniform(-0.5, 0.5, level.shape)) / 255.0  # dithered
+    return (top * softening * np.sinh(np.clip(level, 0.0, 1.0) * scale)).astype(np.float32)
+
+
+def _domain(rng, frames: int, cadence_s: float, field_of_view_arcsec: float,
+            randomise: bool) -> dict[str, Any]:
+    """Per-sequence viewing conditions: what real cutouts vary and a detector must ignore.
+
+    Half the sequences keep the cutout's nominal field of view; the rest zoom in (40-100 %,
+    as volunteers' cutouts around the jet do). 70 % put the base point off centre (up to
+    20 % of the field each way, so some jets leave the field). Cadence: 24 s (60 %), 36 s
+    (20 %), or 48 s with every frame shown twice (20 %: a 15-frame sequence padded to the
+    window). A quarter pass through an animation's display round trip. Half the jets start
+    with the window (the catalogue start); the rest up to half a window before it (already
+    under way) or up to 30 % into it.
+    """
+    nominal = {"field_of_view_arcsec": float(field_of_view_arcsec), "shift_arcsec": (0.0, 0.0),
+               "cadence_s": float(cadence_s), "repeat": 1, "display": False,
+               "jet_start_fraction": 0.0}
+    if not randomise:
+        return nominal
+    zoom = 1.0 if rng.random() < 0.5 else rng.uniform(0.4, 1.0)
+    field_of_view = float(field_of_view_arcsec) * zoom
+    shift = rng.uniform(-0.2, 0.2, 2) * field_of_view if rng.random() < 0.7 else np.zeros(2)
+    choice = rng.random()
+    factor, repeat = (1.0, 1) if choice < 0.6 else (1.5, 1) if choice < 0.8 else (2.0, 2)
+    if repeat == 2 and frames < 4:
+        factor, repeat = 1.0, 1
+    return {"field_of_view_arcsec": field_of_view,
+            "shift_arcsec": (float(shift[0]), float(shift[1])),
+            "cadence_s": float(cadence_s) * factor, "repeat": repeat,
+            "display": bool(rng.random() < DISPLAY_FRACTION),
+            "jet_start_fraction": 0.0 if rng.random() < 0.5 else rng.uniform(-0.5, 0.3)}
 
 
 # ----------------------------------------------------------------------------------------
@@ -538,6 +698,7 @@ def render_event(
     seed: int = 0,
     variant: int = 0,
     nuisance: Nuisance | None = None,
+    randomise: bool = True,
 ) -> Cube:
     """Render one catalogue row as a synthetic AIA 304 A cube.
 
@@ -566,6 +727,11 @@ def render_event(
     nuisance : Nuisance, optional
         Shifted exposure, noise, jet contrast or limb fraction (robustness tests). None
         (the default) renders exactly as without it.
+    randomise : bool
+        Draw the viewing conditions per sequence (field of view, base point off centre,
+        cadence, display round trip, wider exposure spread; see the module docstring).
+        True (the default) for training and evaluation; False renders the nominal
+        cutout: 300" centred on the base point at ``cadence_s``.
 
     Returns
     -------
@@ -587,22 +753,27 @@ def render_event(
     rng = event_rng(seed, parsed["event_id"], int(variant))
     nuisance = nuisance or Nuisance()
     # Independent sub-streams: adding a confuser never changes the background draw.
-    background_rng, jet_rng, confuser_rng, noise_rng = rng.spawn(4)
+    background_rng, jet_rng, confuser_rng, noise_rng, domain_rng = rng.spawn(5)
     radius = solar_radius_arcsec(parsed["date"])
     if nuisance.limb_fraction > 0:
-        limb_rng = rng.spawn(1)[0]  # a fifth stream: the four above are unchanged
+        limb_rng = rng.spawn(1)[0]  # a sixth stream: the five above are unchanged
         if limb_rng.random() < nuisance.limb_fraction:
             angle = math.atan2(parsed["base_y"], parsed["base_x"])
             moved = radius * limb_rng.uniform(0.97, 1.02)
             parsed = {**parsed, "base_x": moved * math.cos(angle),
                       "base_y": moved * math.sin(angle)}
-    pixel_arcsec = float(field_of_view_arcsec) / size
+    domain = _domain(domain_rng, frames, float(cadence_s), float(field_of_view_arcsec),
+                     randomise)
+    pixel_arcsec = domain["field_of_view_arcsec"] / size
     offsets = (np.arange(size, dtype=np.float64) - (size - 1) / 2.0) * pixel_arcsec
-    dx = np.broadcast_to(offsets[None, :], (size, size))  # (H, W) arcsec east-west
-    dy = np.broadcast_to(offsets[:, None], (size, size))  # (H, W) arcsec south-north
+    shift_x, shift_y = domain["shift_arcsec"]  # where the cutout centre sits from the base
+    dx = np.broadcast_to(offsets[None, :] + shift_x, (size, size))  # (H, W) arcsec east-west
+    dy = np.broadcast_to(offsets[:, None] + shift_y, (size, size))  # (H, W) arcsec south-north
     x = parsed["base_x"] + dx
     y = parsed["base_y"] + dy
-    times_s = np.arange(frames, dtype=np.float64) * float(cadence_s)
+    repeat = domain["repeat"]
+    distinct = -(-frames // repeat)  # frames actually rendered; each is shown `repeat` times
+    times_s = np.arange(distinct, dtype=np.float64) * domain["cadence_s"]
     base_radius = math.hypot(parsed["base_x"], parsed["base_y"])
     expected = _background(background_rng, times_s, x, y, radius, pixel_arcsec)
     meta: dict[str, Any] = {
@@ -610,16 +781,22 @@ def render_event(
         "label": parsed["label"],
         "group": parsed["group"],
         "renderer": "jetkeras.synthetic",
+        "renderer_version": RENDERER_VERSION,
         "seed": int(seed),
         "variant": int(variant),
-        "cadence_s": float(cadence_s),
-        "field_of_view_arcsec": float(field_of_view_arcsec),
+        "cadence_s": domain["cadence_s"],
+        "frame_repeat": repeat,
+        "field_of_view_arcsec": round(domain["field_of_view_arcsec"], 4),
         "pixel_scale_arcsec": round(pixel_arcsec, 6),
+        "centre_offset_arcsec": [round(shift_x, 3), round(shift_y, 3)],
+        "display_roundtrip": domain["display"],
         "basepoint_x_arcsec": parsed["base_x"],
         "basepoint_y_arcsec": parsed["base_y"],
         "solar_radius_arcsec": round(radius, 3),
     }
     if parsed["label"] == 1:
+        parsed["start_s"] = domain["jet_start_fraction"] * distinct * domain["cadence_s"]
+        meta["jet_start_s"] = round(parsed["start_s"], 2)
         jet, jet_parameters = _jet_emission(jet_rng, times_s, dx, dy, parsed, base_radius,
                                             radius, pixel_arcsec, nuisance.contrast_scale)
         expected += jet
@@ -628,24 +805,30 @@ def render_event(
     count = int(confuser_rng.integers(1, 4)) if confuser_rng.random() < probability else 0
     kinds: list[str] = []
     if count:
-        confusers, kinds = _confusers(confuser_rng, times_s, dx, dy, pixel_arcsec, count)
+        confusers, kinds = _confusers(confuser_rng, times_s, dx, dy, pixel_arcsec, count,
+                                      parsed["base_x"], parsed["base_y"], radius)
         expected += confusers
     meta["confusers"] = ",".join(kinds)
 
-    exposure = (float(np.exp(noise_rng.normal(0.0, 0.35))) * _degradation(parsed["date"])
+    spread = EXPOSURE_SIGMA_RANDOMISED if randomise else EXPOSURE_SIGMA
+    exposure = (float(np.exp(noise_rng.normal(0.0, spread))) * _degradation(parsed["date"])
                 * nuisance.exposure_scale)
-    per_frame = exposure * (1.0 + 0.01 * noise_rng.standard_normal(frames))
+    per_frame = exposure * (1.0 + 0.01 * noise_rng.standard_normal(distinct))
     expected *= per_frame.astype(np.float32)[:, None, None]
     meta["exposure_scale"] = round(exposure, 5)
-    cube_frames = _photon_noise(noise_rng, expected, nuisance.noise_scale)
+    cube_frames = _photon_noise(noise_rng, expected, nuisance.noise_scale, pixel_arcsec)
+    if domain["display"]:
+        cube_frames = _display_roundtrip(noise_rng, cube_frames)
+    cube_frames = np.repeat(cube_frames, repeat, axis=0)[:frames]
+    times_s = np.repeat(times_s, repeat)[:frames]
 
     start = parsed["date"]
     times = [
         (start + timedelta(seconds=float(offset))).isoformat(timespec="milliseconds")
         for offset in times_s
     ]
-    return Cube(frames=cube_frames, source=f"synthetic:{parsed['event_id']}", times=times,
-                meta=meta)
+    return Cube(frames=np.ascontiguousarray(cube_frames),
+                source=f"synthetic:{parsed['event_id']}", times=times, meta=meta)
 
 
 def render_events(events, **kwargs) -> Iterator[Cube]:

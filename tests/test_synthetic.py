@@ -41,7 +41,7 @@ def negative(events) -> pd.Series:
 
 def test_shapes_dtype_times_and_meta(jet, negative):
     for event in (jet, negative):
-        cube = render_event(event, frames=4, size=32)
+        cube = render_event(event, frames=4, size=32, randomise=False)
         assert cube.frames.shape == (4, 32, 32)
         assert cube.frames.dtype == np.float32
         assert np.isfinite(cube.frames).all()
@@ -54,6 +54,33 @@ def test_shapes_dtype_times_and_meta(jet, negative):
         assert offsets == pytest.approx([0.0, 24.0, 48.0, 72.0], abs=1e-3)
     assert "jet_angle_deg" in render_event(jet, frames=4, size=32).meta
     assert "jet_angle_deg" not in render_event(negative, frames=4, size=32).meta
+
+
+def test_viewing_conditions_vary_and_are_recorded(events):
+    rows = events.iloc[list(range(0, 40)) + list(range(900, 940))]
+    cubes = list(render_events(rows, frames=8, size=32, seed=2))
+    fields = np.array([cube.meta["field_of_view_arcsec"] for cube in cubes])
+    repeats = np.array([cube.meta["frame_repeat"] for cube in cubes])
+    cadences = {cube.meta["cadence_s"] for cube in cubes}
+    # Half keep the nominal 300" cutout, the rest zoom in to 40-100 % of it.
+    assert 0.3 < np.mean(fields == 300.0) < 0.7 and fields.min() >= 120.0 - 1e-6
+    assert cadences <= {24.0, 36.0, 48.0} and len(cadences) == 3
+    assert 0.05 < np.mean(repeats == 2) < 0.4
+    assert any(cube.meta["display_roundtrip"] for cube in cubes)
+    for cube in cubes:
+        assert cube.meta["pixel_scale_arcsec"] == pytest.approx(
+            cube.meta["field_of_view_arcsec"] / 32, rel=1e-4)
+        start = datetime.fromisoformat(cube.times[0])
+        offsets = np.array([(datetime.fromisoformat(t) - start).total_seconds()
+                            for t in cube.times])
+        if cube.meta["frame_repeat"] == 2:
+            # A 48 s sequence padded to the window: every frame shown twice, same time.
+            np.testing.assert_array_equal(cube.frames[0::2], cube.frames[1::2])
+            np.testing.assert_allclose(offsets, np.repeat(np.arange(4) * 48.0, 2), atol=1e-3)
+        else:
+            np.testing.assert_allclose(offsets, np.arange(8) * cube.meta["cadence_s"],
+                                       atol=1e-3)
+            assert np.abs(np.diff(cube.frames, axis=0)).mean() > 0
 
 
 def test_accepts_a_plain_dict_and_odd_sizes(jet):
@@ -107,7 +134,7 @@ def test_solar_radius_follows_earth_distance():
 def test_disk_statistics_and_dark_sky(events):
     on_disk = events[(events["label"] == 0)
                      & (np.hypot(events["basepoint_X"], events["basepoint_Y"]) < 600)].iloc[:20]
-    cubes = list(render_events(on_disk, frames=4, size=48))
+    cubes = list(render_events(on_disk, frames=4, size=48, randomise=False))
     means = np.array([cube.frames.mean() for cube in cubes])
     stds = np.array([cube.frames.std() for cube in cubes])
     # Quiet-disk 304 A after the seed's pooling: tens of DN, std comparable to the mean.
@@ -118,7 +145,7 @@ def test_disk_statistics_and_dark_sky(events):
     # A base point beyond the limb: the far sky is dark, the disk part is not.
     off_limb = {"event_id": "test_limb", "label": 0, "date": "2014-07-04T00:00:00",
                 "basepoint_X": 1000.0, "basepoint_Y": 0.0}
-    cube = render_event(off_limb, frames=4, size=64)
+    cube = render_event(off_limb, frames=4, size=64, randomise=False)
     scale = 300.0 / 64
     x = 1000.0 + (np.arange(64) - 31.5) * scale
     radius = solar_radius_arcsec(datetime(2014, 7, 4))
@@ -196,3 +223,34 @@ def test_bad_rows_are_named(jet):
         render_event(without_base, frames=2, size=16)
     with pytest.raises(ValueError, match=r"expected a catalogue row with column `event_id`"):
         render_event({"label": 0}, frames=2, size=16)
+
+
+def test_spires_are_thin_and_non_jet_spires_do_not_propagate():
+    from jetkeras.synthetic import _confusers
+
+    size, scale = 96, 300.0 / 96
+    offsets = (np.arange(size) - (size - 1) / 2) * scale
+    dx, dy = np.meshgrid(offsets, offsets)
+    times = np.arange(20) * 24.0
+    event = {"max_height": 150.0, "avg_width": 40.0, "duration": 30.0, "velocity": 0.3,
+             "base_x": 0.0, "base_y": 0.0}
+    emission, parameters = _jet_emission(np.random.default_rng(4), times, dx, dy, event,
+                                         0.0, 960.0, scale)
+    # The bright spire is a fraction of the catalogue's (box) width, with a PSF floor.
+    assert 1.5 <= parameters["jet_spire_fwhm_arcsec"] <= 0.3 * event["avg_width"]
+    assert parameters["jet_threads"] in (1, 2, 3)
+    kinds_seen = set()
+    for seed in range(40):
+        rng = np.random.default_rng(seed)
+        total, kinds = _confusers(rng, times, dx, dy, scale, 1)
+        kinds_seen.update(kinds)
+        if kinds == ["static_spire"]:
+            # Held in place: every frame is the same picture up to a slow brightness drift.
+            shape = total / total.sum(axis=(1, 2), keepdims=True)
+            assert np.abs(shape - shape[0]).max() < 1e-6
+        if kinds == ["incoherent_spire"]:
+            # Its frames are a jet's frames in random order: the lit area does not grow
+            # monotonically, as it does for the jet itself.
+            lit = (total > 0.2 * total.max()).sum(axis=(1, 2))
+            assert np.any(np.diff(lit) < 0)
+    assert {"static_spire", "incoherent_spire"} <= kinds_seen
