@@ -13,7 +13,7 @@ import os
 import sys
 from collections.abc import Callable
 
-__all__ = ["add_seed_flag", "quiet_tensorflow", "run_main", "set_seed"]
+__all__ = ["add_seed_flag", "positive_int", "quiet_tensorflow", "run_main", "set_seed"]
 
 
 def quiet_tensorflow() -> None:
@@ -27,6 +27,17 @@ def add_seed_flag(parser: argparse.ArgumentParser, default: int = 0) -> None:
         help=f"seed for every random draw (splits, shuffling, augmentation, weights); "
              f"default {default}",
     )
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1 (0, negatives and non-numbers refused by argparse)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, received {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, received {value}")
+    return value
 
 
 def set_seed(seed: int) -> None:

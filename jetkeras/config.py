@@ -97,6 +97,10 @@ class ModelConfig:
     # Average-pool the frames by this factor first (166 px -> 55 px with 3): see
     # input_pool_for, which train and demo apply per geometry.
     input_pool: int = 1
+    # How input_pool reduces the frames: "average" (a flux-conserving rebin) or "patch"
+    # (a learned input_pool x input_pool convolution of stride input_pool, then
+    # BatchNorm and ReLU: thin spires one pixel wide survive it; the mean dilutes them).
+    input_stem: str = "average"
     # Over the frame axis: "conv", two kernel-3 1-D convolutions then the max over frames
     # (a jet is a transient: where in the window it peaks does not matter), or "lstm".
     # The bake-off (bench/README.md) measured "conv" well ahead at both geometries.
@@ -181,6 +185,7 @@ _CHOICES = {
     ("model", "pooling"): ("flatten", "avg", "max", "avgmax"),
     ("model", "motion"): ("none", "differences"),
     ("model", "temporal"): ("lstm", "conv"),
+    ("model", "input_stem"): ("average", "patch"),
     ("train", "optimizer"): ("adamw", "sgd"),
     ("train", "schedule"): ("cosine", "exponential", "plateau", "constant"),
     ("train", "precision"): ("float32", "mixed_bfloat16", "mixed_float16"),

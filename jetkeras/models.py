@@ -207,7 +207,12 @@ def _td_plan(config: JetConfig) -> list[tuple]:
     """
     model = config.model
     side, channels, plan = config.data.size, _input_channels(config), []
-    if model.input_pool > 1:
+    if model.input_pool > 1 and model.input_stem == "patch":
+        # A learned k x k, stride-k convolution: each output pixel sees one k x k patch.
+        plan.append(("conv", "input_patch", side, side // model.input_pool, channels,
+                     model.widths[0], model.input_pool))
+        side, channels = side // model.input_pool, model.widths[0]
+    elif model.input_pool > 1:
         plan.append(("pool", "input_pool", side, side // model.input_pool))
         side //= model.input_pool
     for block, width in enumerate(model.widths, start=1):
@@ -259,7 +264,17 @@ def _frame_encoder(config: JetConfig) -> keras.Model:
     frame = keras.Input((size, size, _input_channels(config)), name="frame")
     x = frame
     for step in _td_plan(config):
-        if step[1] == "input_pool":
+        if step[1] == "input_patch":
+            # Patchify rather than average: a thin spire (one pooled pixel wide) would
+            # be diluted k-fold by the mean; learned k x k filters keep it.
+            k = config.model.input_pool
+            x = layers.Conv2D(config.model.widths[0], k, strides=k, padding="valid",
+                              use_bias=False, kernel_initializer=_kaiming(),
+                              name="input_patch")(x)
+            x = layers.BatchNormalization(epsilon=_BN_EPSILON, momentum=_BN_MOMENTUM,
+                                          name="input_patch_bn")(x)
+            x = layers.ReLU(name="input_patch_relu")(x)
+        elif step[1] == "input_pool":
             # A mean (a flux-conserving rebin, as a coarser detector would see it), not a
             # max: the max of k^2 noisy pixels biases the noise upward and keeps only the
             # positive half of the difference channels; the mean cuts the noise k-fold.
@@ -542,8 +557,9 @@ def estimate_flops(config: JetConfig) -> float:
     macs = 0
     for step in plan:
         if step[0] == "conv":
-            _, _, _, out_side, in_channels, out_channels, _ = step
-            macs += repeat * out_side * out_side * out_channels * kernel * kernel * in_channels
+            _, name, _, out_side, in_channels, out_channels, stride = step
+            size = stride if name == "input_patch" else kernel  # the patch stem: k = stride
+            macs += repeat * out_side * out_side * out_channels * size * size * in_channels
     features = _feature_size(config)
     if config.model.arch == "td_lstm" and config.model.temporal == "conv":
         macs += steps * 3 * units * (features + units)  # two kernel-3 1-D convolutions

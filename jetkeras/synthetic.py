@@ -10,57 +10,76 @@ The picture, and why
 --------------------
 Geometry
     Pixel ``(row, column)`` sits at helioprojective
-    ``x = basepoint_X + (column - (size - 1) / 2) * scale`` and
-    ``y = basepoint_Y + (row - (size - 1) / 2) * scale`` arcsec with
-    ``scale = field_of_view_arcsec / size`` (166 px -> 1.81"/px, the seed's 3x3-pooled
+    ``x = basepoint_X + offset_x + (column - (size - 1) / 2) * scale`` and
+    ``y = basepoint_Y + offset_y + (row - (size - 1) / 2) * scale`` arcsec with
+    ``scale = field_of_view / size`` (300" over 166 px -> 1.81"/px, the seed's 3x3-pooled
     scale): rows run south to north as in a FITS array, so plot with ``origin="lower"``.
     The solar radius follows the Earth-Sun distance on the date (944"-976").
+Viewing conditions (domain randomisation, ``randomise=True``, the default)
+    Real cutouts differ in ways a detector must ignore, so each sequence draws them: half
+    keep the nominal field of view, the rest zoom in to 40-100 % of it (volunteers'
+    cutouts around the jet are smaller); 70 % put the base point off centre by up to 20 %
+    of the field each way (catalogue positions are rough, and jets run out of the
+    field); the cadence is 24 s (60 %), 36 s (20 %) or 48 s with every frame shown twice
+    (20 %: a 15-frame sequence padded to the window); half the jets start with the window,
+    the rest up to half a window earlier (already under way) or up to 30 % into it; a
+    quarter of the sequences pass through an animation's display round trip (asinh
+    stretch, per-frame autoscale, dithered 8-bit levels, inverted back), as the pixels
+    of volunteers' subjects and quick-look movies have. Each choice is kept in ``meta``.
 Background: the He II 304 A chromospheric network
     A log-normal field (mean ``DISK_MEAN_DN``, logarithmic spread ~0.8, so std ~ mean as
-    in the seed's data: mean ~50 DN, std ~50 DN after pooling) built from two Gaussian
-    random fields, supergranular cells (~25") and fine network (~6"). Each is drawn on a
-    coarse grid and upsampled with :func:`scipy.ndimage.zoom`. The window evolves slowly:
-    each field rotates between two independent draws, ``cos(w t) A + sin(w t) B`` (this
-    keeps the variance constant), the fine network faster than the cells. About a third
-    of sequences hold an active-region plage patch (a smooth brightening of 1.5-5x), equally
-    often for jets and negatives.
+    in the seed's data: mean ~50 DN, std ~50 DN after pooling) built from three Gaussian
+    random fields, supergranular cells (~25"), fine network (~8") and the mottled grain
+    (~3.5"). Each is drawn on a coarse grid and upsampled with
+    :func:`scipy.ndimage.zoom`. The window evolves slowly: each field rotates between two
+    independent draws, ``cos(w t) A + sin(w t) B`` (this keeps the variance constant), the
+    small scales faster than the cells. About a third of sequences hold an active-region
+    plage patch (a smooth brightening of 1.5-5x), equally often for jets and negatives.
 Limb
-    Near the limb the disk brightens slightly (304 A limb brightening); above it the
-    intensity falls off with a scale height of 4-12" from a bright spicule layer whose
-    brightness varies with position angle (a 1-D texture along the limb, evolving in
-    time), over a faint coronal floor. Cutouts whose base point is near the limb therefore
+    Near the limb the disk brightens slightly (304 A limb brightening); above it a
+    spicule forest: thin radial streaks ~1.5" apart whose heights (scale height 4-12"
+    times a log-normal factor per streak) and brightness vary along the limb and evolve,
+    over a dim floor (corona and scattered light, 3-15 % of the disk level). Cutouts whose base point is near the limb therefore
     hold a disk edge crossing the frame; off-limb cutouts are mostly dark.
-Exposure and detector
-    A per-sequence brightness scale (log-normal, sigma 0.35, times a mild degradation of
-    the 304 A channel with the year) and a 1 % per-frame exposure jitter, because real AIA
-    sequences differ widely in level. Photon noise: ``PHOTONS_PER_DN`` photons per DN,
-    drawn exactly from a Poisson law where fewer than 30 photons are expected and from its
-    Gaussian approximation elsewhere (the same variance; about 5x faster); then a 1 DN
-    Gaussian read noise, which yields the small negative values the seed's files hold.
+Exposure, optics and detector
+    A per-sequence brightness scale (log-normal, sigma 0.5 randomised, 0.35 nominal, times
+    a mild degradation of the 304 A channel with the year) and a 1 % per-frame exposure
+    jitter. Photon noise (``PHOTONS_PER_DN`` photons per DN) and a 1 DN read noise are
+    drawn for every native 0.6" AIA pixel and max-pooled k x k (k = pixel / 0.6", at most
+    3) as the seed pooled its cutouts, so pooled noise is biased upwards and narrower,
+    then area-averaged on coarser grids. Structure is taken as smooth on 0.6" (AIA's PSF
+    is ~1.5" FWHM, folded into the narrowest spire).
 Jets (label 1)
-    A collimated beam rooted at the cutout centre (the base point). Its length grows from
-    zero at the catalogue ``velocity`` (arcsec/s; when NaN, ``max_height`` over a rise
-    time of 25-50 % of ``duration``) up to ``max_height``; its Gaussian cross-section has
-    a FWHM of 0.6 ``avg_width`` at the base, widening by up to 50 % at the top. Plasma
-    blobs travel outward along the beam at the jet speed, and a compact brightening sits
-    at the base. The brightness rises over the first frames and fades on the scale of the
-    catalogue ``duration`` (minutes), counted from the window start (= the jet start).
-    Direction: uniform on the disk; radial +-20 degrees when the base lies beyond 0.9 solar
-    radii. The peak contrast is ``contrast * DISK_MEAN_DN`` with ``contrast`` log-normal
-    (median 0.9, sigma 0.8): some jets are faint against the network, as real ones are.
+    A collimated spire rooted at the base point. Its length grows at the catalogue
+    ``velocity`` (arcsec/s; when NaN, ``max_height`` over a rise time of 25-50 % of
+    ``duration``) up to ``max_height``; in half the jets the material then drains back
+    (the top sinks at 20-50 % of the rise speed). The bright core is 8-30 % of the
+    catalogue ``avg_width`` (the volunteers' box around the whole jet; at least 1.5")
+    and widens with height; one to three threads, slightly splayed, each twisting
+    (a helical displacement travelling along the spire: untwisting); the path may curve.
+    Blowout jets (30 %) add a broad, faint curtain. The base is a small bright dome
+    (the inverted-Y, "Eiffel tower" footpoint arch) with a flickering brightening at its
+    top. Plasma blobs travel outward at the jet speed (and back with falling material).
+    The brightness rises over the first frames and fades on the scale of the catalogue
+    ``duration`` (minutes). Direction: uniform on the disk; radial +-20 degrees when the
+    base lies beyond 0.9 solar radii. The peak contrast is ``contrast * DISK_MEAN_DN``
+    with ``contrast`` log-normal (median 3, sigma 0.75): from bright to barely above
+    the network, as real jets are.
 Confusers (both classes)
-    Transient features that brighten and fade but do not grow outward as a collimated
-    beam: flickering bright points, stationary loop brightenings (an arc between two
-    footpoints), slowly drifting, swelling blobs and jet-sized diffuse surges that swell in
-    place. 90 % of negatives (HEK flagged an event at their position) and 25 % of jets
+    Transients and structures that are not jets: flickering bright points, stationary
+    loop brightenings (an arc between two footpoints), slowly drifting, swelling blobs,
+    jet-sized diffuse surges that swell in place, **static spires** (a jet's picture held
+    in place: plumes, fibrils, the remnant of an old jet) and **incoherent spires** (a
+    jet's frames in random order: the same shapes and flux without coherent outward
+    motion). 90 % of negatives (HEK flagged an event at their position) and 25 % of jets
     hold one to three of them, 60 % placed near the cutout centre (the HEK event position
     the negatives come from), drawn with the same contrast law as jets, half of them
-    starting with the window as a jet does. Brightness and
-    variance summaries therefore overlap between classes (see :mod:`jetkeras.baseline`);
-    what separates them is shape and motion.
+    starting with the window as a jet does. Brightness and variance summaries therefore
+    overlap between classes (see :mod:`jetkeras.baseline`); what separates them is the
+    coherent outward growth of a collimated spire.
 
 What it leaves out: foreshortening of the network near the limb, solar rotation
-(~2" over the window), flares and AEC exposure changes, the 3x3 max-pool bias of the noise.
+(~2" over the window), flares, AEC exposure changes, prominences, and the PSF's wings.
 
 Determinism
 -----------
@@ -114,8 +133,8 @@ GRAIN_SCALE_ARCSEC = 3.5  # the mottled small-scale texture of the 304 A network
 CELL_EVOLUTION_RAD_PER_S = 0.15 / 700.0  # cells barely change over the 11.6 min window
 FINE_EVOLUTION_RAD_PER_S = 0.9 / 700.0  # the fine network changes visibly
 SOLAR_RADIUS_1AU_ARCSEC = 959.63  # apparent solar radius at 1 AU
-JET_CONTRAST_MEDIAN = 1.8  # peak jet brightness over DISK_MEAN_DN, median
-CONTRAST_SIGMA = 0.75  # log-normal spread: 5 % of jets below 0.5, 5 % above 6
+JET_CONTRAST_MEDIAN = 3.0  # peak spire brightness over DISK_MEAN_DN, median
+CONTRAST_SIGMA = 0.75  # log-normal spread: 5 % of spires below 0.9, 5 % above 10
 NEGATIVE_CONFUSER_PROBABILITY = 0.9  # HEK flagged something at every negative's position
 JET_CONFUSER_PROBABILITY = 0.25
 CONFUSER_KINDS = ("bright_point", "loop", "blob", "surge", "static_spire", "incoherent_spire")
@@ -345,13 +364,13 @@ def _background(rng, times_s, x, y, radius, pixel_arcsec) -> np.ndarray:
     """Noise-free expected intensity (T, H, W) in DN before exposure scaling."""
     size = x.shape[0]
     log_intensity = (
-        0.62 * _evolving_field(rng, times_s, size, CELL_SCALE_ARCSEC, pixel_arcsec,
+        0.68 * _evolving_field(rng, times_s, size, CELL_SCALE_ARCSEC, pixel_arcsec,
                                CELL_EVOLUTION_RAD_PER_S)
-        + 0.55 * _evolving_field(rng, times_s, size, FINE_SCALE_ARCSEC, pixel_arcsec,
+        + 0.62 * _evolving_field(rng, times_s, size, FINE_SCALE_ARCSEC, pixel_arcsec,
                                   FINE_EVOLUTION_RAD_PER_S)
-        + 0.56 * _evolving_field(rng, times_s, size, GRAIN_SCALE_ARCSEC, pixel_arcsec,
-                                  2.0 * FINE_EVOLUTION_RAD_PER_S)
-    )  # (T, H, W), unit variance (0.62^2 + 0.55^2 + 0.56^2 = 1)
+        + 0.39 * _evolving_field(rng, times_s, size, GRAIN_SCALE_ARCSEC, pixel_arcsec,
+                                  FINE_EVOLUTION_RAD_PER_S)
+    )  # (T, H, W), unit variance (0.68^2 + 0.62^2 + 0.39^2 = 1)
     sigma = NETWORK_SIGMA * rng.uniform(0.8, 1.15)
     disk = np.exp(np.float32(sigma) * log_intensity - np.float32(0.5 * sigma * sigma))
     disk *= np.float32(DISK_MEAN_DN)
@@ -387,8 +406,11 @@ def _background(rng, times_s, x, y, radius, pixel_arcsec) -> np.ndarray:
     fine_grid = np.arange(angle.min() - fine_step, angle.max() + 2 * fine_step, fine_step)
     heights = scale_height * np.exp(0.45 * np.interp(angle, fine_grid,
                                                       rng.standard_normal(fine_grid.size)))
+    # The floor: coronal emission plus light scattered by the telescope (PSF wings), a
+    # few to 15 % of the disk level, so the sky above the limb is dim but not black.
+    floor = rng.uniform(0.03, 0.15)
     off_limb = DISK_MEAN_DN * (spicules * np.exp(-height / heights)
-                               + 0.03 * np.exp(-height / 150.0))
+                               + floor * np.exp(-height / rng.uniform(100.0, 300.0)))
     return (disk * (on_disk * brightening)[None]
             + (off_limb * (1.0 - on_disk)[None]).astype(np.float32)).astype(np.float32)
 
@@ -420,7 +442,8 @@ def _jet_emission(rng, times_s, dx, dy, event, base_radius, radius, pixel_arcsec
     blowout = bool(rng.random() < BLOWOUT_FRACTION)
     # The catalogue width is the volunteers' box around the whole jet; the bright spire
     # inside it is a few arcsec across (AIA's PSF, ~1.5" FWHM, sets the floor).
-    spire_fwhm = max(width * rng.uniform(0.08, 0.3), 1.5, 0.8 * pixel_arcsec)
+    spire_fwhm = max(width * rng.uniform(0.08, 0.3), 1.5)
+    drawn_fwhm, dilution = _drawn_width(spire_fwhm, pixel_arcsec)
     threads = int(rng.integers(1, 4))
     bend = rng.uniform(-0.3, 0.3) * height  # sideways offset of the top: a curved path
     helix_amplitude = rng.uniform(0.0, 0.5) * spire_fwhm * (2.0 if blowout else 1.0)
@@ -449,7 +472,7 @@ def _jet_emission(rng, times_s, dx, dy, event, base_radius, radius, pixel_arcsec
 
     tick = (times_s - times_s[0])[:, None, None]
     beam = np.zeros((times_s.size,) + dx.shape, dtype=np.float64)
-    sigma = (spire_fwhm / 2.355) * (1.0 + 0.6 * fraction)  # (H, W): widens with height
+    sigma = (drawn_fwhm / 2.355) * (1.0 + 0.6 * fraction)  # (H, W): widens with height
     for thread in range(threads):
         # Strands of one jet: slightly splayed, each a twisting (helical) thread.
         if thread == 0:
@@ -477,11 +500,11 @@ def _jet_emission(rng, times_s, dx, dy, event, base_radius, radius, pixel_arcsec
 
     # The base: a small bright dome (the inverted-Y / "Eiffel tower" footpoint arch) with
     # a compact brightening at its top that flickers as reconnection proceeds.
-    dome_radius = max(rng.uniform(0.2, 0.6) * width, 3.0 * pixel_arcsec)
-    dome_sigma = max(spire_fwhm / 2.355, 0.6 * pixel_arcsec)
+    dome_radius = float(np.clip(rng.uniform(0.1, 0.3) * width, 2.0 * pixel_arcsec, 15.0))
+    dome_sigma = drawn_fwhm / 2.355
     dome_distance = np.abs(np.hypot(along, across) - dome_radius)
     dome = np.exp(-0.5 * (dome_distance / dome_sigma) ** 2) * (along > -dome_sigma)
-    base_sigma = max(0.1 * width, 1.5 * pixel_arcsec)
+    base_sigma = max(min(0.05 * width, 4.0), 1.0 * pixel_arcsec)
     base_point = np.exp(-0.5 * ((along - dome_radius) ** 2 + across**2) / base_sigma**2)
     flicker = np.exp(0.25 * rng.standard_normal(times_s.size))
     base_envelope = _pulse(times_s, start_s, 48.0, 0.5 * rise_s, max(duration_s, 120.0) / 3.0)
@@ -489,7 +512,7 @@ def _jet_emission(rng, times_s, dx, dy, event, base_radius, radius, pixel_arcsec
     base = (base_strength * (base_envelope * flicker)[:, None, None]
             * (0.6 * dome + base_point)[None])
 
-    emission = (contrast * DISK_MEAN_DN) * (beam + base)
+    emission = (contrast * dilution * DISK_MEAN_DN) * (beam + base)
     parameters = {
         "jet_angle_deg": round(math.degrees(angle), 3),
         "jet_contrast": round(contrast, 4),
@@ -501,6 +524,20 @@ def _jet_emission(rng, times_s, dx, dy, event, base_radius, radius, pixel_arcsec
         "jet_falls_back": falls_back,
     }
     return emission.astype(np.float32), parameters
+
+
+def _drawn_width(fwhm_arcsec: float, pixel_arcsec: float) -> tuple[float, float]:
+    """How a thin structure looks after the seed's pooling: (drawn FWHM, peak factor).
+
+    The seed max-pooled 3x3 native pixels: a line thinner than a pooled pixel (1.8") keeps
+    its peak brightness and fills one pooled pixel, so it is drawn ``1.2 * pixel`` wide at
+    full peak. On coarser grids the pooled pixels are averaged: the line is drawn one
+    pixel wide and its peak diluted so its flux is conserved.
+    """
+    pooled = min(pixel_arcsec, 3 * NATIVE_PIXEL_ARCSEC)
+    at_pooled = max(fwhm_arcsec, 1.2 * pooled)
+    drawn = max(at_pooled, 1.2 * pixel_arcsec)
+    return drawn, at_pooled / drawn
 
 
 def _random_jet(rng, base_x: float, base_y: float) -> dict[str, float]:

@@ -89,6 +89,24 @@ def test_input_pool_halves_the_frames_before_the_stem():
         estimate_flops(motion_config(motion="differences"))
 
 
+def test_patch_stem_is_a_learned_stride_k_convolution():
+    config = motion_config(motion="differences", input_pool=2, input_stem="patch")
+    encoder = build_model(config).get_layer("frame_distributed").layer
+    patch = encoder.get_layer("input_patch")
+    assert tuple(patch.output.shape) == (None, SIZE // 2, SIZE // 2, config.model.widths[0])
+    assert patch.strides == (2, 2) and patch.kernel_size == (2, 2)
+    # FLOPs: the patch conv (2x2 kernel, 3 -> widths[0]) plus a first conv on widths[0]
+    # channels instead of 3.
+    average = motion_config(motion="differences", input_pool=2)
+    side, width = SIZE // 2, config.model.widths[0]
+    first_side = side // config.model.stem_stride
+    first = config.model.kernel_size ** 2 * width * (width - 3) * first_side ** 2
+    extra = 2 * FRAMES * (side * side * width * 4 * 3 + first)
+    assert estimate_flops(config) - estimate_flops(average) == pytest.approx(extra)
+    with pytest.raises(ValueError, match=r"`model.input_stem`: expected one of"):
+        motion_config(input_stem="fourier")
+
+
 def test_temporal_conv_head_builds_and_trains_one_step():
     config = motion_config(motion="differences", temporal="conv")
     model = compile_model(build_model(config), config, steps_per_epoch=1)
@@ -131,7 +149,8 @@ def test_conv_head_litert_equals_keras(tmp_path):
     from jetkeras.export import write_litert
     from jetkeras.predict import _litert_logits_function
 
-    config = motion_config(motion="differences", temporal="conv", input_pool=2)
+    config = motion_config(motion="differences", temporal="conv", input_pool=2,
+                           input_stem="patch")
     model = build_model(config)
     write_litert(model, config, tmp_path / "model.tflite")
     cubes = np.random.default_rng(5).normal(size=(3, FRAMES, SIZE, SIZE, 1)).astype("float32")
