@@ -51,8 +51,9 @@ GEOMETRIES = {
 # (light td_lstm, flatten, no motion channels) under its old recipe (one render per
 # event, 15 epochs, best-val-AUC checkpoint).
 # The architecture rows share one recipe (8 renders per training event, 30 epochs,
-# warm-up + cosine, last-epoch checkpoint); "default" is the shipped recipe (the winner
-# with 60 epochs: the light preset and TrainConfig's defaults, what the demo runs).
+# warm-up + cosine, last-epoch checkpoint); "default" is the shipped recipe (the winner:
+# the light preset with demo_config's geometry recipe, 60 epochs at 64 px, 80 epochs and
+# the learned patch stem at 166 px; what the demo and the bundled model run).
 _THIRTY = {"train": {"epochs": 30}}
 FAMILIES = {
     "today": {"model": {"motion": "none", "pooling": "flatten", "input_pool": 1,

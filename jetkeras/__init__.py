@@ -5,7 +5,8 @@ Stages, one module each: :mod:`jetkeras.catalogue` (the real catalogues),
 :mod:`jetkeras.fetch` (JSOC), :mod:`jetkeras.records` and :mod:`jetkeras.pipeline`
 (TFRecords and tf.data), :mod:`jetkeras.models`, :mod:`jetkeras.train`,
 :mod:`jetkeras.tune`, :mod:`jetkeras.evaluate`, :mod:`jetkeras.crossval`,
-:mod:`jetkeras.predict`, :mod:`jetkeras.export` and :mod:`jetkeras.demo`.
+:mod:`jetkeras.predict`, :mod:`jetkeras.export`, :mod:`jetkeras.demo` and
+:mod:`jetkeras.bundle` (the bundled default model).
 """
 
 __version__ = "0.1.0"

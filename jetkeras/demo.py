@@ -38,7 +38,8 @@ from pathlib import Path
 from typing import Any
 
 from jetkeras import _cli
-from jetkeras.config import JetConfig, atomic_write_text, input_pool_for, model_preset
+from jetkeras.config import (JetConfig, atomic_write_text, epochs_for, input_pool_for,
+                              model_preset)
 
 __all__ = ["demo_config", "main", "run_demo"]
 
@@ -60,7 +61,7 @@ def demo_config(*, full: bool = False, epochs: int | None = None, seed: int = 0)
         data={"frames": frames, "size": size, "cache": not full},  # 7.8 GB at full size
         model={**model_preset("light").__dict__, "input_pool": input_pool_for(size)},
         train={"seed": seed, "deterministic": True,
-               **({} if epochs is None else {"epochs": epochs})},
+               "epochs": epochs_for(size) if epochs is None else epochs},
     )
 
 

@@ -375,16 +375,50 @@ def _saved_model_logits_function(path: Path):
     return logits
 
 
-def load_predictor(model: str | os.PathLike, *, threshold: float | None = None,
+_BUNDLED_NOTE_SHOWN = False
+
+
+def resolve_model(model: str | os.PathLike | None) -> Path:
+    """The model folder to load: ``model`` itself, or the bundled default when None.
+
+    The first time the bundled model is chosen in a process, one line on stderr names it,
+    says it was trained on synthetic renders only, and where its model card is.
+
+    Raises
+    ------
+    FileNotFoundError
+        ``model`` is None and this installation holds no bundled model.
+    """
+    global _BUNDLED_NOTE_SHOWN
+    if model is not None:
+        return Path(model)
+    from jetkeras.bundle import BUNDLED_MODEL
+
+    if not (BUNDLED_MODEL / "threshold.json").is_file():
+        raise FileNotFoundError(
+            f"--model: not given, and this installation has no bundled model at "
+            f"{BUNDLED_MODEL}; pass --model RUN_OR_EXPORT or rebuild it with "
+            f"`python -m jetkeras.bundle --install`")
+    if not _BUNDLED_NOTE_SHOWN:
+        _BUNDLED_NOTE_SHOWN = True
+        print(f"predict: no --model given: using the bundled model jet304-synthetic "
+              f"({BUNDLED_MODEL}), trained on synthetic renders only; read its model card, "
+              f"docs/model_card.md, before quoting its probabilities", file=sys.stderr)
+    return BUNDLED_MODEL
+
+
+def load_predictor(model: str | os.PathLike | None = None, *,
+                   threshold: float | None = None,
                    jit: bool = False, runtime: str = "auto") -> Predictor:
     """A :class:`Predictor` from a run folder (``train``) or a SavedModel (``export``).
 
     Parameters
     ----------
-    model : path-like
+    model : path-like, optional
         A finished run folder (``model.keras``, ``config.json``, ``normalisation.json``,
         ``threshold.json``) or an exported SavedModel folder (``saved_model.pb`` and
-        ``assets/jetkeras.json``).
+        ``assets/jetkeras.json``). None: the bundled default model (see
+        :func:`resolve_model` and ``docs/model_card.md``).
     threshold : float, optional
         Decision threshold in [0, 1]; default the one stored with the model.
     jit : bool
@@ -402,7 +436,7 @@ def load_predictor(model: str | os.PathLike, *, threshold: float | None = None,
         Missing or corrupt model, threshold outside [0, 1]: one line each.
     """
     _check_threshold(threshold)
-    path = Path(model)
+    path = resolve_model(model)
     saved_model = path.is_dir() and (path / "saved_model.pb").is_file()
     if saved_model:
         stored = _read_export(path)
@@ -958,9 +992,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("cubes", nargs="*", metavar="CUBE_OR_DIR",
                         help=".npz cubes (seed arr_0 or jetkeras-cube/1), folders of npz "
                              "cubes, or folders of FITS frames")
-    parser.add_argument("--model", required=True,
+    parser.add_argument("--model",
                         help="run folder (python -m jetkeras.train) or exported SavedModel "
-                             "folder (python -m jetkeras.export)")
+                             "folder (python -m jetkeras.export); default the bundled model, "
+                             "trained on synthetic renders (docs/model_card.md)")
     parser.add_argument("--threshold", type=float,
                         help="decision threshold, probability in [0, 1]; default the one "
                              "stored with the model (chosen on validation)")
@@ -1006,11 +1041,12 @@ def main(argv: list[str] | None = None) -> int:
 
     def run():
         _check_threshold(args.threshold)
+        model = resolve_model(args.model)
         if args.timeline:
             if args.cubes or args.catalogue or args.cubes_root_given:
                 raise ValueError("--timeline: expected one cube and no other CUBE arguments, "
                                  "--catalogue, --cubes or --records")
-            rows = predict_timeline(cube=args.timeline, model=args.model, stride=args.stride,
+            rows = predict_timeline(cube=args.timeline, model=model, stride=args.stride,
                                     threshold=args.threshold,
                                     out=args.out or "timeline.csv",
                                     batch_size=args.batch_size, resample=args.resample,
@@ -1024,14 +1060,14 @@ def main(argv: list[str] | None = None) -> int:
             if args.cubes:
                 raise ValueError("--catalogue: expected --cubes ROOT or --records DIR, not "
                                  f"CUBE arguments (received {args.cubes[0]})")
-            rows = predict_catalogue(model=args.model, catalogue=args.catalogue,
+            rows = predict_catalogue(model=model, catalogue=args.catalogue,
                                      cubes=args.cubes_root, records=args.records,
                                      split=args.split, threshold=args.threshold, out=args.out,
                                      batch_size=args.batch_size, resample=args.resample,
                                      workers=args.workers, scheduler=args.scheduler,
                                      progress=not args.quiet, runtime=args.runtime)
         else:
-            rows = predict_cubes(cubes=args.cubes, model=args.model, threshold=args.threshold,
+            rows = predict_cubes(cubes=args.cubes, model=model, threshold=args.threshold,
                                  out=args.out, batch_size=args.batch_size,
                                  resample=args.resample, progress=not args.quiet,
                                  jit=args.jit, runtime=args.runtime)

@@ -17,12 +17,12 @@ Geometry
     The solar radius follows the Earth-Sun distance on the date (944"-976").
 Viewing conditions (domain randomisation, ``randomise=True``, the default)
     Real cutouts differ in ways a detector must ignore, so each sequence draws them: half
-    keep the nominal field of view, the rest zoom in to 40-100 % of it (volunteers'
-    cutouts around the jet are smaller); 70 % put the base point off centre by up to 20 %
+    keep the nominal field of view, the rest zoom to 40-160 % of it (log-uniform:
+    volunteers' cutouts are often smaller, and small jets in a wide field are common); 70 % put the base point off centre by up to 20 %
     of the field each way (catalogue positions are rough, and jets run out of the
     field); the cadence is 24 s (60 %), 36 s (20 %) or 48 s with every frame shown twice
     (20 %: a 15-frame sequence padded to the window); half the jets start with the window,
-    the rest up to half a window earlier (already under way) or up to 30 % into it; a
+    the rest up to a quarter of a window earlier (already under way) or later; a
     quarter of the sequences pass through an animation's display round trip (asinh
     stretch, per-frame autoscale, dithered 8-bit levels, inverted back), as the pixels
     of volunteers' subjects and quick-look movies have. Each choice is kept in ``meta``.
@@ -77,6 +77,14 @@ Confusers (both classes)
     starting with the window as a jet does. Brightness and variance summaries therefore
     overlap between classes (see :mod:`jetkeras.baseline`); what separates them is the
     coherent outward growth of a collimated spire.
+Time-order negatives (label 0, ``randomise`` only)
+    20 % of negatives hold a jet (drawn like the catalogue's) whose whole scene is put in
+    random frame order, and 10 % hold one where a single frame is held (fresh noise in
+    every frame). They teach that a jet is *coherent* outward motion, not any change
+    between frames (frames out of order and frozen pictures are real data faults too).
+    The real-jet check (:mod:`jetkeras.realcheck`) scores real jets against the same
+    two constructions of real pixels, so its AUC measures whether that notion, learnt on
+    renders, carries over to real jets; it is not blind to the construction.
 
 What it leaves out: foreshortening of the network near the limb, solar rotation
 (~2" over the window), flares, AEC exposure changes, prominences, and the PSF's wings.
@@ -145,6 +153,8 @@ NATIVE_PIXEL_ARCSEC = 0.6  # AIA's sampling; the seed max-pooled 3x3 of these
 EXPOSURE_SIGMA = 0.35  # log-normal spread of the per-sequence brightness scale
 EXPOSURE_SIGMA_RANDOMISED = 0.5
 RENDERER_VERSION = 2  # 2: spires, spicule forest, max-pooled noise, domain randomisation
+SCRAMBLED_FRACTION = 0.2  # negatives: a jet scene with its frames in random order
+FROZEN_FRACTION = 0.1  # negatives: a jet scene with one frame held
 DISPLAY_FRACTION = 0.25  # sequences passed through a display stretch and 8-bit quantisation
 
 _JET_COLUMNS = ("max_height", "avg_width", "duration")
@@ -693,20 +703,21 @@ def _domain(rng, frames: int, cadence_s: float, field_of_view_arcsec: float,
             randomise: bool) -> dict[str, Any]:
     """Per-sequence viewing conditions: what real cutouts vary and a detector must ignore.
 
-    Half the sequences keep the cutout's nominal field of view; the rest zoom in (40-100 %,
-    as volunteers' cutouts around the jet do). 70 % put the base point off centre (up to
+    Half the sequences keep the cutout's nominal field of view; the rest zoom (40-160 %,
+    log-uniform: volunteers' cutouts are often tighter, small jets sit in wide fields). 70 % put the base point off centre (up to
     20 % of the field each way, so some jets leave the field). Cadence: 24 s (60 %), 36 s
     (20 %), or 48 s with every frame shown twice (20 %: a 15-frame sequence padded to the
     window). A quarter pass through an animation's display round trip. Half the jets start
-    with the window (the catalogue start); the rest up to half a window before it (already
-    under way) or up to 30 % into it.
+    with the window (the catalogue start); the rest up to a quarter of a window before it
+    (already under way) or after it.
     """
     nominal = {"field_of_view_arcsec": float(field_of_view_arcsec), "shift_arcsec": (0.0, 0.0),
                "cadence_s": float(cadence_s), "repeat": 1, "display": False,
                "jet_start_fraction": 0.0}
     if not randomise:
         return nominal
-    zoom = 1.0 if rng.random() < 0.5 else rng.uniform(0.4, 1.0)
+    zoom = 1.0 if rng.random() < 0.5 else float(np.exp(rng.uniform(math.log(0.4),
+                                                                    math.log(1.6))))
     field_of_view = float(field_of_view_arcsec) * zoom
     shift = rng.uniform(-0.2, 0.2, 2) * field_of_view if rng.random() < 0.7 else np.zeros(2)
     choice = rng.random()
@@ -717,7 +728,7 @@ def _domain(rng, frames: int, cadence_s: float, field_of_view_arcsec: float,
             "shift_arcsec": (float(shift[0]), float(shift[1])),
             "cadence_s": float(cadence_s) * factor, "repeat": repeat,
             "display": bool(rng.random() < DISPLAY_FRACTION),
-            "jet_start_fraction": 0.0 if rng.random() < 0.5 else rng.uniform(-0.5, 0.3)}
+            "jet_start_fraction": 0.0 if rng.random() < 0.5 else rng.uniform(-0.25, 0.25)}
 
 
 # ----------------------------------------------------------------------------------------
@@ -790,10 +801,10 @@ def render_event(
     rng = event_rng(seed, parsed["event_id"], int(variant))
     nuisance = nuisance or Nuisance()
     # Independent sub-streams: adding a confuser never changes the background draw.
-    background_rng, jet_rng, confuser_rng, noise_rng, domain_rng = rng.spawn(5)
+    background_rng, jet_rng, confuser_rng, noise_rng, domain_rng, order_rng = rng.spawn(6)
     radius = solar_radius_arcsec(parsed["date"])
     if nuisance.limb_fraction > 0:
-        limb_rng = rng.spawn(1)[0]  # a sixth stream: the five above are unchanged
+        limb_rng = rng.spawn(1)[0]  # a seventh stream: the six above are unchanged
         if limb_rng.random() < nuisance.limb_fraction:
             angle = math.atan2(parsed["base_y"], parsed["base_x"])
             moved = radius * limb_rng.uniform(0.97, 1.02)
@@ -846,6 +857,22 @@ def render_event(
                                       parsed["base_x"], parsed["base_y"], radius)
         expected += confusers
     meta["confusers"] = ",".join(kinds)
+    # Time-order negatives: a jet's scene with its frames in random order, or one frame
+    # held (fresh noise every frame). A jet is coherent outward motion, not any change.
+    order = "none"
+    if parsed["label"] == 0 and randomise:
+        draw = order_rng.random()
+        order = ("scrambled" if draw < SCRAMBLED_FRACTION else
+                 "frozen" if draw < SCRAMBLED_FRACTION + FROZEN_FRACTION else "none")
+    if order != "none":
+        jet, _ = _jet_emission(order_rng, times_s, dx, dy,
+                               _random_jet(order_rng, parsed["base_x"], parsed["base_y"]),
+                               base_radius, radius, pixel_arcsec)
+        expected += jet
+        if order == "frozen":
+            held = int(order_rng.integers(distinct // 3, distinct))
+            expected = np.repeat(expected[held][None], distinct, axis=0)
+    meta["time_order"] = order
 
     spread = EXPOSURE_SIGMA_RANDOMISED if randomise else EXPOSURE_SIGMA
     exposure = (float(np.exp(noise_rng.normal(0.0, spread))) * _degradation(parsed["date"])
@@ -856,6 +883,8 @@ def render_event(
     cube_frames = _photon_noise(noise_rng, expected, nuisance.noise_scale, pixel_arcsec)
     if domain["display"]:
         cube_frames = _display_roundtrip(noise_rng, cube_frames)
+    if order == "scrambled":
+        cube_frames = cube_frames[order_rng.permutation(distinct)]
     cube_frames = np.repeat(cube_frames, repeat, axis=0)[:frames]
     times_s = np.repeat(times_s, repeat)[:frames]
 

@@ -45,7 +45,8 @@ from typing import Any
 import numpy as np
 
 from jetkeras import _cli
-from jetkeras.config import JetConfig, atomic_write_text, input_pool_for, model_preset
+from jetkeras.config import (JetConfig, atomic_write_text, epochs_for, input_pool_for,
+                              model_preset)
 
 __all__ = ["finish_run", "load_run", "main", "predict_probabilities", "run_normalisation",
            "train"]
@@ -374,8 +375,9 @@ def config_from_args(args: argparse.Namespace, records: str | Path | None = None
         preset = model_preset(args.preset, arch=config.model.arch)
         config = config.replace(model={k: v for k, v in preset.__dict__.items()})
     model, train_changes = {}, {}
-    if records is not None and not args.config:  # a config file's own input pool wins
+    if records is not None and not args.config:  # a config file's own recipe wins
         model["input_pool"] = input_pool_for(config.data.size)
+        train_changes["epochs"] = epochs_for(config.data.size)
     if getattr(args, "arch", None):
         model["arch"] = args.arch
     for flag, key in (("epochs", "epochs"), ("batch_size", "batch_size"),

@@ -37,5 +37,8 @@ def test_demo_config_is_the_measured_recipe():
     assert (config.data.frames, config.data.size, config.model.input_pool) == (16, 64, 1)
     assert config.model.motion == "differences" and config.train.deterministic
     assert config.train.seed == 3 and config.train.checkpoint == "last"
+    assert config.train.epochs == 60 and config.model.input_pool == 1
     full = demo_config(full=True)
     assert (full.data.frames, full.data.size, full.model.input_pool) == (30, 166, 3)
+    # At the seed's geometry: the learned patch stem and 80 epochs (bench/README.md).
+    assert full.model.input_stem == "patch" and full.train.epochs == 80

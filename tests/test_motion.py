@@ -81,11 +81,13 @@ def test_motion_model_sees_motion_a_still_copy_does_not_give():
 
 
 def test_input_pool_halves_the_frames_before_the_stem():
-    model = build_model(motion_config(motion="differences", input_pool=2))
+    model = build_model(motion_config(motion="differences", input_pool=2,
+                                      input_stem="average"))
     encoder = model.get_layer("frame_distributed").layer
     assert tuple(encoder.get_layer("input_pool").output.shape) == (None, SIZE // 2,
                                                                    SIZE // 2, 3)
-    assert estimate_flops(motion_config(motion="differences", input_pool=2)) < \
+    assert estimate_flops(motion_config(motion="differences", input_pool=2,
+                                        input_stem="average")) < \
         estimate_flops(motion_config(motion="differences"))
 
 
@@ -97,7 +99,7 @@ def test_patch_stem_is_a_learned_stride_k_convolution():
     assert patch.strides == (2, 2) and patch.kernel_size == (2, 2)
     # FLOPs: the patch conv (2x2 kernel, 3 -> widths[0]) plus a first conv on widths[0]
     # channels instead of 3.
-    average = motion_config(motion="differences", input_pool=2)
+    average = motion_config(motion="differences", input_pool=2, input_stem="average")
     side, width = SIZE // 2, config.model.widths[0]
     first_side = side // config.model.stem_stride
     first = config.model.kernel_size ** 2 * width * (width - 3) * first_side ** 2
