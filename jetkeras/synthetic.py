@@ -22,8 +22,10 @@ Viewing conditions (domain randomisation, ``randomise=True``, the default)
     of the field each way (catalogue positions are rough, and jets run out of the
     field); the cadence is 24 s (60 %), 36 s (20 %) or 48 s with every frame shown twice
     (20 %: a 15-frame sequence padded to the window); half the jets start with the window,
-    the rest up to a quarter of a window earlier (already under way) or later; a
-    quarter of the sequences pass through an animation's display round trip (asinh
+    the rest up to a quarter of a window earlier (already under way) or later; a tenth
+    are still scenes (background and confusers held: only a jet moves) and a fifth flicker
+    in exposure by 5-20 % per frame, in both classes alike, so that neither a frozen nor
+    a flickering picture says "no jet" by itself; a quarter of the sequences pass through an animation's display round trip (asinh
     stretch, per-frame autoscale, dithered 8-bit levels, inverted back), as the pixels
     of volunteers' subjects and quick-look movies have. Each choice is kept in ``meta``.
 Background: the He II 304 A chromospheric network
@@ -155,6 +157,8 @@ EXPOSURE_SIGMA_RANDOMISED = 0.5
 RENDERER_VERSION = 2  # 2: spires, spicule forest, max-pooled noise, domain randomisation
 SCRAMBLED_FRACTION = 0.2  # negatives: a jet scene with its frames in random order
 FROZEN_FRACTION = 0.1  # negatives: a jet scene with one frame held
+STATIC_FRACTION = 0.1  # sequences (both classes) whose background and confusers are held
+FLICKER_FRACTION = 0.2  # sequences (both classes) with 5-20 % per-frame exposure flicker
 DISPLAY_FRACTION = 0.25  # sequences passed through a display stretch and 8-bit quantisation
 
 _JET_COLUMNS = ("max_height", "avg_width", "duration")
@@ -704,16 +708,18 @@ def _domain(rng, frames: int, cadence_s: float, field_of_view_arcsec: float,
     """Per-sequence viewing conditions: what real cutouts vary and a detector must ignore.
 
     Half the sequences keep the cutout's nominal field of view; the rest zoom (40-160 %,
-    log-uniform: volunteers' cutouts are often tighter, small jets sit in wide fields). 70 % put the base point off centre (up to
-    20 % of the field each way, so some jets leave the field). Cadence: 24 s (60 %), 36 s
-    (20 %), or 48 s with every frame shown twice (20 %: a 15-frame sequence padded to the
-    window). A quarter pass through an animation's display round trip. Half the jets start
-    with the window (the catalogue start); the rest up to a quarter of a window before it
-    (already under way) or after it.
+    log-uniform: volunteers' cutouts are often tighter, small jets sit in wide fields).
+    70 % put the base point off centre (up to 20 % of the field each way, so some jets
+    leave the field). Cadence: 24 s (60 %), 36 s (20 %), or 48 s with every frame shown
+    twice (20 %: a 15-frame sequence padded to the window). A quarter pass through an
+    animation's display round trip. Half the jets start with the window (the catalogue
+    start); the rest up to a quarter of a window before it (already under way) or after
+    it. A tenth are still scenes (background and confusers held, only a jet moves) and a
+    fifth flicker in exposure (5-20 % per frame), in both classes.
     """
     nominal = {"field_of_view_arcsec": float(field_of_view_arcsec), "shift_arcsec": (0.0, 0.0),
                "cadence_s": float(cadence_s), "repeat": 1, "display": False,
-               "jet_start_fraction": 0.0}
+               "jet_start_fraction": 0.0, "static": False, "flicker": False}
     if not randomise:
         return nominal
     zoom = 1.0 if rng.random() < 0.5 else float(np.exp(rng.uniform(math.log(0.4),
@@ -728,7 +734,9 @@ def _domain(rng, frames: int, cadence_s: float, field_of_view_arcsec: float,
             "shift_arcsec": (float(shift[0]), float(shift[1])),
             "cadence_s": float(cadence_s) * factor, "repeat": repeat,
             "display": bool(rng.random() < DISPLAY_FRACTION),
-            "jet_start_fraction": 0.0 if rng.random() < 0.5 else rng.uniform(-0.25, 0.25)}
+            "jet_start_fraction": 0.0 if rng.random() < 0.5 else rng.uniform(-0.25, 0.25),
+            "static": bool(rng.random() < STATIC_FRACTION),
+            "flicker": bool(rng.random() < FLICKER_FRACTION)}
 
 
 # ----------------------------------------------------------------------------------------
@@ -838,17 +846,12 @@ def render_event(
         "pixel_scale_arcsec": round(pixel_arcsec, 6),
         "centre_offset_arcsec": [round(shift_x, 3), round(shift_y, 3)],
         "display_roundtrip": domain["display"],
+        "still_scene": domain["static"],
+        "exposure_flicker": domain["flicker"],
         "basepoint_x_arcsec": parsed["base_x"],
         "basepoint_y_arcsec": parsed["base_y"],
         "solar_radius_arcsec": round(radius, 3),
     }
-    if parsed["label"] == 1:
-        parsed["start_s"] = domain["jet_start_fraction"] * distinct * domain["cadence_s"]
-        meta["jet_start_s"] = round(parsed["start_s"], 2)
-        jet, jet_parameters = _jet_emission(jet_rng, times_s, dx, dy, parsed, base_radius,
-                                            radius, pixel_arcsec, nuisance.contrast_scale)
-        expected += jet
-        meta.update(jet_parameters)
     probability = JET_CONFUSER_PROBABILITY if parsed["label"] == 1 else NEGATIVE_CONFUSER_PROBABILITY
     count = int(confuser_rng.integers(1, 4)) if confuser_rng.random() < probability else 0
     kinds: list[str] = []
@@ -857,6 +860,17 @@ def render_event(
                                       parsed["base_x"], parsed["base_y"], radius)
         expected += confusers
     meta["confusers"] = ",".join(kinds)
+    if domain["static"]:
+        # A still scene: background and confusers held (fresh noise every frame), so a
+        # scene where nothing but the jet moves exists in both classes.
+        expected = np.repeat(expected[distinct // 2][None], distinct, axis=0)
+    if parsed["label"] == 1:
+        parsed["start_s"] = domain["jet_start_fraction"] * distinct * domain["cadence_s"]
+        meta["jet_start_s"] = round(parsed["start_s"], 2)
+        jet, jet_parameters = _jet_emission(jet_rng, times_s, dx, dy, parsed, base_radius,
+                                            radius, pixel_arcsec, nuisance.contrast_scale)
+        expected += jet
+        meta.update(jet_parameters)
     # Time-order negatives: a jet's scene with its frames in random order, or one frame
     # held (fresh noise every frame). A jet is coherent outward motion, not any change.
     order = "none"
@@ -877,7 +891,10 @@ def render_event(
     spread = EXPOSURE_SIGMA_RANDOMISED if randomise else EXPOSURE_SIGMA
     exposure = (float(np.exp(noise_rng.normal(0.0, spread))) * _degradation(parsed["date"])
                 * nuisance.exposure_scale)
-    per_frame = exposure * (1.0 + 0.01 * noise_rng.standard_normal(distinct))
+    # Exposure jitter: 1 %, or in a fifth of sequences a flicker of 5-20 % per frame
+    # (automatic exposure control, varying exposures), in both classes alike.
+    jitter = noise_rng.uniform(0.05, 0.2) if domain["flicker"] else 0.01
+    per_frame = exposure * np.exp(jitter * noise_rng.standard_normal(distinct))
     expected *= per_frame.astype(np.float32)[:, None, None]
     meta["exposure_scale"] = round(exposure, 5)
     cube_frames = _photon_noise(noise_rng, expected, nuisance.noise_scale, pixel_arcsec)
