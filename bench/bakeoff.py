@@ -5,7 +5,8 @@ family: ``--variants`` fresh renders of each training event, fixed validation an
 renders), every family is trained on it with :func:`jetkeras.train.train` (checkpoint and
 threshold on validation only) and scored on four worlds:
 
-(a) ``demo``: the held-out test events at the demo's geometry, 16 frames of 64x64;
+(a) ``demo``: the held-out test events at the demo's geometry, 16 frames of 128x128
+    (64x64 before renderer v2);
 (b) ``seed``: the same at the seed's geometry, 30 frames of 166x166 (400 events);
 (c) ``nuisance``: the test events of (a) rendered again with settings no model was
     trained on (:class:`jetkeras.synthetic.Nuisance`: 0.4x exposure, 2x noise, 0.6x jet
@@ -22,7 +23,7 @@ so an interrupted run resumes where it stopped; ``--table`` prints the markdown 
 
 Examples::
 
-    python bench/bakeoff.py --worlds demo --seeds 0 1 2            # (a), (c), (d) at 16x64x64
+    python bench/bakeoff.py --worlds demo --seeds 0 1 2            # (a), (c), (d) at 16x128x128
     python bench/bakeoff.py --worlds seed --seeds 0 1 2 --families motion
     python bench/bakeoff.py --table
 """
@@ -43,7 +44,7 @@ REALJETS = Path(__file__).resolve().parents[2] / "shared" / "data" / "realjets"
 
 # The recipe every family is trained with (the defaults of jetkeras.demo / train).
 GEOMETRIES = {
-    "demo": {"frames": 16, "size": 64, "limit": 480},
+    "demo": {"frames": 16, "size": 128, "limit": 480},
     "seed": {"frames": 30, "size": 166, "limit": 400},
 }
 
@@ -231,7 +232,7 @@ def table(out: Path) -> str:
 
     cells = pd.DataFrame([c for c in map(json.loads, (out / "cells.jsonl").read_text()
                                          .splitlines()) if not c.get("marker")])
-    worlds = [("demo", "test", "(a) demo 16x64x64"), ("seed", "test", "(b) seed 30x166x166"),
+    worlds = [("demo", "test", "(a) demo 16x128x128"), ("seed", "test", "(b) seed 30x166x166"),
               ("demo", "nuisance", "(c) nuisance"), ("demo", "real", "(d) real, demo model"),
               ("seed", "real", "(d) real, seed model")]
     lines = ["| family | " + " | ".join(w[2] for w in worlds) + " | CPU s per fit (a / b) |",

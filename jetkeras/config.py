@@ -153,17 +153,17 @@ MODEL_PRESETS: dict[str, dict[str, Any]] = {
 def epochs_for(size: int) -> int:
     """Training epochs (passes over the training events) for frames of ``size`` px.
 
-    60 at the demo's 64 px; 80 beyond 96 px: at the seed's 166 px, thin spires through
-    the patch stem learn more slowly (validation AUC still rising at 60 epochs, 0.87 at
-    80; bench/README.md). 80 epochs on 400 events take ~11 min on a 2-core CPU.
+    60 up to the demo's 128 px; 80 beyond: at the seed's 166 px, thin spires through the
+    patch stem learn more slowly (validation AUC still rising at 60 epochs, 0.87 at 80;
+    bench/README.md). 80 epochs on 400 events take ~11-15 min on a 2-core CPU.
     """
-    return 60 if size <= 96 else 80
+    return 60 if size <= 128 else 80
 
 
 def input_pool_for(size: int) -> int:
     """The input average-pool for frames of ``size`` px: about 64 px reach the first conv.
 
-    166 px (the seed's geometry) -> 3 (55 px); 64 px (the demo) -> 1. The demo's
+    166 px (the seed's geometry) -> 3 (55 px); 128 px (the demo) -> 2; 64 px -> 1. The demo's
     geometry is where the recipe was measured (bench/README.md); pooling the seed's
     frames to the same scale trains as well and costs 9x less per frame.
     """

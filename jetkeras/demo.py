@@ -17,7 +17,7 @@ From the bundled Solar Jet Hunter catalogue to a served model, offline, in one f
 
 Examples
 --------
-On a 2-core CPU (about 5 minutes)::
+On a 2-core CPU (about 8 minutes)::
 
     python -m jetkeras.demo --out demo_output
 
@@ -56,7 +56,9 @@ def demo_config(*, full: bool = False, epochs: int | None = None, seed: int = 0)
     figure run after run (checked on this project's CPU machines; other CPU kinds may
     differ in the last bits through oneDNN's kernels).
     """
-    frames, size = (30, 166) if full else (16, 64)
+    # 128 px through the learned 2x2 patch stem (64 px reach the first conv): thin spires
+    # survive it, where frames rendered at 64 px dilute them (bench/README.md).
+    frames, size = (30, 166) if full else (16, 128)
     return JetConfig().replace(
         data={"frames": frames, "size": size, "cache": not full},  # 7.8 GB at full size
         model={**model_preset("light").__dict__, "input_pool": input_pool_for(size)},

@@ -34,10 +34,10 @@ def test_demo_runs_end_to_end_and_reports_every_baseline(tmp_path, capsys):
 
 def test_demo_config_is_the_measured_recipe():
     config = demo_config(seed=3)
-    assert (config.data.frames, config.data.size, config.model.input_pool) == (16, 64, 1)
+    assert (config.data.frames, config.data.size, config.model.input_pool) == (16, 128, 2)
     assert config.model.motion == "differences" and config.train.deterministic
     assert config.train.seed == 3 and config.train.checkpoint == "last"
-    assert config.train.epochs == 60 and config.model.input_pool == 1
+    assert config.train.epochs == 60 and config.model.input_stem == "patch"
     full = demo_config(full=True)
     assert (full.data.frames, full.data.size, full.model.input_pool) == (30, 166, 3)
     # At the seed's geometry: the learned patch stem and 80 epochs (bench/README.md).
