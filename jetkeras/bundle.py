@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from jetkeras import _cli
+from jetkeras._files import replace_folder
 from jetkeras.config import JetConfig, atomic_write_text, epochs_for, input_pool_for
 
 __all__ = ["BUNDLED_MODEL", "BUNDLE_FILES", "build_bundle", "bundle_config", "main"]
@@ -141,24 +142,14 @@ def build_bundle(*, work: str | Path, out: str | Path, seed: int = 0, limit: int
     for name in BUNDLE_FILES:
         shutil.copy2(run / name, staging / name)
     atomic_write_text(staging / "bundle.json", json.dumps(provenance, indent=2))
-    _replace(staging, out)
+    replace_folder(staging, out)
     if install:
         copy = BUNDLED_MODEL.with_name(BUNDLED_MODEL.name + ".partial")
         shutil.rmtree(copy, ignore_errors=True)
         shutil.copytree(out, copy)
-        _replace(copy, BUNDLED_MODEL)
+        replace_folder(copy, BUNDLED_MODEL)
     print(json.dumps(provenance, indent=2), file=sys.stderr)
     return provenance
-
-
-def _replace(staging: Path, target: Path) -> None:
-    """Swap a finished folder into place: the old one is removed only once the new is whole."""
-    old = target.with_name(target.name + ".old")
-    shutil.rmtree(old, ignore_errors=True)
-    if target.exists():
-        target.rename(old)
-    staging.rename(target)
-    shutil.rmtree(old, ignore_errors=True)
 
 
 def main(argv: list[str] | None = None) -> int:
