@@ -38,8 +38,10 @@ import pandas as pd
 
 import jetkeras
 from jetkeras import _cli
+from jetkeras._files import plain
 from jetkeras.catalogue import load_events, load_jets, load_negatives
 from jetkeras.config import DataConfig, JetConfig, atomic_write_text
+from jetkeras.io import match_cubes
 from jetkeras.records import (
     SPLITS,
     FORMAT,
@@ -106,31 +108,6 @@ def _items_synthetic(events: pd.DataFrame) -> pd.DataFrame:
     items = events.copy()
     items["path"] = ""
     return items
-
-
-def _items_npz(events: pd.DataFrame, root: Path) -> tuple[pd.DataFrame, list[dict]]:
-    """Match cubes under ``root`` to catalogue rows: the seed's layout or <event_id>.npz."""
-    from jetkeras.io import scan_seed_root
-
-    root = Path(root)
-    if not root.is_dir():
-        raise FileNotFoundError(f"--npz-root {root}: folder not found")
-    flat = sorted(root.glob("*.npz"))
-    orphans = []
-    if flat and not any(p.is_dir() and p.name.startswith("data") for p in root.iterdir()):
-        by_id = {path.stem: path for path in flat}
-        items = events[events["event_id"].isin(by_id)].copy()
-        items["path"] = items["event_id"].map(lambda e: str(by_id[e]))
-        orphans = [{"event_id": stem, "label": -1, "reason": "no catalogue row has this id"}
-                   for stem in sorted(set(by_id) - set(events["event_id"]))]
-        return items, orphans
-    found = scan_seed_root(root)
-    merged = found.merge(events, on=["label", "row"], how="left", indicator=True)
-    for _, row in merged[merged["_merge"] == "left_only"].iterrows():
-        orphans.append({"event_id": Path(row["path"]).name, "label": int(row["label"]),
-                        "reason": f"{row['path']}: row {row['row']} is not in the catalogue"})
-    items = merged[merged["_merge"] == "both"].drop(columns="_merge")
-    return items, orphans
 
 
 def _items_fits(events: pd.DataFrame, root: Path) -> tuple[pd.DataFrame, list[dict]]:
@@ -288,7 +265,7 @@ def build_records(
     elif source == "npz":
         if npz_root is None:
             raise ValueError("--npz-root: required with --source npz")
-        items, orphans = _items_npz(events, Path(npz_root))
+        items, orphans = match_cubes(events, npz_root)
     else:
         if fits_root is None:
             raise ValueError("--fits-root: required with --source fits")
@@ -348,7 +325,7 @@ def build_records(
                scheduler=scheduler, progress=progress,
                total=sum(len(t["items"]) for t in tasks),
                done=sum(len(t["items"]) for t in tasks if t not in todo))
-    manifest = _write_manifest(out, tasks, items, orphans, missing, config, identity, encoding)
+    manifest = _write_manifest(out, tasks, orphans, missing, config, identity, encoding)
     if progress:
         print(summary_table(manifest), file=sys.stderr)
     return manifest
@@ -356,7 +333,7 @@ def build_records(
 
 def _plain(row: pd.Series) -> dict[str, Any]:
     """A JSON/pickle-friendly dict of one item (NaN stays float)."""
-    return {k: (v.item() if isinstance(v, np.generic) else v) for k, v in row.items()}
+    return {key: plain(value) for key, value in row.items()}
 
 
 def _claim_folder(out: Path, identity: dict[str, Any]) -> None:
@@ -446,7 +423,7 @@ def _run_on_dask(tasks, *, workers, scheduler, bar) -> None:
             cluster.close()
 
 
-def _write_manifest(out, tasks, items, orphans, missing, config, identity, encoding):
+def _write_manifest(out, tasks, orphans, missing, config, identity, encoding):
     splits: dict[str, Any] = {}
     rejected = list(orphans)
     totals = {"count": 0, "sum": 0.0, "sum_sq": 0.0, "log_sum": 0.0, "log_sum_sq": 0.0}

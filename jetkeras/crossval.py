@@ -319,7 +319,7 @@ def _write_fold_records(records: Path, manifest: dict[str, Any], sequences, role
                           json.dumps(fold_identity, indent=2, sort_keys=True))
         ordered = sorted(tasks[fold], key=lambda task: (SPLITS.index(task["split"]),
                                                          task["path"]))
-        _write_manifest(temporaries[fold], ordered, None, manifest.get("rejected", []),
+        _write_manifest(temporaries[fold], ordered, manifest.get("rejected", []),
                         manifest.get("catalogue_rows_without_cube", 0), config, fold_identity,
                         encoding)
         if target.exists():
@@ -332,19 +332,15 @@ def _run_fold(fold: int, fold_dir: Path, config, roles_of_fold, sequences,
               verbose: int) -> dict[str, Any]:
     """Train (or resume, or keep) the fold's run, score its test split, return its row."""
     from jetkeras.evaluate import evaluate
-    from jetkeras.train import FINISHED_MARKER, train
+    from jetkeras.runs import HISTORY_FILE
+    from jetkeras.train import train_or_keep
 
     records, run = fold_dir / "records", fold_dir / "run"
-    if not (run / FINISHED_MARKER).is_file():
-        resume = (run / "backup").is_dir()  # Keras' BackupAndRestore of the last epoch
-        # A run folder without a backup was stopped before its first epoch ended or
-        # while writing its threshold: start it again.
-        train(records=records, out=run, config=config, resume=resume,
-              overwrite=run.exists() and not resume, verbose=2 if verbose else 0)
+    threshold = train_or_keep(records=records, out=run, config=config,
+                              verbose=2 if verbose else 0)
     metrics = evaluate(run=run, records=records, split="test", out=fold_dir / "report",
                        max_gifs=0, overwrite=True)
-    threshold = json.loads((run / FINISHED_MARKER).read_text())
-    history = json.loads((run / "history.json").read_text())
+    history = json.loads((run / HISTORY_FILE).read_text())
     (tn, fp), (fn, tp) = metrics["confusion_matrix"]
     row: dict[str, Any] = {"fold": fold}
     labels, groups = sequences["label"].to_numpy(), sequences["group"].to_numpy()

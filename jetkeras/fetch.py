@@ -59,6 +59,7 @@ import numpy as np
 import pandas as pd
 
 from jetkeras import _cli
+from jetkeras._files import plain
 from jetkeras.config import atomic_write_text
 from jetkeras.io import read_fits_dir, write_cube
 
@@ -291,8 +292,8 @@ def _save_state(path: Path, state: dict) -> None:
 
 
 def _json_safe(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        value = value.item()
+    """A catalogue value as cube metadata: plain Python, a NaN or infinity as None."""
+    value = plain(value)
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
@@ -426,7 +427,7 @@ def fetch_events(
             attempts += 1
             try:
                 client(query, raw_directory)
-            except Exception as error:  # noqa: BLE001
+            except Exception as error:
                 # Any download failure is retried, then recorded in the state file.
                 error_text = _one_line(error)
                 continue

@@ -282,3 +282,14 @@ def test_real_aia_integer_dn_round_trip_exactly_and_store_smaller(make_aia_frame
     for cube, serialized in zip(cubes, tf.data.TFRecordDataset(str(tmp_path / "s.tfrecord"))):
         back = parse_example(serialized, 8, 64)["frames"].numpy()[..., 0]
         np.testing.assert_array_equal(back, np.clip(cube, STORAGE.offset_dn, STORAGE.clip_dn))
+
+
+def test_writer_and_parser_use_the_same_feature_keys():
+    """records.py says the writer writes exactly the keys of feature_spec: check it."""
+    import tensorflow as tf
+
+    from jetkeras.records import encode_example, feature_spec
+
+    frames = np.full((2, 4, 4), 7.0, dtype=np.float32)
+    example = tf.train.Example.FromString(encode_example(frames, 1, "jet_1", "group_1"))
+    assert set(example.features.feature) == set(feature_spec())

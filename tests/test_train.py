@@ -9,7 +9,8 @@ import pytest
 from jetkeras.build_records import build_records
 from jetkeras.config import JetConfig, model_preset
 from jetkeras.pipeline import make_dataset
-from jetkeras.train import load_run, main, predict_probabilities, train
+from jetkeras.runtime import load_run_model
+from jetkeras.train import main, predict_probabilities, train
 
 TINY = JetConfig().replace(
     data={"frames": 4, "size": 32},
@@ -56,7 +57,7 @@ def test_learning_rate_decays_over_the_run(run):
 
 def test_reload_gives_identical_predictions(run, records):
     out, _ = run
-    loaded = load_run(out)
+    loaded = load_run_model(out)
     direct = keras.saving.load_model(out / "model.keras")
     dataset = make_dataset(records, "test", loaded["config"])
     p1, labels = predict_probabilities(loaded["model"], dataset)
@@ -159,3 +160,15 @@ def test_seeded_short_training_beats_chance_on_held_out_events(tmp_path):
         model, make_dataset(tmp_path / "records", "test", config))
     # The test split holds HEK events never seen in training or validation.
     assert roc_auc_score(labels, probabilities) > 0.65
+
+
+def test_banner_reports_the_xla_choice_of_resolve_runtime():
+    """The banner once read runtime['jit_compile'] (no such key) and printed jit=None."""
+    from jetkeras.models import resolve_runtime
+    from jetkeras.train import _banner
+
+    for jit, shown in (("on", "jit=True"), ("off", "jit=False")):
+        config = TINY.replace(train={"jit": jit})
+        line = _banner(config, 1234, 5, resolve_runtime(config))
+        assert line == (f"train: td_lstm (tiny), 1,234 parameters, 5 steps/epoch, {shown}, "
+                        f"precision=float32")
