@@ -256,7 +256,7 @@ def _write_fold_records(records: Path, manifest: dict[str, Any], sequences, role
     """
     from tqdm.auto import tqdm
 
-    from jetkeras.build_records import _write_manifest
+    from jetkeras.build_records import write_manifest
     from jetkeras.pipeline import iterate_records
     from jetkeras.records import SPLITS, Encoding, prepare_examples, shard_name, write_prepared
 
@@ -319,7 +319,7 @@ def _write_fold_records(records: Path, manifest: dict[str, Any], sequences, role
                           json.dumps(fold_identity, indent=2, sort_keys=True))
         ordered = sorted(tasks[fold], key=lambda task: (SPLITS.index(task["split"]),
                                                          task["path"]))
-        _write_manifest(temporaries[fold], ordered, manifest.get("rejected", []),
+        write_manifest(temporaries[fold], ordered, manifest.get("rejected", []),
                         manifest.get("catalogue_rows_without_cube", 0), config, fold_identity,
                         encoding)
         if target.exists():

@@ -219,8 +219,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--full", action="store_true",
                         help="all 1,766 events at 30x166x166 (for a GPU machine)")
     parser.add_argument("--limit", type=int, help="sequences to render; default 480 (CPU)")
-    parser.add_argument("--epochs", type=int, help="training epochs; default 60")
-    parser.add_argument("--workers", type=int, default=2,
+    parser.add_argument("--epochs", type=_cli.positive_int, help="training epochs; default 60")
+    parser.add_argument("--workers", type=_cli.positive_int, default=2,
                         help="threads rendering sequences; default 2")
     _cli.add_seed_flag(parser)
     args = parser.parse_args(argv)

@@ -278,7 +278,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", required=True, help="report folder to create")
     parser.add_argument("--max-gifs", type=int, default=20,
                         help="most misclassified sequences animated as GIFs; default 20")
-    parser.add_argument("--batch-size", type=int, default=16,
+    parser.add_argument("--batch-size", type=_cli.positive_int, default=16,
                         help="sequences per forward pass; default 16")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace --out if it exists; default: refuse")

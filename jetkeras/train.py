@@ -327,8 +327,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--arch", choices=("td_lstm", "epfl2d"),
                         help="td_lstm (default): per-frame CNN -> LSTM; epfl2d: the seed's code")
     parser.add_argument("--preset", help="model widths preset: light (default), seed, tiny")
-    parser.add_argument("--epochs", type=int, help="passes over the training split")
-    parser.add_argument("--batch-size", type=int, help="sequences per step")
+    parser.add_argument("--epochs", type=_cli.positive_int,
+                        help="passes over the training split")
+    parser.add_argument("--batch-size", type=_cli.positive_int, help="sequences per step")
     parser.add_argument("--optimizer", choices=("adamw", "sgd"), help="adamw (default) or sgd")
     parser.add_argument("--lr", type=float, help="initial learning rate; default 1e-3")
     parser.add_argument("--schedule", choices=("cosine", "exponential", "plateau", "constant"),

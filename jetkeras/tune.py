@@ -509,9 +509,9 @@ def _parser() -> argparse.ArgumentParser:
                         "tuning/seed_grid.json")
     parser.add_argument("--tuner", required=True, choices=TUNERS, help="search algorithm")
     parser.add_argument("--out", required=True, help="output folder, e.g. tuning/runs/<name>")
-    parser.add_argument("--max-trials", type=int, help="trials at most; default: the grid "
+    parser.add_argument("--max-trials", type=_cli.positive_int, help="trials at most; default: the grid "
                         "size for grid, 10 for random/bayesian (hyperband: set by --epochs)")
-    parser.add_argument("--epochs", type=int, help="epochs per trial (hyperband: the most "
+    parser.add_argument("--epochs", type=_cli.positive_int, help="epochs per trial (hyperband: the most "
                         "per trial); default the space's train.epochs")
     parser.add_argument("--objective", default="val_auc", choices=sorted(OBJECTIVES),
                         help="validation metric to optimise (loss minimised, AUC/F1 "
@@ -534,7 +534,7 @@ def _parser() -> argparse.ArgumentParser:
                         "(KERASTUNER_TUNER_ID tuner<N>); required with --role worker")
     parser.add_argument("--connect-timeout", type=float, default=60.0,
                         help="seconds a worker waits for the chief before failing; default 60")
-    parser.add_argument("--max-failures", type=int, default=3,
+    parser.add_argument("--max-failures", type=_cli.positive_int, default=3,
                         help="stop after this many failed trials in a row; default 3")
     parser.add_argument("--verbose", type=int, default=0, choices=(0, 1, 2),
                         help="Keras fit verbosity; default 0")

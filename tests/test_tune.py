@@ -351,3 +351,19 @@ def test_chief_and_two_workers_run_every_trial_once(records, tmp_path):
                                                                    for row in rows)
     assert {start["tuner_id"] for start in starts} <= {"tuner0", "tuner1"}
     assert (out / "best_run" / "threshold.json").is_file()
+
+
+def test_keras_tuner_outside_the_patched_versions_is_refused():
+    """tuners.py reaches into KerasTuner 1.4 internals: another minor release is refused."""
+    import keras_tuner
+
+    from jetkeras import tuners
+
+    tuners.check_version()  # the installed release is one the patches were written for
+    assert tuners.SUPPORTED_VERSIONS[0] <= tuple(
+        int(part) for part in keras_tuner.__version__.split(".")[:3]) < \
+        tuners.SUPPORTED_VERSIONS[1]
+    for version in ("1.5.0", "1.4.6", "2.0.0rc1"):
+        with pytest.raises(ValueError, match=rf"keras-tuner {version}: jetkeras.tune patches "
+                                             r"KerasTuner internals .*,<1\.5"):
+            tuners.check_version(version)
