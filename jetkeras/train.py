@@ -113,7 +113,7 @@ def _callbacks(out: Path, config: JetConfig):
 
 def _banner(config: JetConfig, parameters: int, steps_per_epoch: int,
             compute: dict[str, Any]) -> str:
-    """The line ``train`` prints before fitting; ``compute`` is ``resolve_runtime``'s."""
+    """The line ``train`` prints before fitting; ``compute`` is ``resolve_compute``'s."""
     return (f"train: {config.model.arch} ({config.model.preset}), {parameters:,} parameters, "
             f"{steps_per_epoch} steps/epoch, jit={compute['jit']}, "
             f"precision={config.train.precision}")
@@ -151,7 +151,7 @@ def train(
     _cli.quiet_tensorflow()
     import keras
 
-    from jetkeras.models import build_model, compile_model, resolve_runtime
+    from jetkeras.models import build_model, compile_model, resolve_compute
     from jetkeras.pipeline import check_compatible, make_dataset
     from jetkeras.pipeline import steps_per_epoch as epoch_steps
     from jetkeras.plotting import training_curves
@@ -173,7 +173,7 @@ def train(
         import tensorflow as tf
 
         tf.config.experimental.enable_op_determinism()
-    compute = resolve_runtime(config)
+    compute = resolve_compute(config)
     config.to_json(out / runs.CONFIG_FILE)
     atomic_write_text(out / runs.NORMALISATION_FILE,
                       json.dumps(runs.run_normalisation(manifest, config), indent=2))

@@ -162,13 +162,13 @@ def test_seeded_short_training_beats_chance_on_held_out_events(tmp_path):
     assert roc_auc_score(labels, probabilities) > 0.65
 
 
-def test_banner_reports_the_xla_choice_of_resolve_runtime():
+def test_banner_reports_the_xla_choice_of_resolve_compute():
     """The banner once read runtime['jit_compile'] (no such key) and printed jit=None."""
-    from jetkeras.models import resolve_runtime
+    from jetkeras.models import resolve_compute
     from jetkeras.train import _banner
 
     for jit, shown in (("on", "jit=True"), ("off", "jit=False")):
         config = TINY.replace(train={"jit": jit})
-        line = _banner(config, 1234, 5, resolve_runtime(config))
+        line = _banner(config, 1234, 5, resolve_compute(config))
         assert line == (f"train: td_lstm (tiny), 1,234 parameters, 5 steps/epoch, {shown}, "
                         f"precision=float32")
