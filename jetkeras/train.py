@@ -16,19 +16,11 @@ Resume an interrupted run from its last finished epoch::
 
     python -m jetkeras.train --records tfrecords/synthetic --out runs/light --resume
 
-The run folder describes itself (``predict`` needs nothing else):
-
-==========================  ===========================================================
-``config.json``             the full :class:`~jetkeras.config.JetConfig`
-``model.keras``             the best epoch on validation AUC (native Keras format)
-``model.tflite``            the same network for the LiteRT interpreter (``predict``;
-                            TensorFlow backend only)
-``normalisation.json``      the records' training-split statistics and encoding
-``threshold.json``          decision threshold chosen on the validation split
-``history.json``            per-epoch loss and metrics (also ``history.csv``)
-``training_curves.png``     loss, AUC and F1 per epoch, train and validation
-``logs/``                   TensorBoard
-==========================  ===========================================================
+The run folder describes itself (``predict`` needs nothing else): ``config.json``,
+``model.keras`` (the best epoch on validation AUC, or the last), ``model.tflite``
+(TensorFlow backend only), ``normalisation.json``, ``threshold.json`` (chosen on the
+validation split, written last), ``history.json``/``.csv``, ``training_curves.png`` and
+``logs/``; :mod:`jetkeras.runs` names and reads them.
 """
 
 from __future__ import annotations
