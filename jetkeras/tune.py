@@ -90,7 +90,6 @@ __all__ = ["TUNERS", "main", "tune", "write_results"]
 
 TUNERS = ("grid", "random", "bayesian", "hyperband")
 PROJECT = "tuner"
-TRIAL_RECORD_FILE = "jetkeras.json"  # in each trial folder: wall time and per-epoch history
 
 
 # ============================================================================ distribution
@@ -358,6 +357,8 @@ def _error_line(message: str | None) -> str:
 
 
 def _trial_rows(oracle, space, objective, out: Path) -> list[dict[str, Any]]:
+    from jetkeras.tuners import TRIAL_RECORD_FILE
+
     names = [spec["name"] for spec in space["hyperparameters"]]
     rows = []
     for trial_id in sorted(oracle.trials):

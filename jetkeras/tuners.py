@@ -38,6 +38,7 @@ from jetkeras.space import OBJECTIVES, apply_values, config_keys, declare
 
 __all__ = [
     "SUPPORTED_VERSIONS",
+    "TRIAL_RECORD_FILE",
     "JetHyperModel",
     "check_version",
     "checkpoint_path",
@@ -45,6 +46,8 @@ __all__ = [
     "make_tuner",
     "serve_oracle",
 ]
+
+TRIAL_RECORD_FILE = "jetkeras.json"  # in each trial folder: wall time and per-epoch history
 
 # The KerasTuner releases whose internals the patches below were written and tested for:
 # at least the first, below the second.
@@ -221,7 +224,7 @@ class JetTunerMixin:
         history = getattr(last, "history", {}) or {}
         history = {key: [float(value) for value in values]
                    for key, values in history.items()}
-        atomic_write_text(Path(self.get_trial_dir(trial.trial_id)) / "jetkeras.json",
+        atomic_write_text(Path(self.get_trial_dir(trial.trial_id)) / TRIAL_RECORD_FILE,
                           json.dumps({"seconds": time.perf_counter() - start,
                                       "tuner_id": self.tuner_id, "history": history}))
         return results
