@@ -182,7 +182,7 @@ def train(
     start = time.perf_counter()
     model.fit(train_data, validation_data=val_data, epochs=config.train.epochs,
               steps_per_epoch=steps_per_epoch, callbacks=_callbacks(out, config),
-              verbose=verbose)
+              shuffle=False, verbose=verbose)  # make_dataset shuffles (seeded)
     seconds = time.perf_counter() - start
     history = _history(out)
     if any(not math.isfinite(v) for v in history.get("loss", [])):

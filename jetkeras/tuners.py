@@ -198,7 +198,8 @@ class JetHyperModel(kt.HyperModel):
         return model.fit(train_data, validation_data=val_data,
                          epochs=epochs or config.train.epochs,
                          initial_epoch=initial_epoch, steps_per_epoch=steps,
-                         callbacks=callbacks, verbose=verbose)
+                         callbacks=callbacks, shuffle=False,  # make_dataset shuffles
+                         verbose=verbose)
 
 class JetTunerMixin:
     """Logs each trial execution and its wall time; no space-probing model build."""

@@ -172,3 +172,18 @@ def test_banner_reports_the_xla_choice_of_resolve_compute():
         line = _banner(config, 1234, 5, resolve_compute(config))
         assert line == (f"train: td_lstm (tiny), 1,234 parameters, 5 steps/epoch, {shown}, "
                         f"precision=float32")
+
+
+def test_training_prints_no_spurious_keras_warnings(records, tmp_path, recwarn):
+    """The pipeline shuffles and sizes its splits, so Keras has nothing to warn about."""
+    train(records=records, out=tmp_path / "quiet", config=TINY.replace(train={"epochs": 2}),
+          verbose=0)
+    messages = [str(warning.message) for warning in recwarn]
+    assert not [m for m in messages if "ran out of data" in m or "`shuffle=True`" in m], messages
+
+
+def test_evaluation_splits_have_a_known_length(records):
+    """make_dataset states the manifest's count, so ``len`` works on a val split."""
+    dataset = make_dataset(records, "val", TINY)
+    count = json.loads((records / "manifest.json").read_text())["splits"]["val"]["count"]
+    assert len(dataset) == -(-count // TINY.train.batch_size)
