@@ -161,6 +161,7 @@ def tune(
     connect_timeout_s: float = 60.0,
     max_consecutive_failed_trials: int = 3,
     verbose: int = 0,
+    progress: bool = True,
 ) -> dict[str, Any]:
     """Run (or resume, or join) a KerasTuner search and write its results.
 
@@ -199,6 +200,11 @@ def tune(
         A worker gives up (ValueError) when no chief answers within this many seconds.
     max_consecutive_failed_trials : int
         KerasTuner stops the search after this many failed trials in a row.
+    verbose : {0, 1, 2}
+        Keras ``fit`` verbosity inside each trial.
+    progress : bool
+        A progress bar of trials on stderr (trial k of n, best objective so far, ETA),
+        whatever ``verbose`` is.
 
     Returns
     -------
@@ -248,7 +254,7 @@ def tune(
                        identity=identity, grid_points=points, max_trials=max_trials,
                        seed=seed, resume=resume, is_worker=role == "worker",
                        max_consecutive_failed_trials=max_consecutive_failed_trials,
-                       verbose=verbose)
+                       verbose=verbose, progress=progress)
 
 
 def _check_arguments(*, tuner, objective, max_trials, epochs, role, oracle, worker_id) -> None:
@@ -288,7 +294,7 @@ def _environment(values: dict[str, str]):
 
 def _search(*, records, out, manifest, config, space_spec, tuner, objective, identity,
             grid_points, max_trials, seed, resume, is_worker, max_consecutive_failed_trials,
-            verbose):
+            verbose, progress):
     """The body of :func:`tune` once its inputs are checked (under the role's variables)."""
     if resume and not is_worker:
         _check_resume(out, identity)
@@ -323,6 +329,7 @@ def _search(*, records, out, manifest, config, space_spec, tuner, objective, ide
                                      directory=out, project_name=PROJECT,
                                      # Workers never reset the shared folder; the chief does.
                                      overwrite=not resume and not is_worker)
+    search_tuner.progress = progress
     stopped_by_failures = None
     try:
         search_tuner.search(verbose=verbose)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -47,6 +48,9 @@ __all__ = [
     "serve_oracle",
 ]
 
+# Trials that count as done in the progress bar (a resumed search starts from them).
+ENDED_STATUSES = (trial_module.TrialStatus.COMPLETED, trial_module.TrialStatus.INVALID,
+                  trial_module.TrialStatus.FAILED)
 TRIAL_RECORD_FILE = "jetkeras.json"  # in each trial folder: wall time and per-epoch history
 
 # The KerasTuner releases whose internals the patches below were written and tested for:
@@ -230,12 +234,36 @@ class JetTunerMixin:
                                       "tuner_id": self.tuner_id, "history": history}))
         return results
 
+    progress = False  # tune sets it: a tqdm bar of trials (k of n, best so far, ETA)
+    _bar = None
+
     def search(self, *args, **kwargs):
         if distribute_utils.is_chief_oracle():
             self.save()
             serve_oracle(self.oracle)
             return
-        super().search(*args, **kwargs)
+        from tqdm.auto import tqdm
+
+        ended = sum(trial.status in ENDED_STATUSES for trial in self.oracle.trials.values())
+        # A search runs for hours (the seed's grid): one line per trial, even at verbose 0.
+        with tqdm(total=self.oracle.max_trials, initial=ended, unit="trial",
+                  desc="tune: trials", disable=not self.progress, file=sys.stderr) as bar:
+            self._bar = bar
+            try:
+                super().search(*args, **kwargs)
+            finally:
+                self._bar = None
+
+    def on_trial_end(self, trial):
+        super().on_trial_end(trial)  # the oracle scores the trial here
+        if self._bar is None:
+            return
+        best = self.oracle.get_best_trials(1)
+        if best and best[0].score is not None:
+            name = self.oracle.objective.name
+            self._bar.set_postfix_str(f"best {name} {best[0].score:.4f} "
+                                      f"(trial {best[0].trial_id})", refresh=False)
+        self._bar.update(1)
 
 class JetTuner(JetTunerMixin, kt.Tuner):
     pass

@@ -367,3 +367,15 @@ def test_keras_tuner_outside_the_patched_versions_is_refused():
         with pytest.raises(ValueError, match=rf"keras-tuner {version}: jetkeras.tune patches "
                                              r"KerasTuner internals .*,<1\.5"):
             tuners.check_version(version)
+
+
+def test_search_shows_trial_progress_with_the_best_so_far(records, tmp_path, capsys):
+    """At the default verbosity a search still reports each trial: k of n and the best."""
+    space = write_space(tmp_path / "progress.json", [
+        {"name": "train.learning_rate", "type": "choice", "values": [1e-3, 1e-2]}])
+    tune(records=records, space=space, tuner="grid", out=tmp_path / "progress", seed=0,
+         epochs=1)
+    error = capsys.readouterr().err
+    assert "tune: trials" in error and "2/2" in error, error
+    best = read_rows(tmp_path / "progress")[0]
+    assert f"best val_auc {float(best['val_auc']):.4f}" in error, error
