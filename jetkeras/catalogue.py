@@ -47,6 +47,7 @@ __all__ = [
     "load_events",
     "load_jets",
     "load_negatives",
+    "load_table",
     "times",
 ]
 
@@ -217,6 +218,84 @@ def _group_keys(events: pd.DataFrame, radius_arcsec: float) -> list[str]:
         else:
             keys.append(f"NOJET{day[root]}_{x[root]:+.0f}_{y[root]:+.0f}")
     return keys
+
+
+EVENT_TABLE_REQUIRED = ["event_id", "date", "basepoint_X", "basepoint_Y"]
+
+
+def load_table(path: str | Path) -> pd.DataFrame:
+    """Read any of the three event tables jetkeras accepts, as one event index.
+
+    Parameters
+    ----------
+    path : str or Path
+        One of:
+
+        - an **event table** with an ``event_id`` column, as :mod:`jetkeras.hek` writes it
+          (``event_id``, ``date``, ``basepoint_X``, ``basepoint_Y`` required; ``label``
+          empty when unknown, ``row`` numbered from 0 when absent);
+        - the **Solar Jet Hunter catalogue** as published (first header cell
+          ``#sjh_ID``): its jets, label 1, ids ``sjh_ID``;
+        - **jet-free intervals** (``date, basepoint_X, basepoint_Y`` only): label 0,
+          ids ``nojet_<row>``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per event with at least ``event_id``, ``label`` (1, 0, or "" when
+        unknown), ``row``, ``date`` (ISO UTC), ``basepoint_X``, ``basepoint_Y``
+        (helioprojective arcsec), in file order.
+
+    Raises
+    ------
+    FileNotFoundError
+        ``path`` does not exist.
+    ValueError
+        Not a CSV, none of the three layouts, missing values, bad dates or base points,
+        repeated event ids: one line naming the file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: event table not found")
+    try:
+        # keep_default_na=False: an empty label means "not classified", not NaN.
+        head = pd.read_csv(path, skipinitialspace=True, nrows=0)
+    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as error:
+        raise ValueError(f"{path}: expected an event table CSV, received an unreadable file "
+                         f"({type(error).__name__})") from None
+    header = [str(column).strip().lstrip("#") for column in head.columns]
+    if "event_id" in header:
+        table = _read_csv(path, EVENT_TABLE_REQUIRED, keep_default_na=False,
+                          dtype={"event_id": str, "label": str, "date": str})
+        for column in ("basepoint_X", "basepoint_Y"):
+            values = pd.to_numeric(table[column], errors="coerce")
+            if values.isna().any():
+                row = int(np.flatnonzero(values.isna().to_numpy())[0])
+                raise ValueError(f"{path}: column `{column}` expects arcsec, received "
+                                 f"{table[column].iloc[row]!r} in row {row}")
+            table[column] = values.astype(float)
+        if "label" not in table.columns:
+            table["label"] = ""
+        table["label"] = [int(value) if str(value).strip() in ("0", "1") else ""
+                          for value in table["label"]]
+        if "row" not in table.columns:
+            table["row"] = np.arange(len(table))
+        _check_dates(table, path)
+        if table["event_id"].duplicated().any():
+            duplicate = table.loc[table["event_id"].duplicated(), "event_id"].iloc[0]
+            raise ValueError(f"{path}: expected unique event ids, received {duplicate!r} "
+                             f"twice")
+        return table.reset_index(drop=True)
+    if "sjh_ID" in header:
+        events = load_events(jets=path)
+        return events[events["label"] == 1].reset_index(drop=True)
+    if set(NEGATIVE_COLUMNS) <= set(header):
+        events = load_events(negatives=path)
+        return events[events["label"] == 0].reset_index(drop=True)
+    raise ValueError(
+        f"{path}: expected an event table (event_id, date, basepoint_X, basepoint_Y), the "
+        f"Solar Jet Hunter catalogue (#sjh_ID, ...) or jet-free intervals (date, "
+        f"basepoint_X, basepoint_Y); received columns {header[:8]}")
 
 
 def times(events: pd.DataFrame):
