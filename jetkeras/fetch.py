@@ -362,6 +362,7 @@ def fetch_events(
     sleep: Callable[[float], object] = time.sleep,
     keep_fits: bool = False,
     progress: bool = True,
+    on_event: Callable[[dict], object] | None = None,
 ) -> pd.DataFrame:
     """Fetch every event's cutout sequence, one export at a time, resumably.
 
@@ -393,6 +394,9 @@ def fetch_events(
         Keep the raw FITS after a successful conversion.
     progress : bool
         Show a tqdm progress bar.
+    on_event : callable, optional
+        ``on_event(row)`` after each event, with its summary row (below); the survey
+        drives its one progress display with it.
 
     Returns
     -------
@@ -436,6 +440,8 @@ def fetch_events(
             summary.append({"event_id": event_id, "status": "done",
                             "attempts": entry.get("attempts", 0), "error": None,
                             "cube": str(cube_path), "skipped": True})
+            if on_event is not None:
+                on_event(summary[-1])
             continue
         attempts = int(entry.get("attempts", 0))
         raw_directory = out / "fits" / event_id
@@ -484,6 +490,8 @@ def fetch_events(
         summary.append({"event_id": event_id, "status": status, "attempts": attempts,
                         "error": error_text, "cube": str(cube_path) if status == "done" else None,
                         "skipped": False})
+        if on_event is not None:
+            on_event(summary[-1])
     _remove_if_empty(out / "fits")
     return pd.DataFrame(summary, columns=["event_id", "status", "attempts", "error", "cube",
                                           "skipped"])
