@@ -112,10 +112,13 @@ class Predictor:
     kind : {"run", "saved_model"}
     runtime : {"tensorflow", "litert"}
         What runs the network.
+    any_channel : bool
+        Accept cubes of another wavelength or instrument than the model's
+        (:func:`jetkeras.io.match_model_input`); False refuses them.
     """
 
     def __init__(self, *, logits_function, frames, size, threshold, normalisation, config,
-                 source, kind, runtime="tensorflow"):
+                 source, kind, runtime="tensorflow", any_channel=False):
         self._logits_function = logits_function
         self.frames = int(frames)
         self.size = int(size)
@@ -125,6 +128,7 @@ class Predictor:
         self.source = str(source)
         self.kind = kind
         self.runtime = runtime
+        self.any_channel = bool(any_channel)
 
     def __repr__(self) -> str:
         return (f"Predictor({self.kind} {self.source!r} on {self.runtime}: {self.frames} frames of "
@@ -409,7 +413,8 @@ def resolve_model(model: str | os.PathLike | None) -> Path:
 
 def load_predictor(model: str | os.PathLike | None = None, *,
                    threshold: float | None = None,
-                   jit: bool = False, runtime: str = "auto") -> Predictor:
+                   jit: bool = False, runtime: str = "auto",
+                   any_channel: bool = False) -> Predictor:
     """A :class:`Predictor` from a run folder (``train``) or a SavedModel (``export``).
 
     Parameters
@@ -429,6 +434,9 @@ def load_predictor(model: str | os.PathLike | None = None, *,
         on a CPU. ``tensorflow`` runs the Keras model or the SavedModel. ``auto``: LiteRT
         when the folder has ``model.tflite`` and ai-edge-litert is installed, unless
         ``jit``.
+    any_channel : bool
+        Accept cubes of another wavelength or instrument than the model's (the
+        ``--any-channel`` flag); default False refuses them with one line.
 
     Raises
     ------
@@ -457,7 +465,7 @@ def load_predictor(model: str | os.PathLike | None = None, *,
                      threshold=stored["threshold"] if threshold is None else threshold,
                      normalisation=stored["normalisation"], config=stored["config"],
                      source=path, kind="saved_model" if saved_model else "run",
-                     runtime=chosen)
+                     runtime=chosen, any_channel=any_channel)
 
 
 # ------------------------------------------------------------------------- the cubes
@@ -480,16 +488,28 @@ def read_for_model(path: str | os.PathLike, predictor: Predictor, *,
     Returns
     -------
     Cube
-        Frames float32 ``(T, S, S)`` in DN.
+        Frames float32 ``(T, S, S)`` in the model's unit: DN, or DN/s when its config
+        says ``exposure_normalise``.
+
+    Raises
+    ------
+    ValueError
+        Another wavelength or instrument than the model's (unless
+        ``predictor.any_channel``), another unit without exposure times, another geometry
+        without ``resample``.
     """
     from jetkeras.cube import Cube
-    from jetkeras.io import read_cube
+    from jetkeras.io import match_model_input, read_cube
     from jetkeras.preprocess import resample as resample_frames
 
     data = predictor.config.data
     cube = read_cube(path, nan_policy=data.nan_policy, cadence_s=data.cadence_s,
                      cadence_tolerance_s=data.cadence_tolerance_s, pool=data.pool,
                      exposure_normalise=data.exposure_normalise)
+    cube = match_model_input(cube, wavelength_angstrom=data.wavelength_angstrom,
+                             instrument=data.instrument,
+                             exposure_normalise=data.exposure_normalise,
+                             any_channel=predictor.any_channel, model=predictor.source)
     count, height, width = cube.frames.shape
     frames_ok = count == predictor.frames or (allow_longer and count > predictor.frames)
     size_ok = (height, width) == (predictor.size, predictor.size)
@@ -571,6 +591,7 @@ def predict_cubes(
     progress: bool = True,
     jit: bool = False,
     runtime: str = "auto",
+    any_channel: bool = False,
 ) -> list[dict[str, Any]]:
     """Probability of a jet for each cube.
 
@@ -589,7 +610,7 @@ def predict_cubes(
         Cubes read and predicted together. Defaults to 16.
     resample : bool
         Interpolate cubes of another frame count or size instead of refusing them.
-    jit, runtime
+    jit, runtime, any_channel
         See :func:`load_predictor`.
 
     Returns
@@ -609,7 +630,9 @@ def predict_cubes(
         raise ValueError("CUBE: expected at least one cube file or folder, received none")
     paths = list_cubes(cube_list)
     predictor = model if isinstance(model, Predictor) else load_predictor(
-        model, threshold=threshold, jit=jit, runtime=runtime)
+        model, threshold=threshold, jit=jit, runtime=runtime, any_channel=any_channel)
+    if isinstance(model, Predictor) and any_channel:
+        predictor.any_channel = True
     if isinstance(model, Predictor) and threshold is not None:
         predictor.threshold = float(threshold)
     rows = _predict_paths(paths, predictor, batch_size=batch_size, resample=resample,
@@ -732,12 +755,13 @@ _WORKER_PREDICTORS: dict[tuple, Predictor] = {}
 
 
 def _predict_chunk(model_path: str, threshold, paths: list[str], batch_size: int,
-                   resample: bool, runtime: str = "auto") -> list[float]:
+                   resample: bool, runtime: str = "auto",
+                   any_channel: bool = False) -> list[float]:
     """One Dask task: probabilities of a chunk of cubes (the model is loaded once per worker)."""
-    key = (model_path, threshold, runtime)
+    key = (model_path, threshold, runtime, any_channel)
     if key not in _WORKER_PREDICTORS:
         _WORKER_PREDICTORS[key] = load_predictor(model_path, threshold=threshold,
-                                                 runtime=runtime)
+                                                 runtime=runtime, any_channel=any_channel)
     predictor = _WORKER_PREDICTORS[key]
     rows = _predict_paths([Path(p) for p in paths], predictor, batch_size=batch_size,
                           resample=resample, progress=False)
@@ -745,7 +769,8 @@ def _predict_chunk(model_path: str, threshold, paths: list[str], batch_size: int
 
 
 def _dask_probabilities(paths, *, model, threshold, batch_size, resample, workers,
-                        scheduler, progress, runtime="auto") -> list[float]:
+                        scheduler, progress, runtime="auto",
+                        any_channel=False) -> list[float]:
     """Predict chunks of cubes on a Dask cluster (a LocalCluster of ``workers`` processes)."""
     from dask.distributed import Client, LocalCluster, as_completed
     from tqdm.auto import tqdm
@@ -762,7 +787,7 @@ def _dask_probabilities(paths, *, model, threshold, batch_size, resample, worker
     try:
         futures = [client.submit(_predict_chunk, str(model), threshold,
                                  [str(p) for p in part], batch_size, resample, runtime,
-                                 pure=False)
+                                 any_channel, pure=False)
                    for part in chunks]
         index = {future.key: number for number, future in enumerate(futures)}
         results: list[list[float] | None] = [None] * len(futures)
@@ -794,6 +819,7 @@ def predict_catalogue(
     scheduler: str | None = None,
     progress: bool = True,
     runtime: str = "auto",
+    any_channel: bool = False,
 ) -> list[dict[str, Any]]:
     """One prediction per catalogue event: from cubes on disk or from a records split.
 
@@ -817,6 +843,8 @@ def predict_catalogue(
         Address of a running Dask scheduler (``tcp://host:8786``); overrides ``workers``.
     runtime : {"auto", "litert", "tensorflow"}
         See :func:`load_predictor`.
+    any_channel : bool
+        Accept cubes of another wavelength or instrument (see :func:`load_predictor`).
 
     Returns
     -------
@@ -842,10 +870,11 @@ def predict_catalogue(
             probabilities = _dask_probabilities(
                 paths, model=model, threshold=threshold, batch_size=batch_size,
                 resample=resample, workers=workers, scheduler=scheduler, progress=progress,
-                runtime=runtime)
+                runtime=runtime, any_channel=any_channel)
             predictor_threshold = _stored_threshold(model) if threshold is None else threshold
         else:
-            predictor = load_predictor(model, threshold=threshold, runtime=runtime)
+            predictor = load_predictor(model, threshold=threshold, runtime=runtime,
+                                       any_channel=any_channel)
             probabilities = [row["probability"] for row in _predict_paths(
                 paths, predictor, batch_size=batch_size, resample=resample,
                 progress=progress)]
@@ -916,6 +945,7 @@ def predict_timeline(
     batch_size: int = 16,
     resample: bool = False,
     runtime: str = "auto",
+    any_channel: bool = False,
 ) -> list[dict[str, Any]]:
     """Slide the model's window over a longer sequence: probability per window start.
 
@@ -945,7 +975,9 @@ def predict_timeline(
         raise ValueError(f"--stride: expected a positive integer (frames), received {stride!r}")
     out = _check_out(out)
     predictor = model if isinstance(model, Predictor) else load_predictor(
-        model, threshold=threshold, runtime=runtime)
+        model, threshold=threshold, runtime=runtime, any_channel=any_channel)
+    if isinstance(model, Predictor) and any_channel:
+        predictor.any_channel = True
     sequence = read_for_model(cube, predictor, resample=resample, allow_longer=True)
     count = sequence.frames.shape[0]
     starts = list(range(0, count - predictor.frames + 1, stride))
@@ -1014,6 +1046,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--resample", action="store_true",
                         help="interpolate cubes of another frame count or size to the "
                              "model's instead of refusing them")
+    parser.add_argument("--any-channel", action="store_true",
+                        help="accept cubes of another wavelength or instrument than the "
+                             "model's (a 171 A folder for a 304 A model); default refuse")
     parser.add_argument("--catalogue", help="catalogue CSV with an event_id column; predict "
                                             "every event with a cube (--cubes or --records)")
     parser.add_argument("--cubes", dest="cubes_root", help="folder of <event_id>.npz cubes or the seed's "
@@ -1050,7 +1085,7 @@ def main(argv: list[str] | None = None) -> int:
                                     threshold=args.threshold,
                                     out=args.out or "timeline.csv",
                                     batch_size=args.batch_size, resample=args.resample,
-                                    runtime=args.runtime)
+                                    runtime=args.runtime, any_channel=args.any_channel)
             if not args.quiet:
                 best = max(rows, key=lambda row: row["probability"])
                 print(f"{len(rows)} windows; highest probability {best['probability']:.4f} at "
@@ -1065,12 +1100,14 @@ def main(argv: list[str] | None = None) -> int:
                                      split=args.split, threshold=args.threshold, out=args.out,
                                      batch_size=args.batch_size, resample=args.resample,
                                      workers=args.workers, scheduler=args.scheduler,
-                                     progress=not args.quiet, runtime=args.runtime)
+                                     progress=not args.quiet, runtime=args.runtime,
+                                     any_channel=args.any_channel)
         else:
             rows = predict_cubes(cubes=args.cubes, model=model, threshold=args.threshold,
                                  out=args.out, batch_size=args.batch_size,
                                  resample=args.resample, progress=not args.quiet,
-                                 jit=args.jit, runtime=args.runtime)
+                                 jit=args.jit, runtime=args.runtime,
+                                 any_channel=args.any_channel)
         if not args.quiet:
             print(format_table(rows))
 
