@@ -393,9 +393,9 @@ def survey_timeline_figure(dates: Sequence[str], probabilities: Sequence[float],
     above = probability >= threshold
     times = when.astype("O")
     axes.scatter(times[~above], probability[~above], s=14, facecolors="none",
-                 edgecolors="C0", label=f"below threshold ({int((~above).sum())})")
+                 edgecolors="C0", label=f"no jet: below threshold ({int((~above).sum())})")
     axes.scatter(times[above], probability[above], s=18, color="C3",
-                 label=f"jet at threshold ({int(above.sum())})")
+                 label=f"jet: at or above threshold ({int(above.sum())})")
     if len(missing_dates):
         missing = np.array([np.datetime64(str(d)[:19]) for d in missing_dates],
                            dtype="datetime64[s]").astype("O")

@@ -140,8 +140,8 @@ def _model_description(predictor, model_given) -> dict[str, Any]:
 
 
 def _model_wavelength(predictor) -> float:
-    # Models before issue 15 do not record their channel: they were all 304 A.
-    return float(getattr(predictor.config.data, "wavelength_angstrom", 304.0))
+    # Configs written before the channel was recorded load it as the default, 304 A.
+    return float(predictor.config.data.wavelength_angstrom)
 
 
 # --------------------------------------------------------------------------------------
@@ -292,7 +292,8 @@ def _report(*, out, settings, model, table, best, near, galleries, hek_rows) -> 
         threshold_text = (f"{threshold:.4f}, stored with the model"
                           + (f" (rule: {rule})" if rule else ""))
     name = model.get("bundle.json", {}).get("name")
-    model_line = (f"the bundled model **{name or 'jet304-synthetic'}** (`{model['source']}`), "
+    model_line = (f"the bundled model **{name or 'jet304-synthetic'}** (`jetkeras/bundled/` "
+                  f"in the installed package), "
                   f"trained on synthetic renders only: read `docs/model_card.md` before "
                   f"quoting these probabilities" if model["bundled"]
                   else f"`{model['source']}`")
