@@ -16,7 +16,8 @@ folder to ask the HEK again (recent windows can still gain events).
 The event table
 ---------------
 One CSV, one row per HEK event, the schema that ``fetch --catalogue``,
-``predict --catalogue`` and ``survey`` read (:func:`jetkeras.catalogue.load_table`):
+``predict --catalogue``, ``survey`` and, once every ``label`` is filled in (events checked
+by eye), ``build_records --catalogue`` read (:func:`jetkeras.catalogue.load_table`):
 
 ===================  =================================================================
 ``event_id``         file-safe HEK id: ``SOL_standard`` without its colons
