@@ -46,6 +46,7 @@ stops in one line at the HEK (or, with the HEK cached, at JSOC).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -154,27 +155,45 @@ def _predict_in_chunks(events, *, out, predictor, model_path, threshold, chunk, 
     """Predict every fetched event not yet in predictions.csv, ``chunk`` events at a time.
 
     After each chunk the whole table is rewritten atomically, so an interruption loses at
-    most the chunk in flight and never writes an event twice.
+    most the chunk in flight and never writes an event twice. With ``workers > 1`` one
+    Dask LocalCluster serves every chunk (``predict_catalogue`` on its scheduler).
     """
-    from jetkeras.predict import predict_catalogue, predict_cubes
-
     path = out / PREDICTIONS_FILE
     done = _read_predictions(path)
     known = set(done["event_id"])
     todo = [event for event in events if event["event_id"] not in known]
     advance(len(events) - len(todo))
+    with contextlib.ExitStack() as stack:
+        if todo and workers > 1 and not scheduler:
+            # One local cluster for every chunk: each worker loads the model once.
+            from dask.distributed import LocalCluster
+
+            cluster = stack.enter_context(LocalCluster(
+                n_workers=workers, threads_per_worker=1, processes=True,
+                dashboard_address=None))
+            scheduler = cluster.scheduler_address
+        return _predict_todo(todo, done, path=path, out=out, predictor=predictor,
+                             model_path=model_path, threshold=threshold, chunk=chunk,
+                             batch_size=batch_size, resample=resample, scheduler=scheduler,
+                             advance=advance)
+
+
+def _predict_todo(todo, done, *, path, out, predictor, model_path, threshold, chunk,
+                  batch_size, resample, scheduler, advance):
+    from jetkeras.predict import predict_catalogue, predict_cubes
+
     tables = [done]
     predicted_now = 0
     for start in range(0, len(todo), chunk):
         part = todo[start:start + chunk]
-        if workers > 1 or scheduler:
+        if scheduler:
             catalogue = out / ".predict_chunk.csv"
             atomic_write_text(catalogue, pd.DataFrame(part).to_csv(index=False))
             try:
                 rows = predict_catalogue(model=model_path, catalogue=catalogue,
                                          cubes=out / "cubes", threshold=threshold,
                                          batch_size=batch_size, resample=resample,
-                                         workers=workers, scheduler=scheduler, progress=False)
+                                         scheduler=scheduler, progress=False)
             finally:
                 catalogue.unlink(missing_ok=True)
             new = pd.DataFrame([{"event_id": str(row["event_id"]),

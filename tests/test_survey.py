@@ -149,3 +149,26 @@ def test_survey_without_network_is_one_line(tmp_path, capsys, monkeypatch, recor
     error = capsys.readouterr().err.strip()
     assert len(error.splitlines()) == 1
     assert error.startswith("python -m jetkeras.survey: error: JSOC cannot be reached")
+
+
+@pytest.mark.slow
+def test_survey_on_dask_agrees_with_one_process(tiny_run, fits_sources, recorded_hek,
+                                                tmp_path):
+    from jetkeras.predict import predict_catalogue
+
+    with pytest.warns(UserWarning):
+        one = _run(tmp_path / "one", tiny_run["run"], client=FakeJSOC(fits_sources),
+                   opener=recorded_hek())
+    with pytest.warns(UserWarning):
+        dask = _run(tmp_path / "dask", tiny_run["run"], client=FakeJSOC(fits_sources),
+                    opener=recorded_hek(), workers=2)
+    assert dask["predicted_now"] == 5
+    pd.testing.assert_series_equal(one["events"]["probability"],
+                                   dask["events"]["probability"], atol=1e-6)
+    # predict --catalogue reads the survey's HEK event table and its cubes as they are.
+    rows = predict_catalogue(model=tiny_run["run"], catalogue=tmp_path / "one" / "hek_events.csv",
+                             cubes=tmp_path / "one" / "cubes", progress=False)
+    assert [row["event_id"] for row in rows] == one["events"]["event_id"].tolist()
+    assert [row["probability"] for row in rows] == pytest.approx(
+        one["events"]["probability"].tolist(), abs=1e-6)
+    assert {row["label"] for row in rows} == {""}  # unclassified, not a 0
