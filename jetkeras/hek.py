@@ -85,6 +85,7 @@ __all__ = [
     "EVENT_TABLE_COLUMNS",
     "HEK_URL",
     "HEKUnreachableError",
+    "check_event_type",
     "events_from_rows",
     "hek_parameters",
     "main",
@@ -130,7 +131,8 @@ def _time(value, flag: str):
                          f"2017-01-01T12:00:00, received {value!r}") from None
 
 
-def _check_event_type(event_type: str) -> str:
+def check_event_type(event_type: str) -> str:
+    """A two-letter HEK event type in upper case (``cj`` -> ``CJ``), else ``ValueError``."""
     if not isinstance(event_type, str) or not EVENT_TYPE.fullmatch(event_type):
         raise ValueError(f"--event-type: expected a two-letter HEK event type such as CJ "
                          f"(coronal jet) or FL (flare), received {event_type!r}")
@@ -162,7 +164,7 @@ def hek_parameters(start, end, *, event_type: str = "CJ") -> dict[str, Any]:
     from sunpy.net.hek import HEKClient
     from sunpy.net.hek import attrs as hek_attrs
 
-    query = attr.and_(a.Time(start, end), a.hek.EventType(_check_event_type(event_type)))
+    query = attr.and_(a.Time(start, end), a.hek.EventType(check_event_type(event_type)))
     (walked,) = hek_attrs.walker.create(query, {})
     parameters = dict(HEKClient.default)
     parameters.update(walked)
@@ -433,7 +435,7 @@ def query_hek(
     """
     from tqdm.auto import tqdm
 
-    event_type = _check_event_type(event_type)
+    event_type = check_event_type(event_type)
     if out is not None:
         out = Path(out)
         if out.suffix.lower() != ".csv":

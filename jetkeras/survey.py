@@ -431,7 +431,7 @@ def survey(
 
     from jetkeras.fetch import fetch_events, jsoc_email
     from jetkeras.figures import survey_timeline_figure
-    from jetkeras.hek import query_hek, query_windows
+    from jetkeras.hek import check_event_type, query_hek, query_windows
     from jetkeras.predict import load_predictor, resolve_model
 
     for name, value in (("--top", top), ("--borderline", borderline), ("--chunk", chunk),
@@ -449,14 +449,17 @@ def survey(
         raise ValueError(f"--threshold: expected a probability in [0, 1], received "
                          f"{threshold!r}")
     email = jsoc_email(email)  # before anything: JSOC is the long stage
+    event_type = check_event_type(event_type)
     windows = query_windows(start, end, window_days=window_days)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     model_path = resolve_model(model)
     predictor = load_predictor(model_path, threshold=threshold)
     data = predictor.config.data
-    settings = {"start": windows[0][0], "end": windows[-1][1], "event_type": event_type.upper(),
-                "model": str(Path(model_path).resolve()), "threshold": threshold}
+    # The bundled model is pinned by name: a reinstall moves its folder, not its weights.
+    settings = {"start": windows[0][0], "end": windows[-1][1], "event_type": event_type,
+                "model": "bundled" if model is None else str(Path(model_path).resolve()),
+                "threshold": threshold}
     _pin_settings(out, settings)
 
     bar = tqdm(total=len(windows), desc="hek", unit="step", file=sys.stderr,
@@ -525,7 +528,7 @@ def survey(
                 threshold=predictor.threshold,
                 labels=[names.get(event_id, "") for event_id in scored["event_id"]],
                 missing_dates=table.loc[table["probability"].isna(), "date"].tolist(),
-                title=f"HEK {event_type.upper()} events {settings['start'][:10]} to "
+                title=f"HEK {event_type} events {settings['start'][:10]} to "
                       f"{settings['end'][:10]}: probability of a jet")
         galleries = {
             "top": _gallery(best, out=out, name="top", advance=advance,

@@ -172,3 +172,19 @@ def test_survey_on_dask_agrees_with_one_process(tiny_run, fits_sources, recorded
     assert [row["probability"] for row in rows] == pytest.approx(
         one["events"]["probability"].tolist(), abs=1e-6)
     assert {row["label"] for row in rows} == {""}  # unclassified, not a 0
+
+
+def test_bad_flags_are_refused_before_the_folder_is_pinned(tiny_run, tmp_path, capsys,
+                                                            monkeypatch):
+    monkeypatch.setenv("JSOC_EMAIL", EMAIL)
+    base = ["--start", START, "--end", END, "--out", str(tmp_path / "s"), "--model",
+            str(tiny_run["run"]), "--no-progress"]
+    assert main([*base, "--event-type", "jet"]) == 2
+    assert "--event-type: expected a two-letter HEK event type" in capsys.readouterr().err
+    assert main([*base, "--top", "-1"]) == 2
+    assert "--top: expected a whole number >= 0, received -1" in capsys.readouterr().err
+    assert not (tmp_path / "s" / "survey.json").exists()
+    monkeypatch.delenv("JSOC_EMAIL")
+    assert main(base) == 2
+    assert "JSOC_EMAIL: expected the e-mail address registered with JSOC" in \
+        capsys.readouterr().err
