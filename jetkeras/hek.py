@@ -473,10 +473,10 @@ def query_hek(
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m jetkeras.hek",
-        description="Query the HEK for events (coronal jets by default) between two UTC "
-                    "times and write one event table (CSV) that fetch, predict and survey "
+        description="Query the HEK for events (coronal jets by default) between two UTC\n"
+                    "times and write one event table (CSV) that fetch, predict and survey\n"
                     "read. Raw pages are cached: a rerun does not query again.\n\n"
-                    "example: python -m jetkeras.hek --start 2017-01-01 --end 2017-02-01 "
+                    "example:\n  python -m jetkeras.hek --start 2017-01-01 --end 2017-02-01 "
                     "--out events.csv",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

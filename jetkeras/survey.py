@@ -48,6 +48,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import logging
 import os
 import sys
 import time
@@ -252,12 +253,24 @@ def _select(table: pd.DataFrame, *, top: int, borderline: int, threshold: float)
 def _gallery(selection: pd.DataFrame, *, out: Path, name: str, title: str,
              advance: Callable[[int], object]) -> dict[str, Any]:
     """One contact sheet and one GIF per event of ``selection``; returns their paths."""
+    folder = out / "gallery" / name
+    folder.mkdir(parents=True, exist_ok=True)
+    # matplotlib logs one INFO line per GIF saved, which would break the one progress bar.
+    animation_log = logging.getLogger("matplotlib.animation")
+    level = animation_log.level
+    animation_log.setLevel(logging.WARNING)
+    try:
+        return _draw_gallery(selection, out=out, folder=folder, name=name, title=title,
+                             advance=advance)
+    finally:
+        animation_log.setLevel(level)
+
+
+def _draw_gallery(selection, *, out, folder, name, title, advance) -> dict[str, Any]:
     from jetkeras.figures import sequence_gif
     from jetkeras.io import read_npz
     from jetkeras.plotting import contact_sheets
 
-    folder = out / "gallery" / name
-    folder.mkdir(parents=True, exist_ok=True)
     wanted = set()
     gifs = {}
     cubes, titles = [], []
@@ -548,11 +561,11 @@ def survey(
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m jetkeras.survey",
-        description="Survey the HEK: query the HEK for events between two UTC times, fetch "
-                    "their AIA cutouts from JSOC (needs JSOC_EMAIL), predict a jet "
-                    "probability for each, and write events.csv, timeline.png, a gallery "
-                    "and report.md into --out. Resumable: rerun the same command.\n\n"
-                    "example: python -m jetkeras.survey --start 2017-01-01 --end 2017-02-01 "
+        description="Survey the HEK: query the HEK for events between two UTC times, fetch\n"
+                    "their AIA cutouts from JSOC (needs JSOC_EMAIL), predict a jet probability\n"
+                    "for each, and write events.csv, timeline.png, a gallery and report.md\n"
+                    "into --out. Resumable: rerun the same command.\n\n"
+                    "example:\n  python -m jetkeras.survey --start 2017-01-01 --end 2017-02-01 "
                     "--out survey_2017_01",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
