@@ -11,16 +11,17 @@ PYTEST_ARGS ?=
 
 install: $(STAMP)
 
-# The demo needs only the runtime dependencies; the tests add the dev extra (pytest,
+# The demo needs the runtime dependencies and one TensorFlow (the [cpu] extra: a GPU
+# machine installs ".[gpu]" by hand instead, see the README); the tests add the dev extra (pytest,
 # nbclient, sunkit-image's real AIA cutout, jax for the second Keras backend).
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e .
+	$(PY) -m pip install --quiet -e ".[cpu]"
 	touch $(STAMP)
 
 $(DEV_STAMP): $(STAMP)
-	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet -e ".[cpu,dev]"
 	touch $(DEV_STAMP)
 
 # pytest exits 5 when it collects no test: that is a failure here, like any other.

@@ -71,4 +71,12 @@ def run_main(function: Callable[[], object], prog: str) -> int:
     except KeyboardInterrupt:
         print(f"{prog}: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130
+    except ModuleNotFoundError as error:
+        # TensorFlow is an extra (pyproject.toml: one of [cpu], [gpu], [jax-gpu]).
+        if (error.name or "").split(".")[0] != "tensorflow":
+            raise
+        print(f"{prog}: error: TensorFlow is not installed; install exactly one build: "
+              f"pip install 'jetkeras[cpu]' (or 'jetkeras[gpu]' on a CUDA machine)",
+              file=sys.stderr)
+        return 2
     return 0

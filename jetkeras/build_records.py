@@ -110,6 +110,40 @@ def _items_synthetic(events: pd.DataFrame) -> pd.DataFrame:
     return items
 
 
+def _is_event_table(catalogue) -> bool:
+    """True when ``catalogue`` is an event table (an ``event_id`` column, as
+    ``jetkeras.hek`` writes it) rather than the Solar Jet Hunter layout."""
+    if catalogue is None or not Path(catalogue).is_file():
+        return False
+    header = pd.read_csv(catalogue, nrows=0, skipinitialspace=True).columns
+    return "event_id" in [str(column).strip().lstrip("#") for column in header]
+
+
+def _labelled_table(catalogue, negatives, source: str) -> pd.DataFrame:
+    """An event table whose every row is labelled (say, survey events checked by eye)."""
+    from jetkeras.catalogue import read_table
+
+    if negatives:
+        raise ValueError(f"--negatives: an event table ({catalogue}) carries its own labels; "
+                         f"received --negatives {negatives} too")
+    if source == "synthetic":
+        raise ValueError(f"--catalogue {catalogue}: the synthetic source renders the Solar "
+                         f"Jet Hunter catalogue's jet parameters; an event table works with "
+                         f"--source npz or fits")
+    events = read_table(catalogue)
+    unlabelled = [index for index, label in enumerate(events["label"]) if label not in (0, 1)]
+    if unlabelled:
+        raise ValueError(f"--catalogue {catalogue}: expected a label (1 jet, 0 no jet) in "
+                         f"every row to train on, received none in {len(unlabelled)} row(s), "
+                         f"first row {unlabelled[0]}")
+    events["label"] = events["label"].astype(int)
+    if "group" not in events.columns:
+        events["group"] = events.get("SOL_event", events["event_id"])
+    events["group"] = [str(group) or str(event_id) for group, event_id
+                       in zip(events["group"], events["event_id"])]
+    return events
+
+
 def _items_fits(events: pd.DataFrame, root: Path) -> tuple[pd.DataFrame, list[dict]]:
     root = Path(root)
     if not root.is_dir():
@@ -238,10 +272,11 @@ def build_records(
                                       records_per_shard=records_per_shard, workers=workers,
                                       variants=variants, parallel=parallel)
     out = Path(out) if out is not None else Path("tfrecords") / source
-    events = load_events(
-        load_jets(catalogue) if catalogue else None,
-        load_negatives(negatives) if negatives else None,
-    )
+    events = _labelled_table(catalogue, negatives, source) if _is_event_table(catalogue) \
+        else load_events(
+            load_jets(catalogue) if catalogue else None,
+            load_negatives(negatives) if negatives else None,
+        )
     items, orphans = _items(events, source=source, split=split, npz_root=npz_root,
                             fits_root=fits_root)
     missing = len(events) - len(items) if source != "synthetic" else 0
@@ -571,7 +606,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--npz-root", help="seed npz layout root (data0/, data1/, ...) or a "
                                            "folder of <event_id>.npz cubes")
     parser.add_argument("--fits-root", help="folder holding one sub-folder of FITS per event id")
-    parser.add_argument("--catalogue", help="jet catalogue CSV; default: the bundled one")
+    parser.add_argument("--catalogue", help="jet catalogue CSV (Solar Jet Hunter layout), or "
+                                            "an event table with an event_id column and a 0/1 "
+                                            "label in every row (npz or fits source); default: "
+                                            "the bundled catalogue")
     parser.add_argument("--negatives", help="jet-free intervals CSV; default: the bundled one")
     parser.add_argument("--out", help="output folder; default tfrecords/<source>")
     parser.add_argument("--config", help="JetConfig JSON whose data section is used")

@@ -184,49 +184,6 @@ def load_events(
     return events[columns + rest]
 
 
-def read_table(path: str | Path | None = None) -> pd.DataFrame:
-    """An event index from any supported table, its format detected from the header.
-
-    Parameters
-    ----------
-    path : path, optional
-        A CSV file: an event index (an ``event_id`` column: our own tables, read as
-        they are), the published Solar Jet Hunter catalogue (``#sjh_ID``: joined with the
-        bundled jet-free intervals by :func:`load_events`), or jet-free intervals
-        (``date``, ``basepoint_X``, ``basepoint_Y``: joined with the bundled jets).
-        None: the bundled catalogue, :func:`load_events`.
-
-    Returns
-    -------
-    pandas.DataFrame
-        One row per event with at least ``event_id`` (see the module docstring).
-
-    Raises
-    ------
-    FileNotFoundError, ValueError
-        No such file, not a CSV, or none of the three layouts: one line naming the file.
-    """
-    if path is None:
-        return load_events()
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: catalogue CSV file not found")
-    try:
-        events = pd.read_csv(path, keep_default_na=False)
-    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as error:
-        raise ValueError(f"{path}: expected a CSV file ({type(error).__name__})") from None
-    header = {str(column).strip().lstrip("#") for column in events.columns}
-    if "event_id" in header:
-        return events
-    if "sjh_ID" in header:  # the Solar Jet Hunter catalogue, as published
-        return load_events(jets=path)
-    if set(NEGATIVE_COLUMNS) <= header:  # jet-free intervals
-        return load_events(negatives=path)
-    raise ValueError(f"{path}: expected an event index (event_id column), a Solar Jet "
-                     f"Hunter catalogue (#sjh_ID) or jet-free intervals (date, basepoint_X, "
-                     f"basepoint_Y); found {list(events.columns)[:8]}")
-
-
 def _group_keys(events: pd.DataFrame, radius_arcsec: float) -> list[str]:
     """Union-find over rows: jets by SOL_event, negatives by day and base point."""
     parent = list(range(len(events)))
@@ -266,6 +223,87 @@ def _group_keys(events: pd.DataFrame, radius_arcsec: float) -> list[str]:
         else:
             keys.append(f"NOJET{day[root]}_{x[root]:+.0f}_{y[root]:+.0f}")
     return keys
+
+
+EVENT_TABLE_REQUIRED = ["event_id", "date", "basepoint_X", "basepoint_Y"]
+
+
+def read_table(path: str | Path | None = None) -> pd.DataFrame:
+    """Read any of the three event tables jetkeras accepts, as one event index.
+
+    Parameters
+    ----------
+    path : str or Path, optional
+        None: the bundled catalogue, :func:`load_events` (jets and jet-free intervals).
+        Otherwise one of:
+
+        - an **event table** with an ``event_id`` column, as :mod:`jetkeras.hek` writes it
+          (``event_id``, ``date``, ``basepoint_X``, ``basepoint_Y`` required; ``label``
+          empty when unknown, ``row`` numbered from 0 when absent);
+        - the **Solar Jet Hunter catalogue** as published (first header cell
+          ``#sjh_ID``): its jets, label 1, ids ``sjh_ID``;
+        - **jet-free intervals** (``date, basepoint_X, basepoint_Y`` only): label 0,
+          ids ``nojet_<row>``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per event with at least ``event_id``, ``label`` (1, 0, or "" when
+        unknown), ``row``, ``date`` (ISO UTC), ``basepoint_X``, ``basepoint_Y``
+        (helioprojective arcsec), in file order.
+
+    Raises
+    ------
+    FileNotFoundError
+        ``path`` does not exist.
+    ValueError
+        Not a CSV, none of the three layouts, missing values, bad dates or base points,
+        repeated event ids: one line naming the file.
+    """
+    if path is None:
+        return load_events()
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: event table not found")
+    try:
+        # keep_default_na=False: an empty label means "not classified", not NaN.
+        head = pd.read_csv(path, skipinitialspace=True, nrows=0)
+    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as error:
+        raise ValueError(f"{path}: expected an event table CSV, received an unreadable file "
+                         f"({type(error).__name__})") from None
+    header = [str(column).strip().lstrip("#") for column in head.columns]
+    if "event_id" in header:
+        table = _read_csv(path, EVENT_TABLE_REQUIRED, keep_default_na=False,
+                          dtype={"event_id": str, "label": str, "date": str})
+        for column in ("basepoint_X", "basepoint_Y"):
+            values = pd.to_numeric(table[column], errors="coerce")
+            if values.isna().any():
+                row = int(np.flatnonzero(values.isna().to_numpy())[0])
+                raise ValueError(f"{path}: column `{column}` expects arcsec, received "
+                                 f"{table[column].iloc[row]!r} in row {row}")
+            table[column] = values.astype(float)
+        if "label" not in table.columns:
+            table["label"] = ""
+        table["label"] = [int(value) if str(value).strip() in ("0", "1") else ""
+                          for value in table["label"]]
+        if "row" not in table.columns:
+            table["row"] = np.arange(len(table))
+        _check_dates(table, path)
+        if table["event_id"].duplicated().any():
+            duplicate = table.loc[table["event_id"].duplicated(), "event_id"].iloc[0]
+            raise ValueError(f"{path}: expected unique event ids, received {duplicate!r} "
+                             f"twice")
+        return table.reset_index(drop=True)
+    if "sjh_ID" in header:
+        events = load_events(jets=path)
+        return events[events["label"] == 1].reset_index(drop=True)
+    if set(NEGATIVE_COLUMNS) <= set(header):
+        events = load_events(negatives=path)
+        return events[events["label"] == 0].reset_index(drop=True)
+    raise ValueError(
+        f"{path}: expected an event table (event_id, date, basepoint_X, basepoint_Y), the "
+        f"Solar Jet Hunter catalogue (#sjh_ID, ...) or jet-free intervals (date, "
+        f"basepoint_X, basepoint_Y); received columns {header[:8]}")
 
 
 def times(events: pd.DataFrame):

@@ -56,7 +56,12 @@ class DataConfig:
     # --- input validation ------------------------------------------------------------
     nan_policy: str = "reject"  # "reject": refuse cubes with NaN/Inf; "fill": replace by 0
     cadence_tolerance_s: float = 6.0  # allowed deviation of FITS frame spacing from cadence
-    exposure_normalise: bool = False  # divide FITS frames by EXPTIME (DN/s) when reading
+    # False: frames stay in DN (level-1 counts), as the bundled model was trained; True:
+    # each FITS frame is divided by its EXPTIME (DN/s). predict converts a cube stored in
+    # the other unit when it records its exposure times, and refuses it otherwise.
+    exposure_normalise: bool = False
+    wavelength_angstrom: float = 304.0  # AIA channel the model is for; others are refused
+    instrument: str = "AIA"  # instrument the frames must come from (FITS INSTRUME prefix)
     # --- normalisation (statistics come from the training split's manifest) ----------
     scaling: str = "clip"  # "clip": clip at clip_dn then standardise (seed); "log": log1p
     clip_dn: float = 1000.0  # upper clip in DN before standardising (the seed's value)

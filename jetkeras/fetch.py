@@ -31,6 +31,12 @@ Examples::
     export JSOC_EMAIL=you@example.org        # registered at http://jsoc.stanford.edu
     python -m jetkeras.fetch --out data/jsoc --limit 5
     python -m jetkeras.fetch --out data/jsoc_neg --negatives --rows 0 1 2 --keep-fits
+    python -m jetkeras.fetch --catalogue events.csv --out data/hek_2017   # jetkeras.hek's table
+
+``--catalogue TABLE`` takes any event table :func:`jetkeras.catalogue.read_table` reads:
+``python -m jetkeras.hek``'s CSV, the Solar Jet Hunter CSV as published, or a
+jet-free-interval CSV. Without network the search fails at once: the command prints one
+line (``JSOC cannot be reached ...``), exits with status 2 and keeps the state.
 
 What was and was not exercised. JSOC cannot be reached from the machine this was written
 on. The tests check the query attributes (values, units, cutout centre and size, Earth
@@ -64,12 +70,14 @@ from jetkeras.config import atomic_write_text
 from jetkeras.io import read_fits_dir, write_cube
 
 __all__ = [
+    "JSOCUnreachableError",
     "STATE_FILE",
     "STATE_FORMAT",
     "build_query",
     "cutout_corners",
     "fetch_catalogue",
     "fetch_events",
+    "fetch_table",
     "fido_client",
     "jsoc_email",
     "main",
@@ -80,6 +88,14 @@ STATE_FORMAT = "jetkeras-fetch-state/1"
 EMAIL_VARIABLE = "JSOC_EMAIL"
 EVENT_FIELDS = ("event_id", "label", "row", "date", "basepoint_X", "basepoint_Y")
 SAFE_EVENT_ID = re.compile(r"[A-Za-z0-9_.+-]+")
+
+class JSOCUnreachableError(ValueError):
+    """JSOC could not be reached at all (no network): the run stops, nothing is retried.
+
+    A ``ValueError`` so that the command prints it as one line and exits with status 2;
+    events already fetched stay in the state file, so a rerun continues.
+    """
+
 
 # A client gets the query attributes and an empty folder; it downloads the FITS frames
 # there and returns their paths. It raises on failure (the caller retries).
@@ -236,13 +252,21 @@ def build_query(
 def fido_client(query: list, directory: Path) -> list[Path]:
     """Search JSOC and download into ``directory`` with Fido, one connection.
 
-    NOT exercised against JSOC (no network where this was written). Raises
-    ``RuntimeError`` when JSOC returns no record or a download fails, so the caller
-    retries.
+    NOT exercised against JSOC (no network where this was written; offline, the search
+    fails in milliseconds with ``URLError``, turned into :class:`JSOCUnreachableError`).
+    Raises ``RuntimeError`` when JSOC returns no record or a download fails, so the
+    caller retries.
     """
     from sunpy.net import Fido
 
-    result = Fido.search(*query)
+    try:
+        result = Fido.search(*query)
+    except OSError as error:
+        # drms opens JSOC with urllib: no network is a URLError (an OSError) at search.
+        reason = getattr(error, "reason", error)
+        raise JSOCUnreachableError(
+            f"JSOC cannot be reached at jsoc.stanford.edu ({type(error).__name__}: {reason}); "
+            f"events fetched so far are kept, rerun when online") from None
     if result.file_num == 0:
         raise RuntimeError("JSOC returned no records for this query")
     # max_conn=1: JSOC rate-limits connections (sunpy PR #5714).
@@ -336,6 +360,12 @@ def _download(client, query, raw_directory: Path, *, retries: int, backoff_s: fl
         raw_directory.mkdir(parents=True)
         try:
             client(query, raw_directory)
+        except JSOCUnreachableError:
+            # No network: retrying each event after minutes of back-off would only delay
+            # the same answer. Stop; the state holds every event done so far.
+            shutil.rmtree(raw_directory, ignore_errors=True)
+            _remove_if_empty(raw_directory.parent)
+            raise
         except Exception as error:
             # Any download failure is retried, then recorded in the state file.
             error_text = _one_line(error)
@@ -378,6 +408,7 @@ def fetch_events(
     sleep: Callable[[float], object] = time.sleep,
     keep_fits: bool = False,
     progress: bool = True,
+    on_event: Callable[[dict], object] | None = None,
 ) -> pd.DataFrame:
     """Fetch every event's cutout sequence, one export at a time, resumably.
 
@@ -409,6 +440,9 @@ def fetch_events(
         Keep the raw FITS after a successful conversion.
     progress : bool
         Show a tqdm progress bar.
+    on_event : callable, optional
+        ``on_event(row)`` after each event, with its summary row (below); the survey
+        drives its one progress display with it.
 
     Returns
     -------
@@ -452,6 +486,8 @@ def fetch_events(
             summary.append({"event_id": event_id, "status": "done",
                             "attempts": entry.get("attempts", 0), "error": None,
                             "cube": str(cube_path), "skipped": True})
+            if on_event is not None:
+                on_event(summary[-1])
             continue
         raw_directory = out / "fits" / event_id
         tries, error_text = _download(client, query, raw_directory, retries=retries,
@@ -472,11 +508,16 @@ def fetch_events(
         summary.append({"event_id": event_id, "status": status, "attempts": attempts,
                         "error": error_text, "cube": str(cube_path) if status == "done" else None,
                         "skipped": False})
-    fits_root = out / "fits"
-    if fits_root.is_dir() and not any(fits_root.iterdir()):
-        fits_root.rmdir()
+        if on_event is not None:
+            on_event(summary[-1])
+    _remove_if_empty(out / "fits")
     return pd.DataFrame(summary, columns=["event_id", "status", "attempts", "error", "cube",
                                           "skipped"])
+
+
+def _remove_if_empty(folder: Path) -> None:
+    if folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()
 
 
 def fetch_catalogue(
@@ -528,6 +569,53 @@ def fetch_catalogue(
     return summary
 
 
+def fetch_table(
+    table: str | os.PathLike,
+    *,
+    out: str | os.PathLike,
+    rows: Iterable[int] | None = None,
+    limit: int | None = None,
+    **fetch_options,
+) -> pd.DataFrame:
+    """Fetch the events of an event table: ``jetkeras.hek``'s, the SJH CSV or jet-free CSV.
+
+    Parameters
+    ----------
+    table : path-like
+        Any layout :func:`jetkeras.catalogue.read_table` reads: an event table with an
+        ``event_id`` column (``python -m jetkeras.hek``), the Solar Jet Hunter catalogue as
+        published (``#sjh_ID``), or jet-free intervals (``date, basepoint_X,
+        basepoint_Y``).
+    out : path-like
+        Output folder (see :func:`fetch_events`).
+    rows : iterable of int, optional
+        Table rows (the ``row`` column) to fetch; default all.
+    limit : int, optional
+        Fetch at most this many events (after ``rows``).
+    **fetch_options
+        Passed to :func:`fetch_events`.
+    """
+    from jetkeras.catalogue import read_table
+
+    events = read_table(table)
+    if rows is not None:
+        rows = [int(row) for row in rows]
+        unknown = sorted(set(rows) - set(events["row"].astype(int)))
+        if unknown:
+            raise ValueError(f"--rows: expected rows 0..{int(events['row'].max())} of "
+                             f"{table}, received {unknown}")
+        events = events[events["row"].astype(int).isin(rows)]
+    if limit is not None:
+        if limit < 1:
+            raise ValueError(f"--limit: expected an integer >= 1, received {limit}")
+        events = events.head(limit)
+    summary = fetch_events(events, out=out, **fetch_options)
+    print(f"fetch: {int((summary['status'] == 'done').sum())} of {len(summary)} event(s) "
+          f"of {table} done, {int((summary['status'] == 'failed').sum())} failed; state in "
+          f"{Path(out) / STATE_FILE}")
+    return summary
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python -m jetkeras.fetch``: fetch catalogue events from JSOC into cube npz files."""
     parser = argparse.ArgumentParser(
@@ -536,10 +624,16 @@ def main(argv: list[str] | None = None) -> int:
                     "and store each as <out>/<event_id>.npz. Resumable: rerun to continue.",
     )
     parser.add_argument("--out", required=True, help="output folder (cubes, fetch_state.json)")
+    parser.add_argument("--catalogue", metavar="TABLE", default=None,
+                        help="event table to fetch: python -m jetkeras.hek's CSV, the Solar "
+                             "Jet Hunter CSV as published, or a jet-free-interval CSV; "
+                             "default the bundled catalogue")
     parser.add_argument("--negatives", action="store_true",
-                        help="fetch the jet-free intervals instead of the jets; default off")
+                        help="bundled catalogue only: fetch the jet-free intervals instead "
+                             "of the jets; default off")
     parser.add_argument("--rows", type=int, nargs="+", default=None,
-                        help="catalogue CSV rows to fetch; default all")
+                        help="catalogue CSV rows to fetch (the row column of --catalogue); "
+                             "default all")
     parser.add_argument("--limit", type=int, default=None,
                         help="fetch at most this many events; default no limit")
     parser.add_argument("--wavelength", type=float, default=304.0,
@@ -564,16 +658,24 @@ def main(argv: list[str] | None = None) -> int:
                         help="keep the raw FITS under <out>/fits/; default delete after conversion")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     args = parser.parse_args(argv)
-    return _cli.run_main(
-        lambda: fetch_catalogue(
-            out=args.out, negatives=args.negatives, rows=args.rows, limit=args.limit,
-            wavelength_angstrom=args.wavelength, frames=args.frames, cadence_s=args.cadence,
-            cadence_tolerance_s=args.cadence_tolerance, box_arcsec=args.box, pool=args.pool,
-            series=args.series, retries=args.retries, backoff_s=args.backoff,
-            keep_fits=args.keep_fits, progress=not args.no_progress,
-        ),
-        prog="python -m jetkeras.fetch",
+    options = dict(
+        wavelength_angstrom=args.wavelength, frames=args.frames, cadence_s=args.cadence,
+        cadence_tolerance_s=args.cadence_tolerance, box_arcsec=args.box, pool=args.pool,
+        series=args.series, retries=args.retries, backoff_s=args.backoff,
+        keep_fits=args.keep_fits, progress=not args.no_progress,
     )
+
+    def run():
+        if args.catalogue is None:
+            return fetch_catalogue(out=args.out, negatives=args.negatives, rows=args.rows,
+                                   limit=args.limit, **options)
+        if args.negatives:
+            raise ValueError("--negatives: selects the bundled catalogue's jet-free "
+                             "intervals; with --catalogue pass the jet-free CSV itself")
+        return fetch_table(args.catalogue, out=args.out, rows=args.rows, limit=args.limit,
+                           **options)
+
+    return _cli.run_main(run, prog="python -m jetkeras.fetch")
 
 
 if __name__ == "__main__":

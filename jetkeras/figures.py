@@ -1,5 +1,6 @@
 """Evaluation figures: ROC, precision-recall, metrics versus threshold, confusion matrix,
-an animated GIF of a sequence, and the jet timeline of ``predict --timeline``.
+an animated GIF of a sequence, the jet timeline of ``predict --timeline``, and the
+survey's probability-against-date timeline.
 
 Like :mod:`jetkeras.plotting`, nothing here touches pyplot's global state: figures are
 plain :class:`matplotlib.figure.Figure` objects rendered by the Agg canvas and written
@@ -26,6 +27,7 @@ __all__ = [
     "precision_recall_figure",
     "roc_figure",
     "sequence_gif",
+    "survey_timeline_figure",
     "threshold_figure",
     "threshold_sweep",
     "timeline_figure",
@@ -353,4 +355,64 @@ def timeline_figure(frames: np.ndarray, offsets_s: np.ndarray, rows: list[dict[s
         panel.set_xticks([])
         panel.set_yticks([])
         panel.set_xlabel(f"+{offsets_s[index]:.0f} s", fontsize=7)
+    return save_png(figure, path)
+
+
+def survey_timeline_figure(dates: Sequence[str], probabilities: Sequence[float], path, *,
+                           threshold: float, labels: Sequence[str] | None = None,
+                           missing_dates: Sequence[str] = (), title: str = "") -> Path:
+    """Probability of a jet against the event's start date, one point per event.
+
+    Parameters
+    ----------
+    dates : sequence of str
+        ISO UTC start time of each predicted event.
+    probabilities : sequence of float
+        Probability of a jet of each event, in [0, 1].
+    path : path-like
+        Output ``.png``; written atomically.
+    threshold : float
+        Decision threshold, drawn as a dashed line; points above it are filled.
+    labels : sequence of str, optional
+        Short names written beside the points (the top candidates, say); "" for none.
+    missing_dates : sequence of str
+        Start times of events without a cube (download failed), drawn as ticks at the
+        bottom so gaps in the survey show.
+    """
+    import matplotlib.dates as mdates
+    from matplotlib.figure import Figure
+
+    path = _png(path)
+    when = np.array([np.datetime64(str(d)[:19]) for d in dates], dtype="datetime64[s]")
+    probability = np.asarray(probabilities, dtype=np.float64)
+    if when.shape != probability.shape:
+        raise ValueError(f"{path}: expected one probability per date, received "
+                         f"{probability.shape[0]} for {when.shape[0]}")
+    figure = Figure(figsize=(9.0, 3.6), layout="constrained")
+    axes = figure.add_subplot()
+    above = probability >= threshold
+    times = when.astype("O")
+    axes.scatter(times[~above], probability[~above], s=14, facecolors="none",
+                 edgecolors="C0", label=f"no jet: below threshold ({int((~above).sum())})")
+    axes.scatter(times[above], probability[above], s=18, color="C3",
+                 label=f"jet: at or above threshold ({int(above.sum())})")
+    if len(missing_dates):
+        missing = np.array([np.datetime64(str(d)[:19]) for d in missing_dates],
+                           dtype="datetime64[s]").astype("O")
+        axes.plot(missing, np.full(len(missing), -0.04), "|", color="0.5", markersize=8,
+                  label=f"no cube ({len(missing)})")
+    axes.axhline(threshold, color="C3", ls="--", lw=1, label=f"threshold {threshold:.3f}")
+    for time, value, label in zip(times, probability, labels or []):
+        if label:
+            axes.annotate(label, (time, value), textcoords="offset points", xytext=(3, 3),
+                          fontsize=6)
+    axes.set_ylim(-0.08, 1.05)
+    axes.set_ylabel("probability of a jet")
+    axes.set_xlabel("event start (UTC)")
+    locator = mdates.AutoDateLocator()
+    axes.xaxis.set_major_locator(locator)
+    axes.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+    axes.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    if title:
+        axes.set_title(title, fontsize=9)
     return save_png(figure, path)

@@ -30,7 +30,17 @@ Seed layout (read only)
 
 AIA FITS directory (read only)
     One cube per directory of ``*.fits`` / ``*.fits.gz`` / ``*.fts`` frames, as JSOC
-    exports them (image in HDU 1, Rice-compressed); see :func:`read_fits_dir`.
+    exports them (image in HDU 1, Rice-compressed), each opened with ``sunpy.map.Map``;
+    see :func:`read_fits_dir`.
+
+sunpy maps (read; written by :func:`to_map_sequence`)
+    A `sunpy.map.MapSequence` or a list of Maps, one per frame; see :func:`read_maps`.
+
+Units and channel
+    Frames are in DN (level-1 counts) unless ``meta["exposure_normalised"]`` is true
+    (DN/s). :func:`match_model_input` refuses a cube of another wavelength or instrument
+    than the model's (unless the user passes ``--any-channel``) and converts between DN
+    and DN/s with the cube's recorded exposure times when the model wants the other unit.
 """
 
 from __future__ import annotations
@@ -52,6 +62,7 @@ import numpy as np
 if TYPE_CHECKING:
     import pandas
 
+from jetkeras._cli import first_line
 from jetkeras._files import atomic_output, json_default
 from jetkeras.cube import Cube, check_frames
 from jetkeras.preprocess import exposure_normalise as _exposure_normalise
@@ -64,9 +75,12 @@ __all__ = [
     "list_cubes",
     "match_cubes",
     "read_cube",
+    "match_model_input",
     "read_fits_dir",
+    "read_maps",
     "read_npz",
     "scan_seed_root",
+    "to_map_sequence",
     "write_cube",
 ]
 
@@ -491,38 +505,50 @@ def _fits_files(directory: Path) -> list[Path]:
     return sorted(path for path in directory.iterdir() if _is_fits(path))
 
 
-def _read_fits_frame(path: Path):
-    """(image float64 (H, W), header) of the first HDU holding 2-D image data."""
+def _read_fits_map(path: Path):
+    """The sunpy Map of one FITS frame (the first HDU holding a 2-D image).
+
+    ``sunpy.map.Map`` finds the image HDU itself: HDU 1 of JSOC's Rice-compressed files,
+    HDU 0 of plain ones, and builds the instrument's map class (``AIAMap``).
+    """
+    import sunpy.map
     from astropy.io import fits
 
     try:
         with warnings.catch_warnings():
             # Level-1 headers carry keywords astropy flags as non-standard (BLANK on float
-            # data, ...): harmless for reading pixels.
+            # data, ...), and sunpy notes missing optional keywords: harmless for pixels.
             warnings.simplefilter("ignore", fits.verify.VerifyWarning)
-            with fits.open(path, memmap=False) as hdul:
-                for hdu in hdul:
-                    if hdu.is_image and hdu.data is not None and hdu.data.ndim == 2:
-                        data = np.asarray(hdu.data)
-                        header = hdu.header.copy()
-                        blank = header.get("BLANK")
-                        if data.dtype.kind in "iu" and blank is not None:
-                            # Unscaled integer images keep BLANK as a value: make it NaN
-                            # so nan_policy decides.
-                            data = np.where(data == blank, np.nan, data.astype(np.float64))
-                        return data.astype(np.float64), header
-                shapes = [getattr(hdu.data, "shape", None) for hdu in hdul]
-    except (OSError, TypeError, ValueError, EOFError, zlib.error) as error:
+            warnings.simplefilter("ignore", UserWarning)
+            loaded = sunpy.map.Map(str(path))
+    except Exception as error:  # noqa: BLE001
+        # sunpy raises many types for a bad file (OSError, ValueError, NoMatchError...):
+        # each is the same user error, a file that is not a readable FITS image.
         raise ValueError(
             f"{path}: expected a readable FITS file, received an unreadable one "
-            f"({type(error).__name__}: {error})"
+            f"({type(error).__name__}: {first_line(error)})"
         ) from None
+    maps = loaded if isinstance(loaded, list) else [loaded]
+    for candidate in maps:
+        if candidate.data is not None and candidate.data.ndim == 2:
+            return candidate
+    shapes = [getattr(candidate.data, "shape", None) for candidate in maps]
     raise ValueError(
         f"{path}: expected an HDU holding a 2-D image, received HDU data shapes {shapes}"
     )
 
 
-def _observation_time(header, path: Path):
+def _map_pixels(smap) -> np.ndarray:
+    """A map's pixels as float64 ``(H, W)``; integer ``BLANK`` pixels become NaN."""
+    data = np.asarray(smap.data)
+    blank = smap.meta.get("BLANK")
+    if data.dtype.kind in "iu" and blank is not None:
+        # Unscaled integer images keep BLANK as a value: make it NaN so nan_policy decides.
+        return np.where(data == blank, np.nan, data.astype(np.float64))
+    return data.astype(np.float64)
+
+
+def _observation_time(header, path):
     from astropy.time import Time
 
     for key in ("DATE-OBS", "T_OBS"):
@@ -538,6 +564,167 @@ def _observation_time(header, path: Path):
     raise ValueError(f"{path}: expected a DATE-OBS or T_OBS keyword, received neither")
 
 
+def _exposure_s(smap) -> float | None:
+    exposure = smap.exposure_time
+    if exposure is None:
+        return None
+    return float(exposure.to_value("s"))
+
+
+def read_maps(
+    maps,
+    *,
+    frames: int | None = None,
+    size: int | None = None,
+    cadence_s: float = 24.0,
+    cadence_tolerance_s: float = 6.0,
+    pool: int = 3,
+    exposure_normalise: bool = False,
+    nan_policy: str = "reject",
+    names: list[str] | None = None,
+    source: str = "maps",
+) -> Cube:
+    """Read a `sunpy.map.MapSequence`, or a list of sunpy Maps, as one cube.
+
+    The maps are sorted by their ``DATE-OBS`` (else ``T_OBS``), checked for a regular
+    cadence, one common shape and one wavelength, max-pooled by ``pool`` (floor mode,
+    like the seed) and optionally divided by their exposure time.
+
+    Parameters
+    ----------
+    maps : sunpy.map.MapSequence or sequence of sunpy.map.GenericMap
+        One map per frame, e.g. ``sunpy.map.Map(files, sequence=True)``; 2-D data in DN.
+    frames : int, optional
+        Required frame count T.
+    size : int, optional
+        Required pooled height and width in pixels.
+    cadence_s : float
+        Expected spacing of consecutive frames, seconds (the seed: 24 s).
+    cadence_tolerance_s : float
+        Allowed deviation from ``cadence_s``, seconds.
+    pool : int
+        Max-pool factor (1 = none; the seed: 3, 500 px -> 166 px).
+    exposure_normalise : bool
+        Divide each frame by its exposure time (``map.exposure_time``, DN -> DN/s).
+    nan_policy : {"reject", "fill"}
+        What to do with NaN/Inf (and integer ``BLANK``) pixels.
+    names : list of str, optional
+        One name per map for messages and ``meta["files"]`` (the file names when read
+        from a folder); default ``map 0``, ``map 1``, ...
+    source : str
+        What the cube came from, for messages and ``Cube.source``.
+
+    Returns
+    -------
+    Cube
+        ``frames`` float32 ``(T, H // pool, W // pool)`` in DN (DN/s when normalised);
+        ``times`` ISO UTC of each frame; ``meta`` with ``wavelength_angstrom``
+        (``map.wavelength``), ``instrument`` (the ``INSTRUME`` keyword, ``AIA_3``),
+        ``observatory``, ``telescope``, ``exposure_s`` (list), ``exposure_normalised``,
+        ``pool``, ``cadence_s`` (measured median), ``files`` (the names),
+        ``pixel_scale_arcsec`` (after pooling, when CDELT1 is known) and ``wcs`` (the
+        first frame's CTYPE/CUNIT/CRVAL/CDELT/CRPIX/CROTA2 keywords, native pixels, and
+        its observer: DSUN_OBS/HGLN_OBS/HGLT_OBS/RSUN_REF).
+
+    Raises
+    ------
+    ValueError
+        Not maps, missing time, irregular cadence (naming both frames and the gap), mixed
+        shapes or wavelengths, bad exposure, wrong frame count or size, NaN/Inf.
+    """
+    import sunpy.map
+
+    _check_nan_policy(nan_policy)
+    if isinstance(maps, sunpy.map.MapSequence):
+        maps = list(maps.maps)
+    elif isinstance(maps, sunpy.map.GenericMap):
+        maps = [maps]
+    elif isinstance(maps, (list, tuple)):
+        maps = list(maps)
+    else:
+        raise ValueError(f"{source}: expected a sunpy.map.MapSequence or a list of sunpy "
+                         f"Maps, received {type(maps).__name__}")
+    if not maps or not all(isinstance(smap, sunpy.map.GenericMap) for smap in maps):
+        kinds = sorted({type(smap).__name__ for smap in maps}) or ["nothing"]
+        raise ValueError(f"{source}: expected one or more sunpy Maps, received {kinds}")
+    names = list(names) if names is not None else [f"map {index}" for index in range(len(maps))]
+    if len(names) != len(maps):
+        raise ValueError(f"{source}: expected one name per map ({len(maps)}), received "
+                         f"{len(names)}")
+    records = []
+    for name, smap in zip(names, maps):
+        if smap.data.ndim != 2:
+            raise ValueError(f"{name}: expected a 2-D image, received shape {smap.data.shape}")
+        records.append((_observation_time(smap.meta, name), name, _map_pixels(smap), smap))
+    records.sort(key=lambda record: record[0].unix)
+
+    first_name, first_map = records[0][1], records[0][3]
+    shape = records[0][2].shape
+    for _, name, image, _ in records[1:]:
+        if image.shape != shape:
+            raise ValueError(
+                f"{name}: expected every frame of {source} to be {shape[0]}x{shape[1]} "
+                f"pixels (as {Path(first_name).name}), received {image.shape[0]}x{image.shape[1]}"
+            )
+    wavelength = first_map.meta.get("WAVELNTH")
+    for _, name, _, smap in records[1:]:
+        if smap.meta.get("WAVELNTH") != wavelength:
+            raise ValueError(
+                f"{name}: expected every frame of {source} at WAVELNTH {wavelength} (as "
+                f"{Path(first_name).name}), received {smap.meta.get('WAVELNTH')}"
+            )
+    gaps = []
+    for (time_a, name_a, _, _), (time_b, name_b, _, _) in itertools.pairwise(records):
+        gap = float((time_b - time_a).to_value("s"))
+        gaps.append(gap)
+        if abs(gap - cadence_s) > cadence_tolerance_s:
+            raise ValueError(
+                f"{source}: expected frames {cadence_s:g} +- {cadence_tolerance_s:g} s apart, "
+                f"received a gap of {gap:.1f} s between {Path(name_a).name} and "
+                f"{Path(name_b).name}"
+            )
+
+    stack = np.stack([record[2] for record in records])  # (T, H, W) float64, DN
+    exposures = [_exposure_s(record[3]) for record in records]
+    if exposure_normalise:
+        for (_, name, _, _), exposure in zip(records, exposures):
+            if exposure is None or not exposure > 0:
+                raise ValueError(
+                    f"{name}: expected a positive EXPTIME (s) to normalise by, received "
+                    f"{exposure!r}"
+                )
+        stack = _exposure_normalise(stack, np.asarray(exposures, dtype=np.float64))
+    pooled = max_pool(stack, pool)  # float32 (T, H // pool, W // pool)
+    checked = _validate(pooled, source, frames=frames, size=size, nan_policy=nan_policy)
+
+    header = first_map.meta
+    wcs = {
+        key: header[key]
+        for key in ("CTYPE1", "CTYPE2", "CUNIT1", "CUNIT2", "CRVAL1", "CRVAL2", "CDELT1",
+                    "CDELT2", "CRPIX1", "CRPIX2", "CROTA2", "DSUN_OBS", "HGLN_OBS",
+                    "HGLT_OBS", "RSUN_REF")
+        if key in header and header[key] is not None and not isinstance(header[key], bool)
+    }
+    wavelength_quantity = first_map.wavelength
+    meta: dict[str, Any] = {
+        "files": [Path(record[1]).name for record in records],
+        "wavelength_angstrom": (float(wavelength_quantity.to_value("angstrom"))
+                                if wavelength_quantity is not None else None),
+        "instrument": header.get("INSTRUME"),
+        "observatory": first_map.observatory or None,
+        "telescope": header.get("TELESCOP"),
+        "exposure_s": exposures,
+        "exposure_normalised": bool(exposure_normalise),
+        "pool": int(pool),
+        "cadence_s": float(np.median(gaps)) if gaps else None,
+        "wcs": wcs,
+    }
+    if isinstance(header.get("CDELT1"), (int, float)):
+        meta["pixel_scale_arcsec"] = float(header["CDELT1"]) * int(pool)
+    times = [record[0].utc.isot for record in records]
+    return Cube(frames=checked, source=source, times=times, meta=meta)
+
+
 def read_fits_dir(
     directory: str | os.PathLike,
     *,
@@ -551,47 +738,30 @@ def read_fits_dir(
 ) -> Cube:
     """Read a directory of AIA FITS frames (one JSOC export) as one cube.
 
-    Frames are read with :mod:`astropy.io.fits` (first HDU holding 2-D image data: HDU 1
-    of JSOC's Rice-compressed files, HDU 0 of plain files), sorted by ``DATE-OBS`` (else
-    ``T_OBS``), checked for a regular cadence and one common shape, max-pooled by
-    ``pool`` (floor mode, like the seed) and optionally divided by ``EXPTIME``.
+    Each file is opened with ``sunpy.map.Map`` (which finds the image HDU: HDU 1 of
+    JSOC's Rice-compressed files, HDU 0 of plain files) and the maps go through
+    :func:`read_maps`: sorted by ``DATE-OBS`` (else ``T_OBS``), checked for a regular
+    cadence, one common shape and one wavelength, max-pooled by ``pool`` (floor mode,
+    like the seed) and optionally divided by the exposure time.
 
     Parameters
     ----------
     directory : path-like
         Folder holding ``*.fits``, ``*.fits.gz`` or ``*.fts`` files, one per frame.
-    frames : int, optional
-        Required frame count T.
-    size : int, optional
-        Required pooled height and width in pixels.
-    cadence_s : float
-        Expected spacing of consecutive frames, seconds (the seed: 24 s).
-    cadence_tolerance_s : float
-        Allowed deviation from ``cadence_s``, seconds.
-    pool : int
-        Max-pool factor (1 = none; the seed: 3, 500 px -> 166 px).
-    exposure_normalise : bool
-        Divide each frame by its ``EXPTIME`` (DN -> DN/s).
-    nan_policy : {"reject", "fill"}
-        What to do with NaN/Inf (and integer ``BLANK``) pixels.
+    frames, size, cadence_s, cadence_tolerance_s, pool, exposure_normalise, nan_policy
+        See :func:`read_maps`.
 
     Returns
     -------
     Cube
-        ``frames`` float32 ``(T, H // pool, W // pool)`` in DN (DN/s when normalised);
-        ``times`` ISO UTC of each frame; ``meta`` with ``wavelength_angstrom``,
-        ``exposure_s`` (list), ``instrument``, ``telescope``, ``directory``, ``files``,
-        ``pool``, ``exposure_normalised``, ``cadence_s`` (measured median),
-        ``pixel_scale_arcsec`` (after pooling, when CDELT is known) and ``wcs`` (the first
-        frame's CTYPE/CUNIT/CRVAL/CDELT/CRPIX/CROTA2 keywords, native pixels).
+        As :func:`read_maps`, plus ``meta["directory"]``; ``files`` are the file names.
 
     Raises
     ------
     FileNotFoundError
         The directory does not exist.
     ValueError
-        No FITS files, unreadable file, missing time, irregular cadence (naming both files
-        and the gap), mixed shapes or wavelengths, bad exposure, wrong frame count or size, NaN/Inf.
+        No FITS files, unreadable file, and every refusal of :func:`read_maps`.
     """
     directory = Path(directory)
     _check_nan_policy(nan_policy)
@@ -605,73 +775,138 @@ def read_fits_dir(
             f"{directory}: expected FITS frames ({', '.join('*' + s for s in FITS_SUFFIXES)}), "
             f"found none"
         )
-    records = []
-    for file in files:
-        image, header = _read_fits_frame(file)
-        records.append((_observation_time(header, file), file, image, header))
-    records.sort(key=lambda record: record[0].unix)
+    maps = [_read_fits_map(file) for file in files]
+    cube = read_maps(maps, frames=frames, size=size, cadence_s=cadence_s,
+                     cadence_tolerance_s=cadence_tolerance_s, pool=pool,
+                     exposure_normalise=exposure_normalise, nan_policy=nan_policy,
+                     names=[str(file) for file in files], source=str(directory))
+    cube.meta = {"directory": str(directory), **cube.meta}
+    return cube
 
-    shape = records[0][2].shape
-    for _, file, image, _ in records[1:]:
-        if image.shape != shape:
-            raise ValueError(
-                f"{file}: expected every frame of {directory} to be {shape[0]}x{shape[1]} "
-                f"pixels (as {records[0][1].name}), received {image.shape[0]}x{image.shape[1]}"
-            )
-    wavelength = records[0][3].get("WAVELNTH")
-    for _, file, _, header in records[1:]:
-        if header.get("WAVELNTH") != wavelength:
-            raise ValueError(
-                f"{file}: expected every frame of {directory} at WAVELNTH {wavelength} (as "
-                f"{records[0][1].name}), received {header.get('WAVELNTH')}"
-            )
-    gaps = []
-    for (time_a, file_a, _, _), (time_b, file_b, _, _) in itertools.pairwise(records):
-        gap = float((time_b - time_a).to_value("s"))
-        gaps.append(gap)
-        if abs(gap - cadence_s) > cadence_tolerance_s:
-            raise ValueError(
-                f"{directory}: expected frames {cadence_s:g} +- {cadence_tolerance_s:g} s apart, "
-                f"received a gap of {gap:.1f} s between {file_a.name} and {file_b.name}"
-            )
 
-    stack = np.stack([record[2] for record in records])  # (T, H, W) float64, DN
-    exposures = [records_header.get("EXPTIME") for _, _, _, records_header in records]
-    if exposure_normalise:
-        for (_, file, _, _), exposure in zip(records, exposures):
-            if not isinstance(exposure, (int, float)) or not exposure > 0:
-                raise ValueError(
-                    f"{file}: expected a positive EXPTIME (s) to normalise by, received "
-                    f"{exposure!r}"
-                )
-        stack = _exposure_normalise(stack, np.asarray(exposures, dtype=np.float64))
-    pooled = max_pool(stack, pool)  # float32 (T, H // pool, W // pool)
-    checked = _validate(pooled, str(directory), frames=frames, size=size, nan_policy=nan_policy)
+def to_map_sequence(cube: Cube):
+    """The frames of a cube as a `sunpy.map.MapSequence`, one map per frame.
 
-    first = records[0][3]
-    wcs = {
-        key: first[key]
-        for key in ("CTYPE1", "CTYPE2", "CUNIT1", "CUNIT2", "CRVAL1", "CRVAL2", "CDELT1",
-                    "CDELT2", "CRPIX1", "CRPIX2", "CROTA2")
-        if key in first and first[key] is not None and not isinstance(first[key], bool)
-    }
-    meta: dict[str, Any] = {
-        "directory": str(directory),
-        "files": [record[1].name for record in records],
-        "wavelength_angstrom": first.get("WAVELNTH"),
-        "instrument": first.get("INSTRUME"),
-        "telescope": first.get("TELESCOP"),
-        "exposure_s": [float(value) if isinstance(value, (int, float)) else None
-                       for value in exposures],
-        "exposure_normalised": bool(exposure_normalise),
-        "pool": int(pool),
-        "cadence_s": float(np.median(gaps)) if gaps else None,
-        "wcs": wcs,
-    }
-    if isinstance(first.get("CDELT1"), (int, float)):
-        meta["pixel_scale_arcsec"] = float(first["CDELT1"]) * int(pool)
-    times = [record[0].utc.isot for record in records]
-    return Cube(frames=checked, source=str(directory), times=times, meta=meta)
+    Each map's header is rebuilt from ``cube.meta`` (``wcs`` scaled to the pooled
+    pixels, ``wavelength_angstrom``, ``instrument``, ``telescope``, ``exposure_s``) and
+    ``cube.times``, so :func:`read_maps` with ``pool=1`` gives the cube back.
+
+    Parameters
+    ----------
+    cube : Cube
+        Frames ``(T, H, W)`` with ``times`` (required: a map needs its date) and, for a
+        world coordinate system, ``meta["wcs"]`` and ``meta["pool"]``.
+
+    Returns
+    -------
+    sunpy.map.MapSequence
+    """
+    import sunpy.map
+
+    if not cube.times:
+        raise ValueError(f"{cube.source}: expected frame times to build maps, received none")
+    pool = int(cube.meta.get("pool") or 1)
+    header_wcs = dict(cube.meta.get("wcs") or {})
+    for axis in ("1", "2"):
+        # Pooling by p merges p native pixels: the pixel is p times larger and native
+        # pixel centre c (1-based) lies at (c - 0.5) / p + 0.5 in pooled pixels.
+        if f"CDELT{axis}" in header_wcs:
+            header_wcs[f"CDELT{axis}"] = float(header_wcs[f"CDELT{axis}"]) * pool
+        if f"CRPIX{axis}" in header_wcs:
+            header_wcs[f"CRPIX{axis}"] = (float(header_wcs[f"CRPIX{axis}"]) - 0.5) / pool + 0.5
+    exposures = cube.meta.get("exposure_s") or [None] * cube.frames.shape[0]
+    maps = []
+    for index, frame in enumerate(cube.frames):
+        header = {**header_wcs, "DATE-OBS": cube.times[index], "NAXIS": 2,
+                  "NAXIS1": frame.shape[1], "NAXIS2": frame.shape[0]}
+        if cube.meta.get("wavelength_angstrom") is not None:
+            header.update(WAVELNTH=float(cube.meta["wavelength_angstrom"]),
+                          WAVEUNIT="angstrom")
+        for key, name in (("INSTRUME", "instrument"), ("TELESCOP", "telescope")):
+            if cube.meta.get(name):
+                header[key] = cube.meta[name]
+        if exposures[index] is not None:
+            header["EXPTIME"] = float(exposures[index])
+        maps.append(sunpy.map.Map(np.asarray(frame, dtype=np.float32), header))
+    return sunpy.map.Map(maps, sequence=True)
+
+
+# --------------------------------------------------------------------------------------
+# The model's input
+# --------------------------------------------------------------------------------------
+
+
+def _instrument_name(value) -> str:
+    """``AIA_3`` / ``AIA 4`` / ``aia`` -> ``AIA``: the instrument without its telescope."""
+    return re.split(r"[\s_]", str(value).strip())[0].upper() if value else ""
+
+
+def match_model_input(
+    cube: Cube,
+    *,
+    wavelength_angstrom: float,
+    instrument: str,
+    exposure_normalise: bool,
+    any_channel: bool = False,
+    model: str = "the model",
+) -> Cube:
+    """Check a cube's channel against the model's and bring it to the model's unit.
+
+    Parameters
+    ----------
+    cube : Cube
+        As read (``meta`` may carry ``wavelength_angstrom``, ``instrument``,
+        ``exposure_normalised`` and ``exposure_s``; the seed's npz files carry none).
+    wavelength_angstrom : float
+        The model's channel, angstrom (304 for the bundled model).
+    instrument : str
+        The model's instrument (``AIA``).
+    exposure_normalise : bool
+        Whether the model takes DN/s (True) or DN (False).
+    any_channel : bool
+        Accept another wavelength or instrument (the user says they mean it).
+    model : str
+        The model's name, for messages.
+
+    Returns
+    -------
+    Cube
+        The cube, with frames converted between DN and DN/s by its recorded exposure
+        times when the units differ (``meta["exposure_normalised"]`` then matches).
+
+    Raises
+    ------
+    ValueError
+        Another channel or instrument without ``any_channel``, or a unit difference
+        the cube's exposure times cannot undo.
+    """
+    meta = cube.meta
+    recorded = meta.get("wavelength_angstrom")
+    if not any_channel and recorded not in (None, ""):
+        if abs(float(recorded) - float(wavelength_angstrom)) > 0.5:
+            raise ValueError(
+                f"{cube.source}: expected {float(wavelength_angstrom):g} A frames, as {model} "
+                f"was trained on, received {float(recorded):g} A (pass --any-channel if you "
+                f"mean it)")
+    name = _instrument_name(meta.get("instrument"))
+    if not any_channel and name and name != _instrument_name(instrument):
+        raise ValueError(
+            f"{cube.source}: expected frames from {instrument}, as {model} was trained on, "
+            f"received {meta.get('instrument')} (pass --any-channel if you mean it)")
+    normalised = bool(meta.get("exposure_normalised", False))
+    if normalised == bool(exposure_normalise):
+        return cube
+    exposures = meta.get("exposure_s")
+    if not exposures or len(exposures) != cube.frames.shape[0] or any(
+            not isinstance(value, (int, float)) or not value > 0 for value in exposures):
+        want, have = ("DN/s", "DN") if exposure_normalise else ("DN", "DN/s")
+        raise ValueError(
+            f"{cube.source}: expected frames in {want}, as {model} takes them, received "
+            f"{have} without one exposure time per frame to convert them")
+    scale = np.asarray(exposures, dtype=np.float32)[:, None, None]
+    frames = cube.frames / scale if exposure_normalise else cube.frames * scale
+    return Cube(frames=frames.astype(np.float32), source=cube.source, times=cube.times,
+                meta={**meta, "exposure_normalised": bool(exposure_normalise)})
 
 
 # --------------------------------------------------------------------------------------

@@ -164,9 +164,13 @@ def contact_sheets(
     columns = max(len(frame_indices(frames.shape[0], max_frames)) for frames, _, _ in unpacked)
     row_inches = _PANEL_INCHES + 0.55  # room for the row title and the time labels
     top_inches = 0.6 if title else 0.25
-    figure = Figure(figsize=(columns * _PANEL_INCHES, len(cubes) * row_inches + top_inches))
+    # The last row's time labels hang below its panels: keep room for them.
+    bottom_inches = 0.35
+    figure = Figure(figsize=(columns * _PANEL_INCHES,
+                             len(cubes) * row_inches + top_inches + bottom_inches))
     colormap = aia304_colormap()
-    grid = figure.add_gridspec(len(cubes), columns, left=0.01, right=0.99, bottom=0.01,
+    grid = figure.add_gridspec(len(cubes), columns, left=0.01, right=0.99,
+                               bottom=bottom_inches / figure.get_figheight(),
                                top=1.0 - top_inches / figure.get_figheight(),
                                hspace=0.55, wspace=0.05)
     for row, (frames, times, meta) in enumerate(unpacked):

@@ -79,12 +79,13 @@ _META_COLUMNS = ("event_id", "sjh_ID", "SOL_event", "date", "basepoint_X", "base
 
 
 def _predictor(model, *, threshold: float | None, jit: bool = False,
-               runtime: str = "auto") -> Predictor:
+               runtime: str = "auto", any_channel: bool = False) -> Predictor:
     """``model`` if it is a Predictor (deciding at ``threshold``, the caller's untouched),
     else the one :func:`jetkeras.runtime.load_predictor` loads from that folder."""
     if isinstance(model, Predictor):
-        return model.with_threshold(threshold)
-    return load_predictor(model, threshold=threshold, jit=jit, runtime=runtime)
+        return model.with_threshold(threshold, any_channel=any_channel)
+    return load_predictor(model, threshold=threshold, jit=jit, runtime=runtime,
+                          any_channel=any_channel)
 
 
 # ------------------------------------------------------------------------- the cubes
@@ -107,16 +108,28 @@ def read_for_model(path: str | os.PathLike, predictor: Predictor, *,
     Returns
     -------
     Cube
-        Frames float32 ``(T, S, S)`` in DN.
+        Frames float32 ``(T, S, S)`` in the model's unit: DN, or DN/s when its config
+        says ``exposure_normalise``.
+
+    Raises
+    ------
+    ValueError
+        Another wavelength or instrument than the model's (unless
+        ``predictor.any_channel``), another unit without exposure times, another geometry
+        without ``resample``.
     """
     from jetkeras.cube import Cube
-    from jetkeras.io import read_cube
+    from jetkeras.io import match_model_input, read_cube
     from jetkeras.preprocess import resample as resample_frames
 
     data = predictor.config.data
     cube = read_cube(path, nan_policy=data.nan_policy, cadence_s=data.cadence_s,
                      cadence_tolerance_s=data.cadence_tolerance_s, pool=data.pool,
                      exposure_normalise=data.exposure_normalise)
+    cube = match_model_input(cube, wavelength_angstrom=data.wavelength_angstrom,
+                             instrument=data.instrument,
+                             exposure_normalise=data.exposure_normalise,
+                             any_channel=predictor.any_channel, model=predictor.source)
     count, height, width = cube.frames.shape
     frames_ok = count == predictor.frames or (allow_longer and count > predictor.frames)
     size_ok = (height, width) == (predictor.size, predictor.size)
@@ -192,6 +205,7 @@ def predict_cubes(
     progress: bool = True,
     jit: bool = False,
     runtime: str = "auto",
+    any_channel: bool = False,
 ) -> list[dict[str, Any]]:
     """Probability of a jet for each cube.
 
@@ -212,7 +226,7 @@ def predict_cubes(
         Cubes read and predicted together. Defaults to 16.
     resample : bool
         Interpolate cubes of another frame count or size instead of refusing them.
-    jit, runtime
+    jit, runtime, any_channel
         See :func:`jetkeras.runtime.load_predictor`.
 
     Returns
@@ -231,7 +245,8 @@ def predict_cubes(
     if not cube_list:
         raise ValueError("cubes: expected at least one cube file or folder, received none")
     paths = list_cubes(cube_list)
-    predictor = _predictor(model, threshold=threshold, jit=jit, runtime=runtime)
+    predictor = _predictor(model, threshold=threshold, jit=jit, runtime=runtime,
+                           any_channel=any_channel)
     rows = _predict_paths(paths, predictor, batch_size=batch_size, resample=resample,
                           progress=progress)
     if out is not None:
@@ -355,12 +370,14 @@ _WORKER_PREDICTORS: dict[tuple, Predictor] = {}
 
 
 def _predict_chunk(model_path: str, threshold, paths: list[str], batch_size: int,
-                   resample: bool, runtime: str = "auto", jit: bool = False) -> list[float]:
+                   resample: bool, runtime: str = "auto", jit: bool = False,
+                   any_channel: bool = False) -> list[float]:
     """One Dask task: probabilities of a chunk of cubes (the model is loaded once per worker)."""
-    key = (model_path, threshold, runtime, jit)
+    key = (model_path, threshold, runtime, jit, any_channel)
     if key not in _WORKER_PREDICTORS:
         _WORKER_PREDICTORS[key] = load_predictor(model_path, threshold=threshold,
-                                                 runtime=runtime, jit=jit)
+                                                 runtime=runtime, jit=jit,
+                                                 any_channel=any_channel)
     predictor = _WORKER_PREDICTORS[key]
     rows = _predict_paths([Path(p) for p in paths], predictor, batch_size=batch_size,
                           resample=resample, progress=False)
@@ -368,7 +385,8 @@ def _predict_chunk(model_path: str, threshold, paths: list[str], batch_size: int
 
 
 def _dask_probabilities(paths, *, model, threshold, batch_size, resample, workers,
-                        scheduler, progress, runtime="auto", jit=False) -> list[float]:
+                        scheduler, progress, runtime="auto", jit=False,
+                        any_channel=False) -> list[float]:
     """Predict chunks of cubes on a Dask cluster (a LocalCluster of ``workers`` processes)."""
     from dask.distributed import Client, LocalCluster, as_completed
     from tqdm.auto import tqdm
@@ -385,7 +403,7 @@ def _dask_probabilities(paths, *, model, threshold, batch_size, resample, worker
     try:
         futures = [client.submit(_predict_chunk, str(model), threshold,
                                  [str(p) for p in part], batch_size, resample, runtime, jit,
-                                 pure=False)
+                                 any_channel, pure=False)
                    for part in chunks]
         index = {future.key: number for number, future in enumerate(futures)}
         results: list[list[float] | None] = [None] * len(futures)
@@ -418,6 +436,7 @@ def predict_catalogue(
     progress: bool = True,
     jit: bool = False,
     runtime: str = "auto",
+    any_channel: bool = False,
 ) -> list[dict[str, Any]]:
     """One prediction per catalogue event: from cubes on disk or from a records split.
 
@@ -441,7 +460,7 @@ def predict_catalogue(
         chunk of ``batch_size`` cubes. Defaults to 1 (this process).
     scheduler : str, optional
         Address of a running Dask scheduler (``tcp://host:8786``); overrides ``workers``.
-    jit, runtime
+    jit, runtime, any_channel
         See :func:`jetkeras.runtime.load_predictor`.
 
     Returns
@@ -461,7 +480,7 @@ def predict_catalogue(
     if records is not None:
         rows = _records_rows(records, split, model=model, threshold=threshold,
                              batch_size=batch_size, catalogue=catalogue, jit=jit,
-                             runtime=runtime)
+                             runtime=runtime, any_channel=any_channel)
     else:
         items = _catalogue_items(catalogue, cubes)
         paths = [Path(item["path"]) for item in items]
@@ -469,12 +488,13 @@ def predict_catalogue(
             probabilities = _dask_probabilities(
                 paths, model=model, threshold=threshold, batch_size=batch_size,
                 resample=resample, workers=workers, scheduler=scheduler, progress=progress,
-                runtime=runtime, jit=jit)
+                runtime=runtime, jit=jit, any_channel=any_channel)
             from jetkeras.runs import stored_threshold
 
             decided_at = stored_threshold(model) if threshold is None else threshold
         else:
-            predictor = load_predictor(model, threshold=threshold, jit=jit, runtime=runtime)
+            predictor = load_predictor(model, threshold=threshold, jit=jit, runtime=runtime,
+                           any_channel=any_channel)
             probabilities = [row["probability"] for row in _predict_paths(
                 paths, predictor, batch_size=batch_size, resample=resample,
                 progress=progress)]
@@ -486,11 +506,13 @@ def predict_catalogue(
     return rows
 
 
-def _records_rows(records, split, *, model, threshold, batch_size, catalogue, jit, runtime):
+def _records_rows(records, split, *, model, threshold, batch_size, catalogue, jit, runtime,
+                  any_channel):
     """Predictions over a records split, joined to the catalogue on event_id."""
     from jetkeras.catalogue import read_table
 
-    predictor = load_predictor(model, threshold=threshold, jit=jit, runtime=runtime)
+    predictor = load_predictor(model, threshold=threshold, jit=jit, runtime=runtime,
+                           any_channel=any_channel)
     events = read_table(catalogue)
     by_id = {str(event["event_id"]): event for event in events.to_dict("records")}
     return [_catalogue_row({**by_id.get(record["event_id"], {}),
@@ -512,6 +534,7 @@ def predict_timeline(
     resample: bool = False,
     jit: bool = False,
     runtime: str = "auto",
+    any_channel: bool = False,
 ) -> list[dict[str, Any]]:
     """Slide the model's window over a longer sequence: probability per window start.
 
@@ -528,7 +551,7 @@ def predict_timeline(
     out : path-like
         CSV (or JSON) to write; a PNG of probability versus time over a strip of frames
         is written beside it with the same stem.
-    jit, runtime
+    jit, runtime, any_channel
         See :func:`jetkeras.runtime.load_predictor`.
 
     Returns
@@ -545,7 +568,8 @@ def predict_timeline(
     check_positive_int(batch_size, "batch_size")
     check_positive_int(stride, "stride")
     out = _check_out(out)
-    predictor = _predictor(model, threshold=threshold, jit=jit, runtime=runtime)
+    predictor = _predictor(model, threshold=threshold, jit=jit, runtime=runtime,
+                           any_channel=any_channel)
     sequence = read_for_model(cube, predictor, resample=resample, allow_longer=True)
     count = sequence.frames.shape[0]
     starts = list(range(0, count - predictor.frames + 1, stride))
@@ -614,6 +638,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--resample", action="store_true",
                         help="interpolate cubes of another frame count or size to the "
                              "model's instead of refusing them")
+    parser.add_argument("--any-channel", action="store_true",
+                        help="accept cubes of another wavelength or instrument than the "
+                             "model's (a 171 A folder for a 304 A model); default refuse")
     parser.add_argument("--catalogue", help="catalogue CSV (an event index with event_id, "
                                             "the published Solar Jet Hunter CSV or jet-free "
                                             "intervals); predict every event with a cube "
@@ -670,7 +697,8 @@ def main(argv: list[str] | None = None) -> int:
     def run():
         mode = _check_flags(args)
         common = {"model": resolve_model(args.model), "threshold": args.threshold,
-                  "batch_size": args.batch_size, "jit": args.jit, "runtime": args.runtime}
+                  "batch_size": args.batch_size, "jit": args.jit, "runtime": args.runtime,
+                  "any_channel": args.any_channel}
         if mode == "timeline":
             out = args.out or "timeline.csv"
             rows = predict_timeline(cube=args.timeline, stride=args.stride, out=out,

@@ -101,10 +101,13 @@ class Predictor:
     kind : {"run", "saved_model"}
     runtime : {"tensorflow", "litert"}
         What runs the network.
+    any_channel : bool
+        Accept cubes of another wavelength or instrument than the model's
+        (:func:`jetkeras.io.match_model_input`); False refuses them.
     """
 
     def __init__(self, *, logits_function, frames, size, threshold, normalisation, config,
-                 source, kind, runtime="tensorflow"):
+                 source, kind, runtime="tensorflow", any_channel=False):
         self._logits_function = logits_function
         self.frames = int(frames)
         self.size = int(size)
@@ -114,21 +117,25 @@ class Predictor:
         self.source = str(source)
         self.kind = kind
         self.runtime = runtime
+        self.any_channel = bool(any_channel)
 
     def __repr__(self) -> str:
         return (f"Predictor({self.kind} {self.source!r} on {self.runtime}: {self.frames} frames of "
                 f"{self.size}x{self.size} px, threshold {self.threshold:.3f})")
 
-    def with_threshold(self, threshold: float | None) -> Predictor:
-        """This predictor deciding at ``threshold`` (itself when None); ``self`` is unchanged.
+    def with_threshold(self, threshold: float | None,
+                       any_channel: bool = False) -> Predictor:
+        """This predictor deciding at ``threshold`` (kept when None), accepting other
+        channels too when ``any_channel``; ``self`` is unchanged.
 
         The copy shares the loaded network, so it costs nothing.
         """
-        if threshold is None:
+        if threshold is None and (self.any_channel or not any_channel):
             return self
         check_threshold(threshold)
         changed = copy.copy(self)
-        changed.threshold = float(threshold)
+        changed.threshold = self.threshold if threshold is None else float(threshold)
+        changed.any_channel = self.any_channel or bool(any_channel)
         return changed
 
     def normalise(self, frames_dn: np.ndarray) -> np.ndarray:
@@ -357,7 +364,8 @@ def resolve_model(model: str | os.PathLike | None) -> Path:
 
 def load_predictor(model: str | os.PathLike | None = None, *,
                    threshold: float | None = None,
-                   jit: bool = False, runtime: str = "auto") -> Predictor:
+                   jit: bool = False, runtime: str = "auto",
+                   any_channel: bool = False) -> Predictor:
     """A :class:`Predictor` from a run folder (``train``) or a SavedModel (``export``).
 
     Parameters
@@ -374,6 +382,9 @@ def load_predictor(model: str | os.PathLike | None = None, *,
     runtime : {"auto", "litert", "tensorflow"}
         What runs the network (see the module docstring). ``auto``: LiteRT when the
         folder has ``model.tflite`` and ai-edge-litert is installed, unless ``jit``.
+    any_channel : bool
+        Accept cubes of another wavelength or instrument than the model's (the
+        ``--any-channel`` flag); default False refuses them with one line.
 
     Raises
     ------
@@ -394,4 +405,5 @@ def load_predictor(model: str | os.PathLike | None = None, *,
                      size=stored["size"],
                      threshold=stored["threshold"] if threshold is None else threshold,
                      normalisation=stored["normalisation"], config=stored["config"],
-                     source=path, kind=stored["kind"], runtime=chosen)
+                     source=path, kind=stored["kind"], runtime=chosen,
+                     any_channel=any_channel)

@@ -243,3 +243,38 @@ def tiny_export(tiny_run, tmp_path_factory):
     out = tmp_path_factory.mktemp("tiny_export") / "saved_model"
     export_run(run=tiny_run["run"], out=out)
     return out
+
+
+HEK_PAGES = Path(__file__).parent / "data" / "hek"
+
+
+class RecordedHEK:
+    """An ``opener(url) -> bytes`` answering HEK URLs from ``tests/data/hek``.
+
+    A page is chosen by the query's ``event_starttime`` (its date) and ``page``; every URL
+    opened is kept in ``urls``. ``fail_after`` raises ``URLError`` (no network) once that
+    many pages were answered.
+    """
+
+    def __init__(self, fail_after=None):
+        self.urls = []
+        self.fail_after = fail_after
+
+    def __call__(self, url):
+        import urllib.error
+        import urllib.parse
+
+        if self.fail_after is not None and len(self.urls) >= self.fail_after:
+            raise urllib.error.URLError("[Errno -2] Name or service not known")
+        self.urls.append(url)
+        query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(url).query))
+        path = HEK_PAGES / f"{query['event_starttime'][:10]}_page{query['page']}.json"
+        if not path.is_file():
+            return b'{"result": [], "overmax": false}'
+        return path.read_bytes()
+
+
+@pytest.fixture
+def recorded_hek():
+    """Factory of :class:`RecordedHEK` openers (recorded HEK JSON pages, with paging)."""
+    return RecordedHEK

@@ -75,3 +75,32 @@ def test_missing_and_malformed_catalogue(tmp_path):
     with pytest.raises(ValueError, match="bad.csv: column `date` expects ISO 8601 UTC times, "
                                          "received 'yesterday' in row 0"):
         load_negatives(bad)
+
+
+def test_read_table_reads_the_three_layouts(tmp_path):
+    from jetkeras.catalogue import _bundled, read_table
+
+    jets = read_table(_bundled("Jet_clusters_3.0_2.0_paperID.csv"))
+    assert len(jets) == 883 and set(jets["label"]) == {1}
+    assert jets["event_id"].iloc[0] == "sjh_2011-01-20T09_1"
+    negatives = read_table(_bundled("No_jet_df.csv"))
+    assert len(negatives) == 883 and set(negatives["label"]) == {0}
+    assert negatives["event_id"].iloc[2] == "nojet_0002"
+    table = tmp_path / "events.csv"
+    table.write_text("event_id,label,date,basepoint_X,basepoint_Y\n"
+                     "SOL2017-01-03T101100L125C072,,2017-01-03T10:11:00.000,-712.3,305.1\n"
+                     "b,1,2017-01-04T00:00:00,1,2\n")
+    events = read_table(table)
+    assert events["label"].tolist() == ["", 1] and events["row"].tolist() == [0, 1]
+    table.write_text("event_id,date,basepoint_X,basepoint_Y\na,2017-01-03,west,1\n")
+    with pytest.raises(ValueError, match=r"events.csv: column `basepoint_X` expects arcsec, "
+                                         r"received 'west' in row 0"):
+        read_table(table)
+    table.write_text("event_id,date,basepoint_X,basepoint_Y\na,2017-01-03,1,1\na,2017,1,1\n")
+    with pytest.raises(ValueError, match=r"expected unique event ids, received 'a' twice"):
+        read_table(table)
+    table.write_text("time,x,y\n2017-01-03,1,1\n")
+    with pytest.raises(ValueError, match=r"events.csv: expected an event table \(event_id, "
+                                         r"date, basepoint_X, basepoint_Y\), the Solar Jet "
+                                         r"Hunter catalogue"):
+        read_table(table)

@@ -222,3 +222,66 @@ def test_fetch_catalogue_selects_rows(aia_fits_dir, tmp_path, monkeypatch, capsy
     with pytest.raises(ValueError, match=r"--rows: expected rows 0\.\.882 of the jet catalogue, "
                                          r"received \[5000\]"):
         fetch_catalogue(out=tmp_path, rows=[5000], client=client)
+
+
+def test_fetch_table_takes_the_hek_table_and_both_published_csvs(
+        aia_fits_dir, tmp_path, monkeypatch, capsys, recorded_hek):
+    from jetkeras.catalogue import _bundled
+    from jetkeras.fetch import fetch_table
+    from jetkeras.hek import query_hek
+
+    monkeypatch.setenv("JSOC_EMAIL", EMAIL)
+    with pytest.warns(UserWarning):
+        query_hek(start="2017-01-01", end="2017-02-01", window_days=16, out=tmp_path / "e.csv",
+                  opener=recorded_hek(), progress=False)
+    client = FlakyClient(aia_fits_dir)
+    summary = fetch_table(tmp_path / "e.csv", out=tmp_path / "hek", rows=[0, 4],
+                          client=client, frames=6, progress=False)
+    assert summary["event_id"].tolist() == ["SOL2017-01-03T101100L125C072",
+                                            "SOL2017-01-25T143000L010C095"]
+    cube = read_npz(tmp_path / "hek" / "SOL2017-01-03T101100L125C072.npz")
+    assert cube.meta["SOL_event"] == "SOL2017-01-03T10:11:00L125C072"
+    assert cube.meta["label"] == ""  # not classified
+    # The query is centred on the HEK base point and starts at the HEK start time.
+    cutout = client.calls[0][0][6].value
+    assert (cutout["x"], cutout["y"]) == pytest.approx((-712.3, 305.1))
+    assert client.calls[0][0][0].start.isot == "2017-01-03T10:11:00.000"
+    # The published CSVs, through the command line.
+    jets = _bundled("Jet_clusters_3.0_2.0_paperID.csv")
+    monkeypatch.setattr("jetkeras.fetch.fido_client", FlakyClient(aia_fits_dir))
+    assert main(["--catalogue", str(jets), "--out", str(tmp_path / "sjh"), "--limit", "1",
+                 "--frames", "6", "--no-progress"]) == 0
+    assert [p.name for p in (tmp_path / "sjh").glob("*.npz")] == ["sjh_2011-01-20T09_1.npz"]
+    negatives = _bundled("No_jet_df.csv")
+    assert main(["--catalogue", str(negatives), "--out", str(tmp_path / "neg"), "--rows", "7",
+                 "--frames", "6", "--no-progress"]) == 0
+    assert [p.name for p in (tmp_path / "neg").glob("*.npz")] == ["nojet_0007.npz"]
+    capsys.readouterr()
+    assert main(["--catalogue", str(negatives), "--negatives", "--out", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.strip().startswith(
+        "python -m jetkeras.fetch: error: --negatives: selects the bundled catalogue's")
+
+
+def test_fetch_without_network_stops_in_one_line(aia_fits_dir, tmp_path, monkeypatch, capsys):
+    import socket
+    import urllib.error
+
+    from sunpy.net import Fido
+
+    monkeypatch.setenv("JSOC_EMAIL", EMAIL)
+
+    def no_network(*query, **options):
+        # What drms raises inside Fido.search when jsoc.stanford.edu cannot be resolved.
+        raise urllib.error.URLError(socket.gaierror(-2, "Name or service not known"))
+
+    monkeypatch.setattr(Fido, "search", no_network)
+    waits = []
+    with pytest.raises(ValueError, match=r"JSOC cannot be reached at jsoc.stanford.edu "
+                                         r"\(URLError"):
+        fetch_events(_events(2), out=tmp_path, frames=6, sleep=waits.append, progress=False)
+    assert waits == []  # no back-off: the same answer would come after minutes
+    code = main(["--out", str(tmp_path), "--limit", "2", "--frames", "6", "--no-progress"])
+    error = capsys.readouterr().err.strip()
+    assert code == 2 and len(error.splitlines()) == 1
+    assert error.startswith("python -m jetkeras.fetch: error: JSOC cannot be reached")
+    assert not list(tmp_path.glob("*.npz")) and not (tmp_path / "fits").exists()

@@ -5,6 +5,7 @@ import os
 import warnings
 import zipfile
 
+import astropy.units as u
 import numpy as np
 import pytest
 
@@ -384,3 +385,55 @@ def test_list_cubes_expands_arguments(aia_fits_dir, seed_npz_root, tmp_path):
         list_cubes([tmp_path / "nothing"])
     with pytest.raises(FileNotFoundError, match=r"ghost\.npz: cube not found"):
         list_cubes([tmp_path / "ghost.npz"])
+
+
+# ----------------------------------------------------------------------- sunpy maps
+
+
+def test_map_sequence_round_trip(aia_fits_dir):
+    import sunpy.map
+
+    from jetkeras.io import read_maps, to_map_sequence
+
+    files = sorted(aia_fits_dir.iterdir())
+    sequence = sunpy.map.Map([str(file) for file in files], sequence=True)
+    assert isinstance(sequence, sunpy.map.MapSequence)
+    from_sequence = read_maps(sequence, frames=6, size=32)
+    from_folder = read_fits_dir(aia_fits_dir, frames=6, size=32)
+    np.testing.assert_array_equal(from_sequence.frames, from_folder.frames)
+    assert from_sequence.times == from_folder.times
+    assert from_sequence.meta["wavelength_angstrom"] == 171.0
+    assert from_sequence.meta["observatory"] == "SDO"
+    # A plain list of maps, in reverse order, is sorted by time.
+    reversed_list = read_maps(list(reversed(sequence.maps)), pool=3)
+    np.testing.assert_array_equal(reversed_list.frames, from_folder.frames)
+
+    # Cube -> MapSequence -> cube gives the cube back, pixels, times and coordinates.
+    maps = to_map_sequence(from_folder)
+    assert len(maps.maps) == 6 and maps.maps[0].data.shape == (32, 32)
+    again = read_maps(maps, pool=1)
+    np.testing.assert_array_equal(again.frames, from_folder.frames)
+    assert again.times == from_folder.times
+    assert again.meta["wavelength_angstrom"] == 171.0
+    assert again.meta["exposure_s"] == [2.0] * 6
+    # The pooled map's world coordinates point where the native pixels did.
+    native = sequence.maps[0]
+    pooled = maps.maps[0]
+    assert pooled.scale.axis1.value == pytest.approx(3 * native.scale.axis1.value)
+    centre_native = native.pixel_to_world(*(np.array([47.5, 47.5]) * u.pix))  # 96 px
+    centre_pooled = pooled.pixel_to_world(*(np.array([15.5, 15.5]) * u.pix))  # 32 px
+    assert centre_pooled.Tx.to_value(u.arcsec) == pytest.approx(
+        centre_native.Tx.to_value(u.arcsec), abs=0.01)
+    assert centre_pooled.Ty.to_value(u.arcsec) == pytest.approx(
+        centre_native.Ty.to_value(u.arcsec), abs=0.01)
+
+
+def test_read_maps_refuses_what_is_not_maps(aia_fits_dir):
+    from jetkeras.io import read_maps
+
+    with pytest.raises(ValueError, match=r"maps: expected a sunpy.map.MapSequence or a list of "
+                                         r"sunpy Maps, received ndarray"):
+        read_maps(np.zeros((4, 8, 8)))
+    with pytest.raises(ValueError, match=r"maps: expected one or more sunpy Maps, received "
+                                         r"\['str'\]"):
+        read_maps([str(aia_fits_dir)])

@@ -86,7 +86,7 @@ def test_litert_prediction_never_imports_tensorflow(tiny_run, event_cubes):
 def test_predict_cubes_of_every_format(tiny_run, predictor, event_cubes, make_seed_npz_root,
                                        make_aia_fits_dir, tmp_path):
     seed_root = make_seed_npz_root(shape=(32, 32, 4))
-    fits_dir = make_aia_fits_dir(n_frames=4, native_size=96)
+    fits_dir = make_aia_fits_dir(n_frames=4, native_size=96, wavelength_angstrom=[304] * 4)
     out = tmp_path / "predictions.csv"
     rows = predict.predict_cubes(cubes=[event_cubes, seed_root / "data1", fits_dir],
                                  model=tiny_run["run"], out=out, batch_size=3)
@@ -157,11 +157,13 @@ def test_published_catalogue_with_a_records_split(tiny_run, tmp_path, capsys):
     with open(out) as handle:
         rows = list(csv.DictReader(handle))
     events = load_events().set_index("event_id")
-    assert len(rows) == 4
-    for row in rows:  # joined to the catalogue: jets carry their Solar Jet Hunter id
-        assert row["date"] == events.loc[row["event_id"], "date"]
+    assert len(rows) == 4 and {row["label"] for row in rows} == {"0", "1"}
+    for row in rows:  # joined to the table given: its jets carry their Solar Jet Hunter id
         if row["label"] == "1":
+            assert row["date"] == events.loc[row["event_id"], "date"]
             assert row["sjh_ID"] == str(events.loc[row["event_id"], "sjh_ID"])
+        else:  # the published jet table knows no jet-free interval
+            assert row["sjh_ID"] == ""
 
 
 @pytest.mark.slow
@@ -392,3 +394,52 @@ def test_xla_forward_pass_gives_the_same_probabilities(tiny_run):
                                                         plain.size)).astype(np.float32)
     np.testing.assert_allclose(compiled.predict_proba(frames), plain.predict_proba(frames),
                                atol=1e-5)
+
+
+def test_another_channel_is_refused_unless_the_user_means_it(tiny_run, make_aia_fits_dir,
+                                                             capsys):
+    # The real AIA cutout is 171 A; the model (like the bundled one) is for 304 A.
+    fits_171 = make_aia_fits_dir(n_frames=4, native_size=96)
+    with pytest.raises(ValueError, match=r"aia_fits\d*: expected 304 A frames, as .*run was "
+                                         r"trained on, received 171 A \(pass --any-channel if "
+                                         r"you mean it\)"):
+        predict.predict_cubes(cubes=[fits_171], model=tiny_run["run"], progress=False)
+    code = predict.main([str(fits_171), "--model", str(tiny_run["run"]), "--quiet"])
+    error = capsys.readouterr().err.strip()
+    assert code == 2 and len(error.splitlines()) == 1 and "received 171 A" in error
+    assert predict.main([str(fits_171), "--model", str(tiny_run["run"]), "--quiet",
+                         "--any-channel"]) == 0
+    rows = predict.predict_cubes(cubes=[fits_171], model=tiny_run["run"], any_channel=True,
+                                 progress=False)
+    assert 0.0 <= rows[0]["probability"] <= 1.0
+
+
+def test_units_follow_the_model(predictor, make_aia_fits_dir):
+    from jetkeras.io import match_model_input, read_fits_dir
+
+    folder = make_aia_fits_dir(n_frames=4, native_size=96, wavelength_angstrom=[304] * 4,
+                               exptime_s=[2.0, 2.5, 2.0, 3.0])
+    dn = read_fits_dir(folder, pool=3)
+    per_second = read_fits_dir(folder, pool=3, exposure_normalise=True)
+    assert predictor.config.data.exposure_normalise is False  # the model takes DN
+    # A cube stored in DN/s is brought back to DN with its own exposure times.
+    back = match_model_input(per_second, wavelength_angstrom=304, instrument="AIA",
+                             exposure_normalise=False)
+    np.testing.assert_allclose(back.frames, dn.frames, rtol=1e-5)
+    assert back.meta["exposure_normalised"] is False
+    forward = match_model_input(dn, wavelength_angstrom=304, instrument="AIA",
+                                exposure_normalise=True)
+    np.testing.assert_allclose(forward.frames, per_second.frames, rtol=1e-5)
+    # Without exposure times the conversion cannot be made: refused in one line.
+    blind = Cube(frames=per_second.frames, source="blind.npz", times=None,
+                 meta={"exposure_normalised": True})
+    with pytest.raises(ValueError, match=r"blind\.npz: expected frames in DN, as the model takes "
+                                         r"them, received DN/s without one exposure time per "
+                                         r"frame"):
+        match_model_input(blind, wavelength_angstrom=304, instrument="AIA",
+                          exposure_normalise=False)
+    with pytest.raises(ValueError, match=r"expected frames from AIA, as the model was trained "
+                                         r"on, received EIT"):
+        match_model_input(Cube(frames=dn.frames, source="eit", times=None,
+                               meta={"instrument": "EIT"}),
+                          wavelength_angstrom=304, instrument="AIA", exposure_normalise=False)

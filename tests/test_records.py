@@ -293,3 +293,42 @@ def test_writer_and_parser_use_the_same_feature_keys():
     frames = np.full((2, 4, 4), 7.0, dtype=np.float32)
     example = tf.train.Example.FromString(encode_example(frames, 1, "jet_1", "group_1"))
     assert set(example.features.feature) == set(feature_spec())
+
+
+def test_a_labelled_event_table_builds_records(tmp_path, capsys):
+    # Survey events checked by eye: the event table of jetkeras.hek plus a 0/1 label.
+    from jetkeras.io import write_cube
+
+    events = load_events()
+    rows = []
+    for index in range(20):
+        event = events.iloc[index if index % 2 else 883 + index].to_dict()
+        event_id = f"SOL2017-01-{index + 1:02d}T000000L100C090"
+        cube = render_event(event, frames=4, size=32, seed=index)
+        cube.meta = {"event_id": event_id}
+        write_cube(tmp_path / "cubes" / f"{event_id}.npz", cube)
+        rows.append(f"{event_id},{event['label']},{event_id},{event['date']},"
+                    f"{event['basepoint_X']},{event['basepoint_Y']}")
+    table = tmp_path / "checked.csv"
+    table.write_text("event_id,label,SOL_event,date,basepoint_X,basepoint_Y\n"
+                     + "\n".join(rows) + "\n")
+    manifest = build_records(source="npz", npz_root=tmp_path / "cubes", catalogue=table,
+                             out=tmp_path / "records", config=TINY, progress=False)
+    counts = {split: manifest["splits"][split]["count"] for split in ("train", "val", "test")}
+    assert sum(counts.values()) == 20
+    labels = {record["event_id"]: record["label"]
+              for split in ("train", "val", "test")
+              for record in iterate_records(tmp_path / "records", split)}
+    assert labels == {f"SOL2017-01-{index + 1:02d}T000000L100C090": index % 2
+                      for index in range(20)}
+
+    table.write_text(table.read_text().replace(f"{rows[3].split(',')[0]},1,",
+                                               f"{rows[3].split(',')[0]},,"))
+    assert main(["--source", "npz", "--npz-root", str(tmp_path / "cubes"), "--catalogue",
+                 str(table), "--out", str(tmp_path / "r2")]) == 2
+    assert "expected a label (1 jet, 0 no jet) in every row to train on, received none in 1 " \
+           "row(s), first row 3" in capsys.readouterr().err
+    assert main(["--source", "synthetic", "--catalogue", str(table), "--out",
+                 str(tmp_path / "r3")]) == 2
+    assert "the synthetic source renders the Solar Jet Hunter catalogue's jet parameters" in \
+        capsys.readouterr().err
