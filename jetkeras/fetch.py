@@ -390,6 +390,31 @@ def _convert(raw_directory: Path, cube_path: Path, record: dict, settings: dict,
     return None
 
 
+def _fetch_event(record: dict, query, entry: dict, *, out: Path, client, settings: dict,
+                 retries: int, backoff_s: float, sleep, cadence_tolerance_s: float,
+                 keep_fits: bool) -> dict:
+    """Download and convert one event; its new ``fetch_state.json`` entry.
+
+    ``entry`` is the event's previous entry (empty on its first run): its ``attempts``
+    are carried over, so the count is cumulative across reruns.
+    """
+    event_id = str(record["event_id"])
+    cube_path = out / f"{event_id}.npz"
+    raw_directory = out / "fits" / event_id
+    tries, error_text = _download(client, query, raw_directory, retries=retries,
+                                  backoff_s=backoff_s, sleep=sleep)
+    downloaded = error_text is None
+    if downloaded:
+        error_text = _convert(raw_directory, cube_path, record, settings,
+                              cadence_tolerance_s=cadence_tolerance_s)
+    status = "done" if downloaded and error_text is None else "failed"
+    if status == "done" and not keep_fits:
+        shutil.rmtree(raw_directory, ignore_errors=True)
+    return {"status": status, "error": error_text,
+            "attempts": int(entry.get("attempts", 0)) + tries,
+            "cube": cube_path.name if status == "done" else None, "updated": _now()}
+
+
 def fetch_events(
     events,
     *,
@@ -482,32 +507,19 @@ def fetch_events(
         event_id = str(record["event_id"])
         entry = state["events"].get(event_id, {})
         cube_path = out / f"{event_id}.npz"
-        if entry.get("status") == "done" and cube_path.exists():
-            summary.append({"event_id": event_id, "status": "done",
-                            "attempts": entry.get("attempts", 0), "error": None,
-                            "cube": str(cube_path), "skipped": True})
-            if on_event is not None:
-                on_event(summary[-1])
-            continue
-        raw_directory = out / "fits" / event_id
-        tries, error_text = _download(client, query, raw_directory, retries=retries,
-                                      backoff_s=backoff_s, sleep=sleep)
-        attempts = int(entry.get("attempts", 0)) + tries
-        downloaded = error_text is None
-        if downloaded:
-            error_text = _convert(raw_directory, cube_path, record, settings,
-                                  cadence_tolerance_s=cadence_tolerance_s)
-        status = "done" if downloaded and error_text is None else "failed"
-        if status == "done" and not keep_fits:
-            shutil.rmtree(raw_directory, ignore_errors=True)
-        state["events"][event_id] = {
-            "status": status, "error": error_text, "attempts": attempts,
-            "cube": cube_path.name if status == "done" else None, "updated": _now(),
-        }
-        _save_state(state_path, state)
-        summary.append({"event_id": event_id, "status": status, "attempts": attempts,
-                        "error": error_text, "cube": str(cube_path) if status == "done" else None,
-                        "skipped": False})
+        skipped = entry.get("status") == "done" and cube_path.exists()
+        if not skipped:
+            entry = _fetch_event(record, query, entry, out=out, client=client,
+                                 settings=settings, retries=retries, backoff_s=backoff_s,
+                                 sleep=sleep, cadence_tolerance_s=cadence_tolerance_s,
+                                 keep_fits=keep_fits)
+            state["events"][event_id] = entry
+            _save_state(state_path, state)
+        done = entry["status"] == "done"
+        summary.append({"event_id": event_id, "status": entry["status"],
+                        "attempts": entry.get("attempts", 0),
+                        "error": None if done else entry["error"],
+                        "cube": str(cube_path) if done else None, "skipped": skipped})
         if on_event is not None:
             on_event(summary[-1])
     _remove_if_empty(out / "fits")
@@ -518,6 +530,26 @@ def fetch_events(
 def _remove_if_empty(folder: Path) -> None:
     if folder.is_dir() and not any(folder.iterdir()):
         folder.rmdir()
+
+
+def _select_rows(events: pd.DataFrame, *, rows: Iterable[int] | None, limit: int | None,
+                 source: str) -> pd.DataFrame:
+    """The events whose ``row`` is in ``rows`` (default all), then the first ``limit``.
+
+    ``source`` names the table in the ``--rows`` error (``the jet catalogue``, a path).
+    """
+    if rows is not None:
+        rows = [int(row) for row in rows]
+        unknown = sorted(set(rows) - set(events["row"].astype(int)))
+        if unknown:
+            raise ValueError(f"--rows: expected rows 0..{int(events['row'].max())} of "
+                             f"{source}, received {unknown}")
+        events = events[events["row"].astype(int).isin(rows)]
+    if limit is not None:
+        if limit < 1:
+            raise ValueError(f"--limit: expected an integer >= 1, received {limit}")
+        events = events.head(limit)
+    return events
 
 
 def fetch_catalogue(
@@ -547,20 +579,8 @@ def fetch_catalogue(
 
     events = load_events()
     label = 0 if negatives else 1
-    selected = events[events["label"] == label]
-    if rows is not None:
-        rows = [int(row) for row in rows]
-        unknown = sorted(set(rows) - set(selected["row"]))
-        if unknown:
-            raise ValueError(
-                f"--rows: expected rows 0..{selected['row'].max()} of the "
-                f"{'negatives' if negatives else 'jet'} catalogue, received {unknown}"
-            )
-        selected = selected[selected["row"].isin(rows)]
-    if limit is not None:
-        if limit < 1:
-            raise ValueError(f"--limit: expected an integer >= 1, received {limit}")
-        selected = selected.head(limit)
+    selected = _select_rows(events[events["label"] == label], rows=rows, limit=limit,
+                            source=f"the {'negatives' if negatives else 'jet'} catalogue")
     summary = fetch_events(selected, out=out, **fetch_options)
     done = int((summary["status"] == "done").sum())
     print(f"fetch: {done} of {len(summary)} event(s) done, "
@@ -597,18 +617,7 @@ def fetch_table(
     """
     from jetkeras.catalogue import read_table
 
-    events = read_table(table)
-    if rows is not None:
-        rows = [int(row) for row in rows]
-        unknown = sorted(set(rows) - set(events["row"].astype(int)))
-        if unknown:
-            raise ValueError(f"--rows: expected rows 0..{int(events['row'].max())} of "
-                             f"{table}, received {unknown}")
-        events = events[events["row"].astype(int).isin(rows)]
-    if limit is not None:
-        if limit < 1:
-            raise ValueError(f"--limit: expected an integer >= 1, received {limit}")
-        events = events.head(limit)
+    events = _select_rows(read_table(table), rows=rows, limit=limit, source=str(table))
     summary = fetch_events(events, out=out, **fetch_options)
     print(f"fetch: {int((summary['status'] == 'done').sum())} of {len(summary)} event(s) "
           f"of {table} done, {int((summary['status'] == 'failed').sum())} failed; state in "
