@@ -521,7 +521,7 @@ def _read_fits_map(path: Path):
             warnings.simplefilter("ignore", fits.verify.VerifyWarning)
             warnings.simplefilter("ignore", UserWarning)
             loaded = sunpy.map.Map(str(path))
-    except Exception as error:  # noqa: BLE001
+    except Exception as error:
         # sunpy raises many types for a bad file (OSError, ValueError, NoMatchError...):
         # each is the same user error, a file that is not a readable FITS image.
         raise ValueError(
@@ -569,6 +569,106 @@ def _exposure_s(smap) -> float | None:
     if exposure is None:
         return None
     return float(exposure.to_value("s"))
+
+
+def _as_map_list(maps, source: str) -> list:
+    """``maps`` (a MapSequence, one Map, or a list or tuple of Maps) as a list of Maps."""
+    import sunpy.map
+
+    if isinstance(maps, sunpy.map.MapSequence):
+        maps = list(maps.maps)
+    elif isinstance(maps, sunpy.map.GenericMap):
+        maps = [maps]
+    elif isinstance(maps, (list, tuple)):
+        maps = list(maps)
+    else:
+        raise ValueError(f"{source}: expected a sunpy.map.MapSequence or a list of sunpy "
+                         f"Maps, received {type(maps).__name__}")
+    if not maps or not all(isinstance(smap, sunpy.map.GenericMap) for smap in maps):
+        kinds = sorted({type(smap).__name__ for smap in maps}) or ["nothing"]
+        raise ValueError(f"{source}: expected one or more sunpy Maps, received {kinds}")
+    return maps
+
+
+def _frame_records(maps: list, names: list[str]) -> list[tuple]:
+    """``(time, name, pixels, map)`` per map, sorted by observation time.
+
+    ``time`` is an astropy ``Time`` (``DATE-OBS``, else ``T_OBS``) and ``pixels`` the
+    map's float64 ``(H, W)`` image in DN.
+    """
+    records = []
+    for name, smap in zip(names, maps):
+        if smap.data.ndim != 2:
+            raise ValueError(f"{name}: expected a 2-D image, received shape {smap.data.shape}")
+        records.append((_observation_time(smap.meta, name), name, _map_pixels(smap), smap))
+    records.sort(key=lambda record: record[0].unix)
+    return records
+
+
+def _check_same_shape_and_wavelength(records: list[tuple], source: str) -> None:
+    """Refuse frames whose shape or ``WAVELNTH`` differs from the first frame's."""
+    first_name, first_map = records[0][1], records[0][3]
+    shape = records[0][2].shape
+    for _, name, image, _ in records[1:]:
+        if image.shape != shape:
+            raise ValueError(
+                f"{name}: expected every frame of {source} to be {shape[0]}x{shape[1]} "
+                f"pixels (as {Path(first_name).name}), received {image.shape[0]}x{image.shape[1]}"
+            )
+    wavelength = first_map.meta.get("WAVELNTH")
+    for _, name, _, smap in records[1:]:
+        if smap.meta.get("WAVELNTH") != wavelength:
+            raise ValueError(
+                f"{name}: expected every frame of {source} at WAVELNTH {wavelength} (as "
+                f"{Path(first_name).name}), received {smap.meta.get('WAVELNTH')}"
+            )
+
+
+def _cadence_gaps(records: list[tuple], source: str, *, cadence_s: float,
+                  cadence_tolerance_s: float) -> list[float]:
+    """The gaps between consecutive frames, seconds; refuses one off the cadence."""
+    gaps = []
+    for (time_a, name_a, _, _), (time_b, name_b, _, _) in itertools.pairwise(records):
+        gap = float((time_b - time_a).to_value("s"))
+        gaps.append(gap)
+        if abs(gap - cadence_s) > cadence_tolerance_s:
+            raise ValueError(
+                f"{source}: expected frames {cadence_s:g} +- {cadence_tolerance_s:g} s apart, "
+                f"received a gap of {gap:.1f} s between {Path(name_a).name} and "
+                f"{Path(name_b).name}"
+            )
+    return gaps
+
+
+def _maps_meta(records: list[tuple], *, exposures: list[float | None], gaps: list[float],
+               pool: int, exposure_normalise: bool) -> dict[str, Any]:
+    """The cube ``meta`` of :func:`read_maps`, from the first frame's header."""
+    first_map = records[0][3]
+    header = first_map.meta
+    wcs = {
+        key: header[key]
+        for key in ("CTYPE1", "CTYPE2", "CUNIT1", "CUNIT2", "CRVAL1", "CRVAL2", "CDELT1",
+                    "CDELT2", "CRPIX1", "CRPIX2", "CROTA2", "DSUN_OBS", "HGLN_OBS",
+                    "HGLT_OBS", "RSUN_REF")
+        if key in header and header[key] is not None and not isinstance(header[key], bool)
+    }
+    wavelength_quantity = first_map.wavelength
+    meta: dict[str, Any] = {
+        "files": [Path(record[1]).name for record in records],
+        "wavelength_angstrom": (float(wavelength_quantity.to_value("angstrom"))
+                                if wavelength_quantity is not None else None),
+        "instrument": header.get("INSTRUME"),
+        "observatory": first_map.observatory or None,
+        "telescope": header.get("TELESCOP"),
+        "exposure_s": exposures,
+        "exposure_normalised": bool(exposure_normalise),
+        "pool": int(pool),
+        "cadence_s": float(np.median(gaps)) if gaps else None,
+        "wcs": wcs,
+    }
+    if isinstance(header.get("CDELT1"), (int, float)):
+        meta["pixel_scale_arcsec"] = float(header["CDELT1"]) * int(pool)
+    return meta
 
 
 def read_maps(
@@ -632,57 +732,16 @@ def read_maps(
         Not maps, missing time, irregular cadence (naming both frames and the gap), mixed
         shapes or wavelengths, bad exposure, wrong frame count or size, NaN/Inf.
     """
-    import sunpy.map
-
     _check_nan_policy(nan_policy)
-    if isinstance(maps, sunpy.map.MapSequence):
-        maps = list(maps.maps)
-    elif isinstance(maps, sunpy.map.GenericMap):
-        maps = [maps]
-    elif isinstance(maps, (list, tuple)):
-        maps = list(maps)
-    else:
-        raise ValueError(f"{source}: expected a sunpy.map.MapSequence or a list of sunpy "
-                         f"Maps, received {type(maps).__name__}")
-    if not maps or not all(isinstance(smap, sunpy.map.GenericMap) for smap in maps):
-        kinds = sorted({type(smap).__name__ for smap in maps}) or ["nothing"]
-        raise ValueError(f"{source}: expected one or more sunpy Maps, received {kinds}")
+    maps = _as_map_list(maps, source)
     names = list(names) if names is not None else [f"map {index}" for index in range(len(maps))]
     if len(names) != len(maps):
         raise ValueError(f"{source}: expected one name per map ({len(maps)}), received "
                          f"{len(names)}")
-    records = []
-    for name, smap in zip(names, maps):
-        if smap.data.ndim != 2:
-            raise ValueError(f"{name}: expected a 2-D image, received shape {smap.data.shape}")
-        records.append((_observation_time(smap.meta, name), name, _map_pixels(smap), smap))
-    records.sort(key=lambda record: record[0].unix)
-
-    first_name, first_map = records[0][1], records[0][3]
-    shape = records[0][2].shape
-    for _, name, image, _ in records[1:]:
-        if image.shape != shape:
-            raise ValueError(
-                f"{name}: expected every frame of {source} to be {shape[0]}x{shape[1]} "
-                f"pixels (as {Path(first_name).name}), received {image.shape[0]}x{image.shape[1]}"
-            )
-    wavelength = first_map.meta.get("WAVELNTH")
-    for _, name, _, smap in records[1:]:
-        if smap.meta.get("WAVELNTH") != wavelength:
-            raise ValueError(
-                f"{name}: expected every frame of {source} at WAVELNTH {wavelength} (as "
-                f"{Path(first_name).name}), received {smap.meta.get('WAVELNTH')}"
-            )
-    gaps = []
-    for (time_a, name_a, _, _), (time_b, name_b, _, _) in itertools.pairwise(records):
-        gap = float((time_b - time_a).to_value("s"))
-        gaps.append(gap)
-        if abs(gap - cadence_s) > cadence_tolerance_s:
-            raise ValueError(
-                f"{source}: expected frames {cadence_s:g} +- {cadence_tolerance_s:g} s apart, "
-                f"received a gap of {gap:.1f} s between {Path(name_a).name} and "
-                f"{Path(name_b).name}"
-            )
+    records = _frame_records(maps, names)
+    _check_same_shape_and_wavelength(records, source)
+    gaps = _cadence_gaps(records, source, cadence_s=cadence_s,
+                         cadence_tolerance_s=cadence_tolerance_s)
 
     stack = np.stack([record[2] for record in records])  # (T, H, W) float64, DN
     exposures = [_exposure_s(record[3]) for record in records]
@@ -696,31 +755,8 @@ def read_maps(
         stack = _exposure_normalise(stack, np.asarray(exposures, dtype=np.float64))
     pooled = max_pool(stack, pool)  # float32 (T, H // pool, W // pool)
     checked = _validate(pooled, source, frames=frames, size=size, nan_policy=nan_policy)
-
-    header = first_map.meta
-    wcs = {
-        key: header[key]
-        for key in ("CTYPE1", "CTYPE2", "CUNIT1", "CUNIT2", "CRVAL1", "CRVAL2", "CDELT1",
-                    "CDELT2", "CRPIX1", "CRPIX2", "CROTA2", "DSUN_OBS", "HGLN_OBS",
-                    "HGLT_OBS", "RSUN_REF")
-        if key in header and header[key] is not None and not isinstance(header[key], bool)
-    }
-    wavelength_quantity = first_map.wavelength
-    meta: dict[str, Any] = {
-        "files": [Path(record[1]).name for record in records],
-        "wavelength_angstrom": (float(wavelength_quantity.to_value("angstrom"))
-                                if wavelength_quantity is not None else None),
-        "instrument": header.get("INSTRUME"),
-        "observatory": first_map.observatory or None,
-        "telescope": header.get("TELESCOP"),
-        "exposure_s": exposures,
-        "exposure_normalised": bool(exposure_normalise),
-        "pool": int(pool),
-        "cadence_s": float(np.median(gaps)) if gaps else None,
-        "wcs": wcs,
-    }
-    if isinstance(header.get("CDELT1"), (int, float)):
-        meta["pixel_scale_arcsec"] = float(header["CDELT1"]) * int(pool)
+    meta = _maps_meta(records, exposures=exposures, gaps=gaps, pool=pool,
+                      exposure_normalise=exposure_normalise)
     times = [record[0].utc.isot for record in records]
     return Cube(frames=checked, source=source, times=times, meta=meta)
 
