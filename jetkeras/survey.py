@@ -372,6 +372,122 @@ def _report(*, out, settings, model, table, best, near, galleries, hek_rows) -> 
 # --------------------------------------------------------------------------------------
 
 
+def _check_arguments(*, top, borderline, chunk, workers, limit, threshold) -> None:
+    """Refuse a bad count or threshold before any query, naming its flag."""
+    for name, value, least in (("--top", top, 0), ("--borderline", borderline, 0),
+                               ("--chunk", chunk, 1), ("--workers", workers, 1)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise ValueError(f"{name}: expected a whole number >= {least}, received "
+                             f"{value!r}")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)
+                              or limit < 1):
+        raise ValueError(f"--limit: expected an integer >= 1, received {limit!r}")
+    if threshold is not None and not (isinstance(threshold, (int, float))
+                                      and 0.0 <= float(threshold) <= 1.0):
+        raise ValueError(f"--threshold: expected a probability in [0, 1], received "
+                         f"{threshold!r}")
+
+
+def _fetch_stage(selected: pd.DataFrame, *, out: Path, predictor, client, email: str,
+                 retries: int, backoff_s: float, sleep, advance) -> tuple[pd.DataFrame, int]:
+    """Fetch the selected events into ``out/cubes`` in the model's geometry and channel.
+
+    Returns :func:`jetkeras.fetch.fetch_events`'s summary and the number of events
+    downloaded in this run (not those done before); ``advance()`` once per event.
+    """
+    from jetkeras.fetch import fetch_events
+
+    if not len(selected):
+        return pd.DataFrame(columns=["event_id", "status", "error", "cube"]), 0
+    fetched_now = 0
+
+    def on_fetched(row):
+        nonlocal fetched_now
+        fetched_now += 0 if row["skipped"] or row["status"] != "done" else 1
+        advance()
+
+    data = predictor.config.data
+    fetched = fetch_events(
+        selected, out=out / "cubes", client=client, email=email,
+        wavelength_angstrom=_model_wavelength(predictor), frames=predictor.frames,
+        cadence_s=data.cadence_s, cadence_tolerance_s=data.cadence_tolerance_s,
+        box_arcsec=data.field_of_view_arcsec, pool=data.pool, retries=retries,
+        backoff_s=backoff_s, sleep=sleep, progress=False, on_event=on_fetched)
+    return fetched, fetched_now
+
+
+def _fetched_events(selected: pd.DataFrame, fetched: pd.DataFrame) -> list[dict]:
+    """The events whose cube was fetched, each with its ``cube`` path, in fetch order."""
+    done = fetched[fetched["status"] == "done"]
+    events = (selected.set_index("event_id").loc[done["event_id"]].reset_index()
+              .to_dict("records"))
+    return [{**event, "cube": cube} for event, cube in zip(events, done["cube"])]
+
+
+def _timeline(table: pd.DataFrame, best: pd.DataFrame, *, out: Path, threshold: float,
+              settings: dict) -> None:
+    """Draw ``timeline.png``: probability against date, the top candidates numbered.
+
+    Events without a probability (not fetched) are marked along the date axis; nothing
+    is drawn when no event was predicted.
+    """
+    from jetkeras.figures import survey_timeline_figure
+
+    scored = table[table["probability"].notna()]
+    if not len(scored):
+        return
+    names = {event_id: f"#{rank}" for rank, event_id in enumerate(best["event_id"], start=1)}
+    survey_timeline_figure(
+        scored["date"].tolist(), scored["probability"].tolist(), out / "timeline.png",
+        threshold=threshold,
+        labels=[names.get(event_id, "") for event_id in scored["event_id"]],
+        missing_dates=table.loc[table["probability"].isna(), "date"].tolist(),
+        title=f"HEK {settings['event_type']} events {settings['start'][:10]} to "
+              f"{settings['end'][:10]}: probability of a jet")
+
+
+def _open_survey(out: Path, *, model, threshold, windows, event_type) -> tuple:
+    """Load the model and pin the survey's settings in ``out/survey.json``.
+
+    Returns the model's path, its ``Predictor`` and the settings dict.
+    """
+    from jetkeras.runtime import load_predictor, resolve_model
+
+    model_path = resolve_model(model)
+    predictor = load_predictor(model_path, threshold=threshold)
+    # The bundled model is pinned by name: a reinstall moves its folder, not its weights.
+    settings = {"start": windows[0][0], "end": windows[-1][1], "event_type": event_type,
+                "model": "bundled" if model is None else str(Path(model_path).resolve()),
+                "threshold": threshold}
+    _pin_settings(out, settings)
+    return model_path, predictor, settings
+
+
+def _write_findings(table: pd.DataFrame, *, out: Path, predictor, model, settings: dict,
+                    top: int, borderline: int, hek_rows: int, bar) -> None:
+    """Write ``events.csv``, ``timeline.png``, the two galleries and ``report.md``.
+
+    ``bar`` is the survey's tqdm bar: it advances once per gallery event.
+    """
+    bar.set_description("gallery")
+    atomic_write_text(out / "events.csv", table.to_csv(index=False))
+    best, near = _select(table, top=top, borderline=borderline, threshold=predictor.threshold)
+    bar.total = bar.n + len(best) + len(near)
+    bar.refresh()
+    _timeline(table, best, out=out, threshold=predictor.threshold, settings=settings)
+    galleries = {
+        "top": _gallery(best, out=out, name="top", advance=bar.update,
+                        title=f"Top {len(best)} candidates"),
+        "borderline": _gallery(near, out=out, name="borderline", advance=bar.update,
+                               title=f"{len(near)} events closest to the threshold "
+                                     f"{predictor.threshold:.3f}"),
+    }
+    description = _model_description(predictor, model)
+    report = _report(out=out, settings=settings, model=description, table=table,
+                     best=best, near=near, galleries=galleries, hek_rows=hek_rows)
+    atomic_write_text(out / "report.md", report)
+
+
 def survey(
     *,
     start,
@@ -442,45 +558,21 @@ def survey(
     """
     from tqdm.auto import tqdm
 
-    from jetkeras.fetch import fetch_events, jsoc_email
-    from jetkeras.figures import survey_timeline_figure
+    from jetkeras.fetch import jsoc_email
     from jetkeras.hek import check_event_type, query_hek, query_windows
-    from jetkeras.predict import load_predictor, resolve_model
 
-    for name, value in (("--top", top), ("--borderline", borderline), ("--chunk", chunk),
-                        ("--workers", workers)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < (
-                0 if name in ("--top", "--borderline") else 1):
-            raise ValueError(f"{name}: expected a whole number >= "
-                             f"{0 if name in ('--top', '--borderline') else 1}, received "
-                             f"{value!r}")
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)
-                              or limit < 1):
-        raise ValueError(f"--limit: expected an integer >= 1, received {limit!r}")
-    if threshold is not None and not (isinstance(threshold, (int, float))
-                                      and 0.0 <= float(threshold) <= 1.0):
-        raise ValueError(f"--threshold: expected a probability in [0, 1], received "
-                         f"{threshold!r}")
+    _check_arguments(top=top, borderline=borderline, chunk=chunk, workers=workers,
+                     limit=limit, threshold=threshold)
     email = jsoc_email(email)  # before anything: JSOC is the long stage
     event_type = check_event_type(event_type)
     windows = query_windows(start, end, window_days=window_days)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    model_path = resolve_model(model)
-    predictor = load_predictor(model_path, threshold=threshold)
-    data = predictor.config.data
-    # The bundled model is pinned by name: a reinstall moves its folder, not its weights.
-    settings = {"start": windows[0][0], "end": windows[-1][1], "event_type": event_type,
-                "model": "bundled" if model is None else str(Path(model_path).resolve()),
-                "threshold": threshold}
-    _pin_settings(out, settings)
-
+    model_path, predictor, settings = _open_survey(out, model=model, threshold=threshold,
+                                                   windows=windows, event_type=event_type)
     bar = tqdm(total=len(windows), desc="hek", unit="step", file=sys.stderr,
                disable=not progress)
-
-    def advance(steps: int = 1) -> None:
-        bar.update(steps)
-
+    advance = bar.update  # advance(n=1): n more steps done
     with bar:
         # 1. HEK: cached page by page.
         events = query_hek(start=start, end=end, out=out / "hek_events.csv",
@@ -494,30 +586,13 @@ def survey(
         bar.refresh()
 
         # 2. JSOC, one export at a time, in the model's geometry and channel.
-        fetched_now = 0
-
-        def on_fetched(row):
-            nonlocal fetched_now
-            fetched_now += 0 if row["skipped"] or row["status"] != "done" else 1
-            advance()
-
-        if len(selected):
-            fetched = fetch_events(
-                selected, out=out / "cubes", client=jsoc_client, email=email,
-                wavelength_angstrom=_model_wavelength(predictor), frames=predictor.frames,
-                cadence_s=data.cadence_s, cadence_tolerance_s=data.cadence_tolerance_s,
-                box_arcsec=data.field_of_view_arcsec, pool=data.pool, retries=retries,
-                backoff_s=backoff_s, sleep=sleep, progress=False, on_event=on_fetched)
-        else:
-            fetched = pd.DataFrame(columns=["event_id", "status", "error", "cube"])
+        fetched, fetched_now = _fetch_stage(selected, out=out, predictor=predictor,
+                                            client=jsoc_client, email=email, retries=retries,
+                                            backoff_s=backoff_s, sleep=sleep, advance=advance)
 
         # 3. Predict, chunk by chunk.
         bar.set_description("predict")
-        done = fetched[fetched["status"] == "done"]
-        to_predict = [{**event, "cube": cube}
-                      for event, cube in zip(
-                          selected.set_index("event_id").loc[done["event_id"]].reset_index()
-                          .to_dict("records"), done["cube"])]
+        to_predict = _fetched_events(selected, fetched)
         advance(len(selected) - len(to_predict))
         predictions, predicted_now = _predict_in_chunks(
             to_predict, out=out, predictor=predictor, model_path=model_path,
@@ -525,35 +600,9 @@ def survey(
             workers=workers, scheduler=scheduler, advance=advance)
 
         # 4. What a physicist looks at.
-        bar.set_description("gallery")
         table = _events_table(selected, fetched, predictions)
-        atomic_write_text(out / "events.csv", table.to_csv(index=False))
-        best, near = _select(table, top=top, borderline=borderline,
-                             threshold=predictor.threshold)
-        bar.total = bar.n + len(best) + len(near)
-        bar.refresh()
-        scored = table[table["probability"].notna()]
-        names = {event_id: f"#{rank}" for rank, event_id in
-                 enumerate(best["event_id"], start=1)}
-        if len(scored):
-            survey_timeline_figure(
-                scored["date"].tolist(), scored["probability"].tolist(), out / "timeline.png",
-                threshold=predictor.threshold,
-                labels=[names.get(event_id, "") for event_id in scored["event_id"]],
-                missing_dates=table.loc[table["probability"].isna(), "date"].tolist(),
-                title=f"HEK {event_type} events {settings['start'][:10]} to "
-                      f"{settings['end'][:10]}: probability of a jet")
-        galleries = {
-            "top": _gallery(best, out=out, name="top", advance=advance,
-                            title=f"Top {len(best)} candidates"),
-            "borderline": _gallery(near, out=out, name="borderline", advance=advance,
-                                   title=f"{len(near)} events closest to the threshold "
-                                         f"{predictor.threshold:.3f}"),
-        }
-        description = _model_description(predictor, model)
-        report = _report(out=out, settings=settings, model=description, table=table,
-                         best=best, near=near, galleries=galleries, hek_rows=hek_rows)
-        atomic_write_text(out / "report.md", report)
+        _write_findings(table, out=out, predictor=predictor, model=model, settings=settings,
+                        top=top, borderline=borderline, hek_rows=hek_rows, bar=bar)
     return {"events": table, "report": out / "report.md", "fetched_now": fetched_now,
             "predicted_now": predicted_now}
 
