@@ -39,7 +39,7 @@ import pandas as pd
 import jetkeras
 from jetkeras import _cli
 from jetkeras._files import plain
-from jetkeras.catalogue import load_events, load_jets, load_negatives
+from jetkeras.catalogue import load_events, load_jets, load_negatives, table_layout
 from jetkeras.config import DataConfig, JetConfig, atomic_write_text
 from jetkeras.io import match_cubes
 from jetkeras.records import (
@@ -115,8 +115,7 @@ def _is_event_table(catalogue) -> bool:
     ``jetkeras.hek`` writes it) rather than the Solar Jet Hunter layout."""
     if catalogue is None or not Path(catalogue).is_file():
         return False
-    header = pd.read_csv(catalogue, nrows=0, skipinitialspace=True).columns
-    return "event_id" in [str(column).strip().lstrip("#") for column in header]
+    return table_layout(catalogue) == "events"
 
 
 def _labelled_table(catalogue, negatives, source: str) -> pd.DataFrame:

@@ -53,6 +53,7 @@ __all__ = [
     "load_jets",
     "load_negatives",
     "read_table",
+    "table_layout",
     "times",
 ]
 
@@ -263,47 +264,90 @@ def read_table(path: str | Path | None = None) -> pd.DataFrame:
     if path is None:
         return load_events()
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: event table not found")
-    try:
-        # keep_default_na=False: an empty label means "not classified", not NaN.
-        head = pd.read_csv(path, skipinitialspace=True, nrows=0)
-    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as error:
-        raise ValueError(f"{path}: expected an event table CSV, received an unreadable file "
-                         f"({type(error).__name__})") from None
-    header = [str(column).strip().lstrip("#") for column in head.columns]
-    if "event_id" in header:
-        table = _read_csv(path, EVENT_TABLE_REQUIRED, keep_default_na=False,
-                          dtype={"event_id": str, "label": str, "date": str})
-        for column in ("basepoint_X", "basepoint_Y"):
-            values = pd.to_numeric(table[column], errors="coerce")
-            if values.isna().any():
-                row = int(np.flatnonzero(values.isna().to_numpy())[0])
-                raise ValueError(f"{path}: column `{column}` expects arcsec, received "
-                                 f"{table[column].iloc[row]!r} in row {row}")
-            table[column] = values.astype(float)
-        if "label" not in table.columns:
-            table["label"] = ""
-        table["label"] = [int(value) if str(value).strip() in ("0", "1") else ""
-                          for value in table["label"]]
-        if "row" not in table.columns:
-            table["row"] = np.arange(len(table))
-        _check_dates(table, path)
-        if table["event_id"].duplicated().any():
-            duplicate = table.loc[table["event_id"].duplicated(), "event_id"].iloc[0]
-            raise ValueError(f"{path}: expected unique event ids, received {duplicate!r} "
-                             f"twice")
-        return table.reset_index(drop=True)
-    if "sjh_ID" in header:
+    layout = table_layout(path)
+    if layout == "events":
+        return _read_event_table(path)
+    if layout == "jets":
         events = load_events(jets=path)
         return events[events["label"] == 1].reset_index(drop=True)
-    if set(NEGATIVE_COLUMNS) <= set(header):
+    if layout == "negatives":
         events = load_events(negatives=path)
         return events[events["label"] == 0].reset_index(drop=True)
     raise ValueError(
         f"{path}: expected an event table (event_id, date, basepoint_X, basepoint_Y), the "
         f"Solar Jet Hunter catalogue (#sjh_ID, ...) or jet-free intervals (date, "
-        f"basepoint_X, basepoint_Y); received columns {header[:8]}")
+        f"basepoint_X, basepoint_Y); received columns {_header(path)[:8]}")
+
+
+def _header(path: Path) -> list[str]:
+    """A CSV file's column names, stripped of spaces and of a leading ``#``."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: event table not found")
+    try:
+        head = pd.read_csv(path, skipinitialspace=True, nrows=0)
+    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as error:
+        raise ValueError(f"{path}: expected an event table CSV, received an unreadable file "
+                         f"({type(error).__name__})") from None
+    return [str(column).strip().lstrip("#") for column in head.columns]
+
+
+def table_layout(path: str | Path) -> str | None:
+    """Which event table a CSV file is, from its header alone.
+
+    Parameters
+    ----------
+    path : str or Path
+        A CSV file.
+
+    Returns
+    -------
+    str or None
+        ``"events"`` (an ``event_id`` column, as :mod:`jetkeras.hek` writes it),
+        ``"jets"`` (the Solar Jet Hunter catalogue as published, ``#sjh_ID``),
+        ``"negatives"`` (jet-free intervals: ``date, basepoint_X, basepoint_Y``), or None
+        for none of these.
+
+    Raises
+    ------
+    FileNotFoundError
+        ``path`` does not exist.
+    ValueError
+        ``path`` is not a readable CSV.
+    """
+    header = _header(Path(path))
+    if "event_id" in header:
+        return "events"
+    if "sjh_ID" in header:
+        return "jets"
+    if set(NEGATIVE_COLUMNS) <= set(header):
+        return "negatives"
+    return None
+
+
+def _read_event_table(path: Path) -> pd.DataFrame:
+    """An event table (``event_id`` layout) as :func:`read_table` returns it."""
+    # keep_default_na=False: an empty label means "not classified", not NaN.
+    table = _read_csv(path, EVENT_TABLE_REQUIRED, keep_default_na=False,
+                      dtype={"event_id": str, "label": str, "date": str})
+    for column in ("basepoint_X", "basepoint_Y"):
+        values = pd.to_numeric(table[column], errors="coerce")
+        if values.isna().any():
+            row = int(np.flatnonzero(values.isna().to_numpy())[0])
+            raise ValueError(f"{path}: column `{column}` expects arcsec, received "
+                             f"{table[column].iloc[row]!r} in row {row}")
+        table[column] = values.astype(float)
+    if "label" not in table.columns:
+        table["label"] = ""
+    table["label"] = [int(value) if str(value).strip() in ("0", "1") else ""
+                      for value in table["label"]]
+    if "row" not in table.columns:
+        table["row"] = np.arange(len(table))
+    _check_dates(table, path)
+    if table["event_id"].duplicated().any():
+        duplicate = table.loc[table["event_id"].duplicated(), "event_id"].iloc[0]
+        raise ValueError(f"{path}: expected unique event ids, received {duplicate!r} "
+                         f"twice")
+    return table.reset_index(drop=True)
 
 
 def times(events: pd.DataFrame):

@@ -104,3 +104,21 @@ def test_read_table_reads_the_three_layouts(tmp_path):
                                          r"date, basepoint_X, basepoint_Y\), the Solar Jet "
                                          r"Hunter catalogue"):
         read_table(table)
+
+
+def test_table_layout_names_the_layout_from_the_header(tmp_path):
+    from jetkeras.catalogue import _bundled, table_layout
+
+    assert table_layout(_bundled("Jet_clusters_3.0_2.0_paperID.csv")) == "jets"
+    assert table_layout(_bundled("No_jet_df.csv")) == "negatives"
+    table = tmp_path / "events.csv"
+    table.write_text("event_id,date,basepoint_X,basepoint_Y\na,2017-01-03,1,1\n")
+    assert table_layout(table) == "events"
+    table.write_text("time,x,y\n2017-01-03,1,1\n")
+    assert table_layout(table) is None
+    table.write_text("")
+    with pytest.raises(ValueError, match=r"events.csv: expected an event table CSV, received "
+                                         r"an unreadable file \(EmptyDataError\)"):
+        table_layout(table)
+    with pytest.raises(FileNotFoundError, match=r"missing.csv: event table not found"):
+        table_layout(tmp_path / "missing.csv")
