@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_output", "atomic_write_text", "json_default", "plain", "read_json",
+__all__ = ["atomic_output", "atomic_write_text", "json_default", "plain", "read_format_json", "read_json",
            "replace_folder", "staged_folder", "union_columns", "write_csv"]
 
 
@@ -148,3 +148,27 @@ def read_json(path: str | os.PathLike, what: str) -> Any:
         return json.loads(path.read_text())
     except json.JSONDecodeError as error:
         raise ValueError(f"{path}: not valid JSON ({error})") from None
+
+
+def read_format_json(path: str | os.PathLike, expected_format: str, what: str) -> dict:
+    """The JSON object in ``path`` whose ``format`` key is ``expected_format``.
+
+    For the state files a command pins and a rerun reads back (``fetch_state.json``,
+    ``survey.json``). ``what`` says what the file is in the invalid-JSON error.
+
+    Raises
+    ------
+    ValueError
+        Invalid JSON, not an object, or another ``format``: one line naming the file.
+    """
+    import json
+
+    path = Path(path)
+    try:
+        content = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path}: expected {what}, received invalid JSON ({error})") from None
+    if not isinstance(content, dict) or content.get("format") != expected_format:
+        found = content.get("format") if isinstance(content, dict) else type(content).__name__
+        raise ValueError(f"{path}: expected format {expected_format!r}, received {found!r}")
+    return content

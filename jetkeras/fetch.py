@@ -65,7 +65,7 @@ import numpy as np
 import pandas as pd
 
 from jetkeras import _cli
-from jetkeras._files import plain
+from jetkeras._files import plain, read_format_json
 from jetkeras.config import atomic_write_text
 from jetkeras.io import read_fits_dir, write_cube
 
@@ -294,14 +294,7 @@ def _one_line(error: BaseException) -> str:
 def _load_state(path: Path, settings: dict) -> dict:
     if not path.exists():
         return {"format": STATE_FORMAT, "settings": settings, "events": {}}
-    try:
-        state = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ValueError(f"{path}: expected a JSON fetch state, received invalid JSON "
-                         f"({error})") from None
-    if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
-        found = state.get("format") if isinstance(state, dict) else type(state).__name__
-        raise ValueError(f"{path}: expected format {STATE_FORMAT!r}, received {found!r}")
+    state = read_format_json(path, STATE_FORMAT, "a JSON fetch state")
     if state.get("settings") != settings:
         raise ValueError(
             f"{path}: expected the query settings this folder was fetched with "

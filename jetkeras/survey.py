@@ -60,7 +60,7 @@ from typing import Any
 import pandas as pd
 
 from jetkeras import _cli
-from jetkeras._files import atomic_write_text
+from jetkeras._files import atomic_write_text, read_format_json
 
 __all__ = ["SURVEY_FORMAT", "main", "survey"]
 
@@ -83,14 +83,7 @@ def _pin_settings(out: Path, settings: dict) -> None:
     """Write ``survey.json`` on the first run; refuse a rerun with other settings."""
     path = out / SETTINGS_FILE
     if path.is_file():
-        try:
-            stored = json.loads(path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as error:
-            raise ValueError(f"{path}: expected the survey's settings (JSON), received "
-                             f"invalid JSON ({error})") from None
-        if not isinstance(stored, dict) or stored.get("format") != SURVEY_FORMAT:
-            raise ValueError(f"{path}: expected format {SURVEY_FORMAT!r}, received "
-                             f"{stored.get('format') if isinstance(stored, dict) else stored!r}")
+        stored = read_format_json(path, SURVEY_FORMAT, "the survey's settings (JSON)")
         if stored.get("settings") != settings:
             changed = sorted(key for key in settings
                              if stored.get("settings", {}).get(key) != settings[key])

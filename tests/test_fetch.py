@@ -212,6 +212,19 @@ def test_fetch_state_pins_query_settings(aia_fits_dir, tmp_path, monkeypatch):
                      wavelength_angstrom=171, progress=False)
 
 
+def test_a_broken_fetch_state_is_one_line(tmp_path, monkeypatch):
+    monkeypatch.setenv("JSOC_EMAIL", EMAIL)
+    state = tmp_path / "fetch_state.json"
+    state.write_text('{"format": ')
+    with pytest.raises(ValueError, match=r"fetch_state\.json: expected a JSON fetch state, "
+                                         r"received invalid JSON"):
+        fetch_events(_events(1), out=tmp_path, client=None, progress=False)
+    state.write_text(json.dumps({"format": "jetkeras-fetch-state/0"}))
+    with pytest.raises(ValueError, match=r"fetch_state\.json: expected format "
+                                         r"'jetkeras-fetch-state/1', received 'jetkeras-fetch-state/0'"):
+        fetch_events(_events(1), out=tmp_path, client=None, progress=False)
+
+
 def test_fetch_catalogue_selects_rows(aia_fits_dir, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("JSOC_EMAIL", EMAIL)
     client = FlakyClient(aia_fits_dir)
