@@ -282,7 +282,7 @@ def read_table(path: str | Path | None = None) -> pd.DataFrame:
 def _header(path: Path) -> list[str]:
     """A CSV file's column names, stripped of spaces and of a leading ``#``."""
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: event table not found")
+        raise FileNotFoundError(f"{path}: catalogue CSV file not found")
     try:
         head = pd.read_csv(path, skipinitialspace=True, nrows=0)
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as error:

@@ -120,5 +120,5 @@ def test_table_layout_names_the_layout_from_the_header(tmp_path):
     with pytest.raises(ValueError, match=r"events.csv: expected an event table CSV, received "
                                          r"an unreadable file \(EmptyDataError\)"):
         table_layout(table)
-    with pytest.raises(FileNotFoundError, match=r"missing.csv: event table not found"):
+    with pytest.raises(FileNotFoundError, match=r"missing.csv: catalogue CSV file not found"):
         table_layout(tmp_path / "missing.csv")
