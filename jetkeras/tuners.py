@@ -244,7 +244,10 @@ class JetTunerMixin:
             return
         from tqdm.auto import tqdm
 
-        ended = sum(trial.status in ENDED_STATUSES for trial in self.oracle.trials.values())
+        # A worker's oracle is an OracleClient, which holds no trials (they live on the
+        # chief): a worker's bar counts only the trials it runs itself.
+        trials = {} if distribute_utils.has_chief_oracle() else self.oracle.trials
+        ended = sum(trial.status in ENDED_STATUSES for trial in trials.values())
         # A search runs for hours (the seed's grid): one line per trial, even at verbose 0.
         with tqdm(total=self.oracle.max_trials, initial=ended, unit="trial",
                   desc="tune: trials", disable=not self.progress, file=sys.stderr) as bar:
