@@ -10,6 +10,8 @@ attributes; the fixes below reach into them, and nowhere else in jetkeras does:
   KerasTuner's two writes at the end of a trial;
 - :class:`ResumableGridSearchOracle`: the grid's order survives a restart
   (keras-tuner#1055);
+- :func:`atomic_save_json`: KerasTuner's state files (``oracle.json``, ``tuner0.json``,
+  each ``trial.json``) are written atomically, so a kill never leaves one empty;
 - :func:`serve_oracle`: the chief's oracle server polls every 0.5 s, not 20 s;
 - :func:`checkpoint_path`: where a trial's best weights are.
 
@@ -31,6 +33,7 @@ import keras_tuner as kt
 from keras_tuner.src.distribute import oracle_chief
 from keras_tuner.src.distribute import utils as distribute_utils
 from keras_tuner.src.engine import trial as trial_module
+from keras_tuner.src import utils as keras_tuner_utils
 from keras_tuner.src.tuners import gridsearch
 
 from jetkeras._files import atomic_write_text
@@ -41,6 +44,7 @@ __all__ = [
     "SUPPORTED_VERSIONS",
     "TRIAL_RECORD_FILE",
     "JetHyperModel",
+    "atomic_save_json",
     "check_version",
     "checkpoint_path",
     "make_oracle",
@@ -77,6 +81,24 @@ def check_version(version: str | None = None) -> None:
             f"keras-tuner {version}: jetkeras.tune patches KerasTuner internals written "
             f"for versions >= {'.'.join(map(str, low))} and < {'.'.join(map(str, high))}; "
             f"install one (pip install 'keras-tuner>=1.4.7,<1.5')")
+
+
+# ============================================================================ state files
+def atomic_save_json(path, obj) -> str:
+    """KerasTuner's ``utils.save_json``, written atomically; returns the JSON text.
+
+    KerasTuner opens its state files for writing (which empties them) and then writes:
+    a kill in between left an empty ``trial.json`` or ``oracle.json``, and the resumed
+    search died on "Expecting value: line 1 column 1". Here a kill leaves the previous
+    content. Every KerasTuner state write goes through ``utils.save_json``.
+    """
+    text = json.dumps(obj)
+    atomic_write_text(path, text)
+    return text
+
+
+# Installed on import: this module is imported only when a search starts.
+keras_tuner_utils.save_json = atomic_save_json
 
 
 # ============================================================================ oracles

@@ -272,6 +272,26 @@ def trial_status(out: Path) -> dict[str, str]:
     return status
 
 
+def test_keras_tuner_state_files_are_written_atomically(tmp_path, monkeypatch):
+    """A kill while KerasTuner saves its state leaves the previous file, never an empty one."""
+    from keras_tuner.src import utils as keras_tuner_utils
+
+    from jetkeras import tuners
+
+    assert keras_tuner_utils.save_json is tuners.atomic_save_json
+    path = tmp_path / "oracle.json"
+    keras_tuner_utils.save_json(str(path), {"round": 1})
+
+    def killed(source, target):
+        raise KeyboardInterrupt  # the process dies before the new file is swapped in
+
+    monkeypatch.setattr(os, "replace", killed)
+    with pytest.raises(KeyboardInterrupt):
+        keras_tuner_utils.save_json(str(path), {"round": 2})
+    assert json.loads(path.read_text()) == {"round": 1}
+    assert [file.name for file in tmp_path.iterdir()] == ["oracle.json"]
+
+
 @pytest.mark.slow
 def test_grid_resumes_after_sigkill_without_rerunning(records, tmp_path):
     out = tmp_path / "resumed"
