@@ -45,7 +45,9 @@ from jetkeras.records import (
     FORMAT,
     STORAGE,
     Encoding,
+    read_build,
     read_manifest,
+    read_sidecar,
     sha256_file,
     shard_name,
     prepare_examples,
@@ -362,8 +364,8 @@ def _plain(row: pd.Series) -> dict[str, Any]:
 def _claim_folder(out: Path, identity: dict[str, Any]) -> None:
     """Refuse a folder that holds records of another configuration."""
     build_path = out / "build.json"
-    if build_path.is_file():
-        previous = json.loads(build_path.read_text())
+    previous = read_build(out)
+    if previous is not None:
         for key in sorted(set(previous) | set(identity)):
             if previous.get(key) != identity.get(key):
                 raise ValueError(
@@ -452,7 +454,7 @@ def _write_manifest(out, tasks, items, orphans, missing, config, identity, encod
     totals = {"count": 0, "sum": 0.0, "sum_sq": 0.0, "log_sum": 0.0, "log_sum_sq": 0.0}
     for task in tasks:
         path = Path(task["path"])
-        sidecar = json.loads(Path(task["path"] + ".json").read_text())
+        sidecar = read_sidecar(path)
         entry = splits.setdefault(task["split"], {"shards": [], "counts": {"jet": 0, "no_jet": 0},
                                                   "groups": set()})
         entry["shards"].append({"name": path.name, "sha256": sidecar["sha256"],

@@ -262,7 +262,7 @@ def _write_fold_records(records: Path, manifest: dict[str, Any], sequences, role
 
     encoding = Encoding(offset_dn=manifest["encoding"]["offset_dn"],
                         clip_dn=manifest["encoding"]["clip_dn"])
-    per_shard = int(manifest.get("build", {}).get("records_per_shard") or 32)
+    per_shard = manifest["build"]["records_per_shard"]  # checked by read_manifest
     temporaries, state, tasks = {}, {}, {}
     for fold, target in targets.items():
         temporary = target.with_name(f".{target.name}.tmp")

@@ -102,6 +102,8 @@ __all__ = [
     "config_keys",
     "load_space",
     "main",
+    "read_search_record",
+    "read_trial_record",
     "tune",
     "write_results",
 ]
@@ -110,6 +112,8 @@ TUNERS = ("grid", "random", "bayesian", "hyperband")
 # Objective -> direction. val_loss is minimised, the others maximised.
 OBJECTIVES = {"val_auc": "max", "val_f1": "max", "val_loss": "min"}
 PROJECT = "tuner"
+SEARCH_FORMAT = "jetkeras-search/1"  # search.json; a file without "format" is version 1
+TRIAL_FORMAT = "jetkeras-trial/1"  # tuner/trial_<id>/jetkeras.json; likewise
 _SAMPLINGS = ("linear", "log", "reverse_log")
 _SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
 
@@ -499,7 +503,8 @@ def _keras_tuner_classes():
             history = {key: [float(value) for value in values]
                        for key, values in history.items()}
             atomic_write_text(Path(self.get_trial_dir(trial.trial_id)) / "jetkeras.json",
-                              json.dumps({"seconds": time.perf_counter() - start,
+                              json.dumps({"format": TRIAL_FORMAT,
+                                          "seconds": time.perf_counter() - start,
                                           "tuner_id": self.tuner_id, "history": history}))
             return results
 
@@ -576,6 +581,89 @@ def _parse_oracle(address: str) -> tuple[str, int]:
 
 
 # ============================================================================ search
+def _state_error(path: Path, key: str, expected: str, received: Any, fix: str) -> ValueError:
+    return ValueError(f"{path}: key `{key}`: expected {expected}, received {received!r}; "
+                      f"{fix}")
+
+
+def _state_version(path: Path, record: Any, known: str, fix: str) -> dict[str, Any]:
+    if not isinstance(record, dict):
+        raise _state_error(path, "(the file)", "a JSON object", type(record).__name__, fix)
+    version = record.get("format", known)  # files from before versions were written
+    if version != known:
+        raise _state_error(path, "format", f"the known version {known!r} (files of another "
+                                           f"version come from another jetkeras)", version, fix)
+    return record
+
+
+def read_search_record(out: str | os.PathLike) -> dict[str, Any]:
+    """``search.json`` of a tuning folder (what was searched), checked against its schema.
+
+    Raises
+    ------
+    FileNotFoundError
+        No ``search.json``.
+    ValueError
+        Invalid JSON, an unknown version, or a key missing or out of range.
+    """
+    path = Path(out) / "search.json"
+    fix = "start the search again without --resume (or in another --out), or fix the file"
+    record = _state_version(path, _read_json(path, "search record"), SEARCH_FORMAT, fix)
+    for key in ("space", "space_file", "records"):
+        if not isinstance(record.get(key), str) or not record[key]:
+            raise _state_error(path, key, "a non-empty string", record.get(key), fix)
+    sha = record.get("space_sha256")
+    if not isinstance(sha, str) or len(sha) != 64:
+        raise _state_error(path, "space_sha256", "a SHA-256 of 64 hex digits", sha, fix)
+    if record.get("tuner") not in TUNERS:
+        raise _state_error(path, "tuner", f"one of {list(TUNERS)}", record.get("tuner"), fix)
+    if record.get("objective") not in OBJECTIVES:
+        raise _state_error(path, "objective", f"one of {sorted(OBJECTIVES)}",
+                           record.get("objective"), fix)
+    for key, minimum, optional in (("max_trials", 1, False), ("grid_points", 1, True),
+                                   ("seed", 0, False)):
+        value = record.get(key)
+        if optional and value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise _state_error(path, key, f"an integer >= {minimum}", value, fix)
+    try:
+        JetConfig.from_dict(record.get("base_config"), source=f"{path}: key `base_config`")
+    except ValueError as error:  # range checks name the key only, not the file
+        text = (str(error) if str(error).startswith(str(path))
+                else f"{path}: key `base_config`: {error}")
+        raise ValueError(f"{text}; {fix}") from None
+    return record
+
+
+def read_trial_record(path: str | os.PathLike) -> dict[str, Any]:
+    """A trial's ``jetkeras.json`` (wall time and per-epoch history), checked.
+
+    Raises
+    ------
+    ValueError
+        Invalid JSON, an unknown version, a negative or non-finite ``seconds``, or a
+        ``history`` that is not lists of numbers per metric.
+    """
+    path = Path(path)
+    fix = f"delete {path.parent.name}/ and rerun the search with --resume, or fix the file"
+    record = _state_version(path, _read_json(path, "trial record"), TRIAL_FORMAT, fix)
+    seconds = record.get("seconds")
+    if (isinstance(seconds, bool) or not isinstance(seconds, (int, float))
+            or not math.isfinite(seconds) or seconds < 0):
+        raise _state_error(path, "seconds", "a finite number >= 0", seconds, fix)
+    history = record.get("history", {})
+    if not isinstance(history, dict):
+        raise _state_error(path, "history", "an object of per-epoch lists",
+                           type(history).__name__, fix)
+    for metric, values in history.items():
+        # A diverged trial's loss is NaN (TerminateOnNaN): numbers, not only finite ones.
+        if not isinstance(values, list) or any(
+                isinstance(v, bool) or not isinstance(v, (int, float)) for v in values):
+            raise _state_error(path, f"history.{metric}", "a list of numbers", values, fix)
+    return record
+
+
 def _identity(space, tuner, objective) -> dict[str, Any]:
     return {"space": space["name"], "space_file": space["path"], "space_sha256": space["sha256"],
             "tuner": tuner, "objective": objective}
@@ -586,7 +674,7 @@ def _check_resume(out: Path, identity: dict[str, Any]) -> None:
     if not (out / PROJECT / "oracle.json").is_file() or not path.is_file():
         raise FileNotFoundError(f"{out}: --resume given but no search to resume there "
                                 f"(no search.json or {PROJECT}/oracle.json)")
-    previous = _read_json(path, "search record")
+    previous = read_search_record(out)
     if previous.get("space_sha256") != identity["space_sha256"]:
         raise ValueError(
             f"--resume: {out} holds a search of space {previous.get('space')!r} "
@@ -766,7 +854,7 @@ def _search(*, records, out, manifest, config, space_spec, tuner, objective, ide
     out.mkdir(parents=True, exist_ok=True)
     if not is_worker:
         atomic_write_text(out / "search.json", json.dumps(
-            {**identity, "grid_points": grid_points, "max_trials": max_trials,
+            {"format": SEARCH_FORMAT, **identity, "grid_points": grid_points, "max_trials": max_trials,
              "seed": seed, "records": str(records), "base_config": config.to_dict()},
             indent=2))
 
@@ -826,7 +914,7 @@ def _trial_rows(oracle, space, objective, out: Path) -> list[dict[str, Any]]:
         trial = oracle.trials[trial_id]
         values = trial.hyperparameters.values
         record_path = out / PROJECT / f"trial_{trial_id}" / "jetkeras.json"
-        record = json.loads(record_path.read_text()) if record_path.is_file() else {}
+        record = read_trial_record(record_path) if record_path.is_file() else {}
         seconds, history = record.get("seconds"), record.get("history", {})
         score = trial.score if trial.status == "COMPLETED" else None
         row = {"trial_id": trial_id, "status": trial.status,
