@@ -618,17 +618,19 @@ def crossval(
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m jetkeras.crossval",
                                      description=__doc__.split("\n\n")[0])
-    parser.add_argument("--records", required=True,
+    parser.add_argument("--records", required=True, type=_cli.existing_folder,
                         help="records folder (build_records); all of its splits are pooled")
-    parser.add_argument("--folds", type=int, default=5,
+    parser.add_argument("--folds", type=_cli.bounded_int(2), default=5,
                         help="K, the number of test folds (>= 2, at most the event groups of "
                              "the rarer class); default 5")
     parser.add_argument("--out", required=True, help="cross-validation folder to write")
-    parser.add_argument("--config", help="JetConfig JSON of every fold's training (e.g. the "
-                                         "best config of a search)")
+    parser.add_argument("--config", type=_cli.existing_file,
+                        help="JetConfig JSON of every fold's training (e.g. the "
+                             "best config of a search)")
     parser.add_argument("--preset", help="model widths preset: light (default), seed, tiny")
-    parser.add_argument("--epochs", type=int, help="passes over each fold's training split")
-    parser.add_argument("--seed", type=int,
+    parser.add_argument("--epochs", type=_cli.positive_int,
+                        help="passes over each fold's training split; default by frame size")
+    parser.add_argument("--seed", type=_cli.seed_int,
                         help="seed of the fold assignment and of training; default the "
                              "config's train.seed (0)")
     parser.add_argument("--overwrite", action="store_true",
@@ -643,15 +645,14 @@ def main(argv: list[str] | None = None) -> int:
     def run():
         from jetkeras.train import config_from_args
 
-        if args.folds < 2:  # before any file is read
-            raise ValueError(f"--folds: expected an integer >= 2, received {args.folds}")
-        if not Path(args.records).is_dir():
-            raise FileNotFoundError(f"--records {args.records}: records folder not found")
         config = config_from_args(args, records=args.records)
         crossval(records=args.records, out=args.out, folds=args.folds, config=config,
                  seed=config.train.seed, overwrite=args.overwrite)
 
-    return _cli.run_main(run, "crossval")
+    # A rerun keeps the finished folds and resumes the interrupted fold's training;
+    # --overwrite would throw them away.
+    return _cli.run_main(run, "crossval",
+                         resume=_cli.resume_command("crossval", argv, drop=["--overwrite"]))
 
 
 if __name__ == "__main__":

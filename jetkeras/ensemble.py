@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", nargs="+", required=True,
                         help="finished run folders of one config, different seeds")
-    parser.add_argument("--records", required=True,
+    parser.add_argument("--records", required=True, type=_cli.existing_folder,
                         help="their records folder (validation split: the threshold)")
     parser.add_argument("--out", required=True, help="the ensemble's run folder")
     parser.add_argument("--overwrite", action="store_true", help="replace --out")

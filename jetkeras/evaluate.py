@@ -295,13 +295,14 @@ def _parser() -> argparse.ArgumentParser:
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("--run", required=True,
                         help="finished run folder (or exported SavedModel folder)")
-    parser.add_argument("--records", required=True, help="records folder (build_records)")
+    parser.add_argument("--records", required=True, type=_cli.existing_folder,
+                        help="records folder (build_records)")
     parser.add_argument("--split", default="test", choices=("train", "val", "test"),
                         help="split to evaluate; default test")
     parser.add_argument("--out", required=True, help="report folder to create")
-    parser.add_argument("--max-gifs", type=int, default=20,
+    parser.add_argument("--max-gifs", type=_cli.non_negative_int, default=20,
                         help="most misclassified sequences animated as GIFs; default 20")
-    parser.add_argument("--batch-size", type=int, default=16,
+    parser.add_argument("--batch-size", type=_cli.positive_int, default=16,
                         help="sequences per forward pass; default 16")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace --out if it exists; default: refuse")

@@ -520,27 +520,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", required=True, help="output folder (cubes, fetch_state.json)")
     parser.add_argument("--negatives", action="store_true",
                         help="fetch the jet-free intervals instead of the jets; default off")
-    parser.add_argument("--rows", type=int, nargs="+", default=None,
+    parser.add_argument("--rows", type=_cli.non_negative_int, nargs="+", default=None,
                         help="catalogue CSV rows to fetch; default all")
-    parser.add_argument("--limit", type=int, default=None,
+    parser.add_argument("--limit", type=_cli.positive_int, default=None,
                         help="fetch at most this many events; default no limit")
-    parser.add_argument("--wavelength", type=float, default=304.0,
+    parser.add_argument("--wavelength", type=_cli.positive_float, default=304.0,
                         help="AIA channel in angstrom; default 304")
-    parser.add_argument("--frames", type=int, default=30,
+    parser.add_argument("--frames", type=_cli.bounded_int(2, _cli.MAX_FRAMES), default=30,
                         help="frames per sequence; default 30")
-    parser.add_argument("--cadence", type=float, default=24.0,
+    parser.add_argument("--cadence", type=_cli.positive_float, default=24.0,
                         help="seconds between frames; default 24")
-    parser.add_argument("--cadence-tolerance", type=float, default=6.0,
+    parser.add_argument("--cadence-tolerance", type=_cli.non_negative_float, default=6.0,
                         help="allowed deviation of frame spacing in seconds; default 6")
-    parser.add_argument("--box", type=float, default=300.0,
+    parser.add_argument("--box", type=_cli.positive_float, default=300.0,
                         help="side of the square cutout in arcsec; default 300")
-    parser.add_argument("--pool", type=int, default=3,
+    parser.add_argument("--pool", type=_cli.positive_int, default=3,
                         help="max-pool factor when converting to a cube; default 3")
     parser.add_argument("--series", default="aia.lev1_euv_12s",
                         help="JSOC series; default aia.lev1_euv_12s")
-    parser.add_argument("--retries", type=int, default=3,
+    parser.add_argument("--retries", type=_cli.non_negative_int, default=3,
                         help="extra download attempts per event; default 3")
-    parser.add_argument("--backoff", type=float, default=60.0,
+    parser.add_argument("--backoff", type=_cli.non_negative_float, default=60.0,
                         help="seconds before the first retry, doubled each time; default 60")
     parser.add_argument("--keep-fits", action="store_true",
                         help="keep the raw FITS under <out>/fits/; default delete after conversion")

@@ -996,7 +996,7 @@ def _parser() -> argparse.ArgumentParser:
                         help="run folder (python -m jetkeras.train) or exported SavedModel "
                              "folder (python -m jetkeras.export); default the bundled model, "
                              "trained on synthetic renders (docs/model_card.md)")
-    parser.add_argument("--threshold", type=float,
+    parser.add_argument("--threshold", type=_cli.probability,
                         help="decision threshold, probability in [0, 1]; default the one "
                              "stored with the model (chosen on validation)")
     parser.add_argument("--out", help="write predictions to this .csv or .json file; "
@@ -1009,19 +1009,22 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--jit", action="store_true",
                         help="compile the TensorFlow forward pass with XLA: ~0.7 s more at "
                              "start, ~20 %% faster over many cubes (run folders only)")
-    parser.add_argument("--batch-size", type=int, default=16,
+    parser.add_argument("--batch-size", type=_cli.positive_int, default=16,
                         help="sequences per forward pass (and per Dask task); default 16")
     parser.add_argument("--resample", action="store_true",
                         help="interpolate cubes of another frame count or size to the "
                              "model's instead of refusing them")
-    parser.add_argument("--catalogue", help="catalogue CSV with an event_id column; predict "
-                                            "every event with a cube (--cubes or --records)")
-    parser.add_argument("--cubes", dest="cubes_root", help="folder of <event_id>.npz cubes or the seed's "
-                                        "data0/data1 tree, for --catalogue")
-    parser.add_argument("--records", help="records folder, for catalogue-wide inference")
+    parser.add_argument("--catalogue", type=_cli.existing_file,
+                        help="catalogue CSV with an event_id column; predict "
+                             "every event with a cube (--cubes or --records)")
+    parser.add_argument("--cubes", dest="cubes_root", type=_cli.existing_folder,
+                        help="folder of <event_id>.npz cubes or the seed's "
+                             "data0/data1 tree, for --catalogue")
+    parser.add_argument("--records", type=_cli.existing_folder,
+                        help="records folder, for catalogue-wide inference")
     parser.add_argument("--split", default="test", choices=("train", "val", "test"),
                         help="records split for --records; default test")
-    parser.add_argument("--workers", type=int, default=1,
+    parser.add_argument("--workers", type=_cli.bounded_int(1, _cli.MAX_WORKERS), default=1,
                         help="Dask LocalCluster processes for --catalogue; default 1 "
                              "(no Dask)")
     parser.add_argument("--scheduler", help="address of a running Dask scheduler "
@@ -1029,7 +1032,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--timeline", metavar="CUBE",
                         help="slide the model's window over this longer cube; writes "
                              "probability per window (CSV) and a PNG beside it")
-    parser.add_argument("--stride", type=int, default=1,
+    parser.add_argument("--stride", type=_cli.positive_int, default=1,
                         help="frames between window starts for --timeline; default 1")
     parser.add_argument("--quiet", action="store_true", help="no table, no progress bar")
     return parser

@@ -334,16 +334,22 @@ def load_run(run: str | Path) -> dict[str, Any]:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m jetkeras.train",
                                      description=__doc__.split("\n\n")[0])
-    parser.add_argument("--records", required=True, help="records folder from build_records")
+    parser.add_argument("--records", required=True, type=_cli.existing_folder,
+                        help="records folder from build_records")
     parser.add_argument("--out", required=True, help="run folder to write")
-    parser.add_argument("--config", help="JetConfig JSON (e.g. the best config of a search)")
+    parser.add_argument("--config", type=_cli.existing_file,
+                        help="JetConfig JSON (e.g. the best config of a search)")
     parser.add_argument("--arch", choices=("td_lstm", "epfl2d"),
                         help="td_lstm (default): per-frame CNN -> LSTM; epfl2d: the seed's code")
     parser.add_argument("--preset", help="model widths preset: light (default), seed, tiny")
-    parser.add_argument("--epochs", type=int, help="passes over the training split")
-    parser.add_argument("--batch-size", type=int, help="sequences per step")
+    parser.add_argument("--epochs", type=_cli.positive_int,
+                        help="passes over the training split; default by frame size "
+                             "(60 up to 128 px)")
+    parser.add_argument("--batch-size", type=_cli.positive_int,
+                        help="sequences per step; default 8")
     parser.add_argument("--optimizer", choices=("adamw", "sgd"), help="adamw (default) or sgd")
-    parser.add_argument("--lr", type=float, help="initial learning rate; default 1e-3")
+    parser.add_argument("--lr", type=_cli.positive_float,
+                        help="peak learning rate, > 0; default the config's")
     parser.add_argument("--schedule", choices=("cosine", "exponential", "plateau", "constant"),
                         help="learning-rate schedule over the run; default cosine")
     parser.add_argument("--precision", choices=("float32", "mixed_bfloat16", "mixed_float16"),
@@ -352,14 +358,16 @@ def _parser() -> argparse.ArgumentParser:
                         help="XLA: auto = on GPU only")
     parser.add_argument("--distribute", choices=("none", "mirrored"),
                         help="mirrored: data-parallel over the GPUs of one node")
-    parser.add_argument("--target-recall", type=float,
+    parser.add_argument("--target-recall", type=_cli.target_recall,
                         help="choose the threshold reaching this validation recall "
                              "instead of max F1")
     parser.add_argument("--deterministic", action="store_true",
                         help="bitwise-reproducible kernels (slower); same seed -> same run")
     parser.add_argument("--overwrite", action="store_true", help="replace a finished run")
     parser.add_argument("--resume", action="store_true", help="continue an interrupted run")
-    parser.add_argument("--seed", type=int, help="seed for weights, shuffling, augmentation")
+    parser.add_argument("--seed", type=_cli.seed_int,
+                        help="seed for weights, shuffling, augmentation, in [0, 2**32 - 1]; "
+                             "default the config's")
     return parser
 
 

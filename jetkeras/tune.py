@@ -474,7 +474,7 @@ def _keras_tuner_classes():
                     monitor="val_loss", factor=0.1,
                     patience=max(2, config.train.epochs // 10)))
             return model.fit(train_data, validation_data=val_data,
-                             epochs=epochs or config.train.epochs,
+                             epochs=config.train.epochs if epochs is None else epochs,
                              initial_epoch=initial_epoch, steps_per_epoch=steps,
                              callbacks=callbacks, verbose=verbose)
 
@@ -854,7 +854,8 @@ def _search(*, records, out, manifest, config, space_spec, tuner, objective, ide
     out.mkdir(parents=True, exist_ok=True)
     if not is_worker:
         atomic_write_text(out / "search.json", json.dumps(
-            {"format": SEARCH_FORMAT, **identity, "grid_points": grid_points, "max_trials": max_trials,
+            {"format": SEARCH_FORMAT, **identity, "grid_points": grid_points,
+             "max_trials": max_trials,
              "seed": seed, "records": str(records), "base_config": config.to_dict()},
             indent=2))
 
@@ -1073,23 +1074,28 @@ def write_results(*, out, tuner, hypermodel, space, objective, records, manifest
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m jetkeras.tune",
                                      description=__doc__.split("\n\n")[0])
-    parser.add_argument("--records", required=True, help="records folder (train and val)")
-    parser.add_argument("--space", required=True, help="search-space JSON, e.g. "
-                        "tuning/seed_grid.json")
+    parser.add_argument("--records", required=True, type=_cli.existing_folder,
+                        help="records folder (train and val)")
+    parser.add_argument("--space", required=True, type=_cli.existing_file,
+                        help="search-space JSON, e.g. "
+                             "tuning/seed_grid.json")
     parser.add_argument("--tuner", required=True, choices=TUNERS, help="search algorithm")
     parser.add_argument("--out", required=True, help="output folder, e.g. tuning/runs/<name>")
-    parser.add_argument("--max-trials", type=int, help="trials at most; default: the grid "
-                        "size for grid, 10 for random/bayesian (hyperband: set by --epochs)")
-    parser.add_argument("--epochs", type=int, help="epochs per trial (hyperband: the most "
-                        "per trial); default the space's train.epochs")
+    parser.add_argument("--max-trials", type=_cli.positive_int,
+                        help="trials at most; default: the grid "
+                             "size for grid, 10 for random/bayesian (hyperband: set by --epochs)")
+    parser.add_argument("--epochs", type=_cli.positive_int,
+                        help="epochs per trial (hyperband: the most "
+                             "per trial); default the space's train.epochs")
     parser.add_argument("--objective", default="val_auc", choices=sorted(OBJECTIVES),
                         help="validation metric to optimise (loss minimised, AUC/F1 "
                              "maximised); default val_auc")
     _cli.add_seed_flag(parser)
     parser.add_argument("--resume", action="store_true", help="continue the search in --out "
                         "(default: start it again)")
-    parser.add_argument("--base-config", help="JetConfig JSON the space applies to; default "
-                        "the built-in defaults")
+    parser.add_argument("--base-config", type=_cli.existing_file,
+                        help="JetConfig JSON the space applies to; default "
+                             "the built-in defaults")
     parser.add_argument("--precision", choices=("float32", "mixed_bfloat16", "mixed_float16"),
                         help="compute dtype of every trial; default the space's or float32")
     parser.add_argument("--jit", choices=("auto", "on", "off"),
@@ -1099,11 +1105,12 @@ def _parser() -> argparse.ArgumentParser:
                              "default: one process does both")
     parser.add_argument("--oracle", help="HOST:PORT of the chief's oracle (with --role), "
                         "e.g. 127.0.0.1:8000")
-    parser.add_argument("--worker-id", type=int, help="this worker's number 0, 1, ... "
-                        "(KERASTUNER_TUNER_ID tuner<N>); required with --role worker")
-    parser.add_argument("--connect-timeout", type=float, default=60.0,
+    parser.add_argument("--worker-id", type=_cli.non_negative_int,
+                        help="this worker's number 0, 1, ... "
+                             "(KERASTUNER_TUNER_ID tuner<N>); required with --role worker")
+    parser.add_argument("--connect-timeout", type=_cli.positive_float, default=60.0,
                         help="seconds a worker waits for the chief before failing; default 60")
-    parser.add_argument("--max-failures", type=int, default=3,
+    parser.add_argument("--max-failures", type=_cli.positive_int, default=3,
                         help="stop after this many failed trials in a row; default 3")
     parser.add_argument("--verbose", type=int, default=0, choices=(0, 1, 2),
                         help="Keras fit verbosity; default 0")

@@ -210,8 +210,10 @@ def test_cli_prints_a_table_and_refuses_bad_input(tiny_run, tiny_export, event_c
         assert lines[-1].startswith("predict: error: ")
         assert match in lines[-1], lines[-1]
 
-    refused(first, "--model", run, "--threshold", "1.5",
-            match="--threshold: expected a probability in [0, 1], received 1.5")
+    with pytest.raises(SystemExit, match="2"):  # argparse refuses it before any work
+        predict.main([str(first), "--model", str(run), "--threshold", "1.5"])
+    assert capsys.readouterr().err.splitlines()[-1].endswith(
+        "error: argument --threshold: expected a probability in [0, 1], received 1.5")
     refused(tmp_path / "absent.npz", "--model", run, match="absent.npz: cube not found")
     (tmp_path / "notes.txt").write_text("not a cube")
     refused(tmp_path / "notes.txt", "--model", run,

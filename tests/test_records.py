@@ -222,8 +222,12 @@ def test_parallel_build_writes_the_same_records(tmp_path, parallel):
 
 
 def test_bad_parallel_flags_are_one_line_errors(tmp_path, capsys):
-    assert main(["--out", str(tmp_path / "o"), "--workers", "0"]) == 2
-    assert "--workers: expected >= 1, received 0" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--out", str(tmp_path / "o"), "--workers", "0"])
+    assert exit_info.value.code == 2
+    assert ("argument --workers: expected an integer in [1, 1024], received 0"
+            in capsys.readouterr().err)
+    assert not (tmp_path / "o").exists()
 
 
 def test_describe_prints_table_and_writes_contact_sheet(tiny_records, tmp_path, capsys):
