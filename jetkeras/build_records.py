@@ -346,10 +346,17 @@ def build_records(
             })
     todo = [t for t in tasks if not Path(t["path"] + ".json").is_file()]
     # Each task writes its own sidecar; the manifest then reads them all back.
-    _run_tasks(todo, workers=workers, processes=parallel == "processes" and workers > 1,
-               scheduler=scheduler, progress=progress,
-               total=sum(len(t["items"]) for t in tasks),
-               done=sum(len(t["items"]) for t in tasks if t not in todo))
+    try:
+        _run_tasks(todo, workers=workers, processes=parallel == "processes" and workers > 1,
+                   scheduler=scheduler, progress=progress,
+                   total=sum(len(t["items"]) for t in tasks),
+                   done=sum(len(t["items"]) for t in tasks if t not in todo))
+    except KeyboardInterrupt:
+        # Shards are renamed into place before their sidecar: a shard with a sidecar is
+        # whole, one without is rebuilt by the next run.
+        finished = sum(Path(t["path"] + ".json").is_file() for t in tasks)
+        raise _cli.Interrupted(f"after {finished} of {len(tasks)} shards",
+                               f"the {finished} finished shard(s) are kept in {out}") from None
     manifest = _write_manifest(out, tasks, items, orphans, missing, config, identity, encoding)
     if progress:
         print(summary_table(manifest), file=sys.stderr)
@@ -624,7 +631,9 @@ def main(argv: list[str] | None = None) -> int:
                       scheduler=args.scheduler, variants=args.variants,
                       match_position=args.match_position)
 
-    return _cli.run_main(run, "build_records")
+    # The shard plan is a pure function of the flags: the same command picks up the
+    # shards without a sidecar (build.json refuses a changed configuration).
+    return _cli.run_main(run, "build_records", resume=_cli.resume_command("build_records", argv))
 
 
 if __name__ == "__main__":

@@ -593,7 +593,15 @@ def crossval(
         if finished.is_file():
             row = json.loads(finished.read_text())
         else:
-            row = _run_fold(k, fold_dirs[k], config, roles[k], sequences, verbose)
+            try:
+                row = _run_fold(k, fold_dirs[k], config, roles[k], sequences, verbose)
+            except KeyboardInterrupt as interrupt:
+                inner = interrupt if isinstance(interrupt, _cli.Interrupted) else None
+                where = f"in fold {k} of folds 0-{folds - 1}"
+                raise _cli.Interrupted(
+                    f"{where}, {inner.where}" if inner and inner.where else where,
+                    f"{k} finished fold(s) kept in {out}"
+                    + (f"; {inner.kept}" if inner else "")) from None
             atomic_write_text(finished, json.dumps(row, indent=2))
         rows.append(row)
         if verbose:

@@ -377,8 +377,6 @@ def fetch_events(
         ``attempts`` (cumulative over runs), ``error`` (None when done), ``cube`` (path
         or None), ``skipped`` (True when it was already done before this run).
     """
-    from tqdm.auto import tqdm
-
     email = jsoc_email(email)
     if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
         raise ValueError(f"`retries` expected an integer >= 0, received {retries!r}")
@@ -402,7 +400,32 @@ def fetch_events(
         for record in records
     ]
 
-    summary = []
+    summary: list[dict] = []
+    try:
+        _fetch_each(records, queries, summary, out=out, state=state, state_path=state_path,
+                    settings=settings, client=client, retries=retries, backoff_s=backoff_s,
+                    sleep=sleep, frames=frames, cadence_s=cadence_s,
+                    cadence_tolerance_s=cadence_tolerance_s, pool=pool,
+                    keep_fits=keep_fits, progress=progress)
+    except KeyboardInterrupt:
+        # The state is saved after each event; the event under way is fetched again.
+        done = sum(entry.get("status") == "done" for entry in state["events"].values())
+        raise _cli.Interrupted(f"after {len(summary)} of {len(records)} events",
+                               f"{done} fetched cube(s) and the state are kept in "
+                               f"{state_path}") from None
+    fits_root = out / "fits"
+    if fits_root.is_dir() and not any(fits_root.iterdir()):
+        fits_root.rmdir()
+    return pd.DataFrame(summary, columns=["event_id", "status", "attempts", "error", "cube",
+                                          "skipped"])
+
+
+def _fetch_each(records, queries, summary, *, out, state, state_path, settings, client,
+                retries, backoff_s, sleep, frames, cadence_s, cadence_tolerance_s, pool,
+                keep_fits, progress) -> None:
+    """The loop of :func:`fetch_events`: one row of ``summary`` per event handled."""
+    from tqdm.auto import tqdm
+
     for record, query in tqdm(list(zip(records, queries)), desc="fetch", unit="event",
                               disable=not progress):
         event_id = str(record["event_id"])
@@ -454,11 +477,6 @@ def fetch_events(
         summary.append({"event_id": event_id, "status": status, "attempts": attempts,
                         "error": error_text, "cube": str(cube_path) if status == "done" else None,
                         "skipped": False})
-    fits_root = out / "fits"
-    if fits_root.is_dir() and not any(fits_root.iterdir()):
-        fits_root.rmdir()
-    return pd.DataFrame(summary, columns=["event_id", "status", "attempts", "error", "cube",
-                                          "skipped"])
 
 
 def fetch_catalogue(
@@ -554,7 +572,7 @@ def main(argv: list[str] | None = None) -> int:
             series=args.series, retries=args.retries, backoff_s=args.backoff,
             keep_fits=args.keep_fits, progress=not args.no_progress,
         ),
-        prog="python -m jetkeras.fetch",
+        prog="python -m jetkeras.fetch", resume=_cli.resume_command("fetch", argv),
     )
 
 

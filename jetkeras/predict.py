@@ -1079,7 +1079,10 @@ def main(argv: list[str] | None = None) -> int:
 
     # --cubes ROOT and --records DIR (catalogue-wide) are not the positional CUBEs.
     args.cubes_root_given = bool(args.cubes_root or args.records)
-    return _cli.run_main(run, "predict")
+    # Predictions are written once every cube is scored: an interrupt keeps none.
+    return _cli.run_main(run, "predict", resume=_cli.resume_command("predict", argv),
+                         kept="nothing written (predictions are written when all cubes "
+                              "are scored)")
 
 
 if __name__ == "__main__":

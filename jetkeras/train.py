@@ -95,8 +95,10 @@ def _callbacks(out: Path, config: JetConfig):
 
     callbacks = [
         _learning_rate_logger(),  # first, so the CSV log and history see it
-        # Restores weights, optimiser state and epoch after an interruption.
-        keras.callbacks.BackupAndRestore(str(out / "backup")),
+        # Restores weights, optimiser state and epoch after an interruption. Kept after
+        # the last epoch until threshold.json is written, so an interrupt while the
+        # threshold is chosen does not send the resume back to epoch 1.
+        keras.callbacks.BackupAndRestore(str(out / "backup"), delete_checkpoint=False),
         # "last" saves every epoch, so the file holds the final weights.
         keras.callbacks.ModelCheckpoint(str(out / "model.keras"), monitor="val_auc",
                                         mode="max",
@@ -113,6 +115,56 @@ def _callbacks(out: Path, config: JetConfig):
         callbacks.append(keras.callbacks.ReduceLROnPlateau(
             monitor="val_loss", factor=0.1, patience=max(2, config.train.epochs // 10)))
     return callbacks
+
+
+class _EpochProgress:
+    """The epoch under way and the epochs finished, kept by two Keras callbacks.
+
+    :meth:`around` puts one callback first and one last: from the first epoch-end
+    callback to the last, Ctrl-C and SIGTERM are held (see
+    :func:`jetkeras._cli.hold_interrupts`).
+    """
+
+    def __init__(self):
+        import keras
+
+        self.epoch: int | None = None  # 0-based epoch under way
+        self.finished = 0
+        self.holding = False
+        progress = self
+
+        class Hold(keras.callbacks.Callback):
+            def on_epoch_end(self, epoch, logs=None):
+                _cli.hold_interrupts()
+                progress.holding = True
+
+        class Release(keras.callbacks.Callback):
+            def on_epoch_begin(self, epoch, logs=None):
+                progress.epoch, progress.finished = epoch, epoch
+
+            def on_epoch_end(self, epoch, logs=None):
+                progress.finished = epoch + 1
+                progress.holding = False
+                _cli.release_interrupts()
+
+        self._hold, self._release = Hold(), Release()
+
+    def around(self, callbacks: list) -> list:
+        """``callbacks`` between the holding callback and the releasing one."""
+        return [self._hold, *callbacks, self._release]
+
+    def interrupted(self, out: Path, epochs: int) -> _cli.Interrupted:
+        if self.epoch is None:
+            where = "before the first epoch"
+        elif self.finished > self.epoch:  # between epochs, or while one was being saved
+            where = f"after epoch {self.finished} of {epochs}"
+        else:
+            where = f"at epoch {self.epoch + 1} of {epochs}"
+        if (out / "backup").is_dir():
+            kept = f"{self.finished} finished epoch(s) kept in {out / 'backup'}"
+        else:
+            kept = f"no epoch finished, nothing to resume from in {out}"
+        return _cli.Interrupted(where, kept)
 
 
 def train(
@@ -186,9 +238,17 @@ def train(
               f"{steps_per_epoch} steps/epoch, jit={runtime['jit']}, "
               f"precision={config.train.precision}", file=sys.stderr)
     start = time.perf_counter()
-    model.fit(train_data, validation_data=val_data, epochs=config.train.epochs,
-              steps_per_epoch=steps_per_epoch, callbacks=_callbacks(out, config),
-              verbose=verbose)
+    progress = _EpochProgress()
+    # The epoch-end saves (backup, checkpoint, CSV row) happen with Ctrl-C held, so an
+    # interrupt never leaves one of them ahead of the others.
+    try:
+        model.fit(train_data, validation_data=val_data, epochs=config.train.epochs,
+                  steps_per_epoch=steps_per_epoch,
+                  callbacks=progress.around(_callbacks(out, config)), verbose=verbose)
+    except KeyboardInterrupt:
+        if progress.holding:
+            _cli.release_interrupts(raise_pending=False)
+        raise progress.interrupted(out, config.train.epochs) from None
     seconds = time.perf_counter() - start
     history = _history(out)
     if any(not math.isfinite(v) for v in history.get("loss", [])):
@@ -203,7 +263,13 @@ def train(
 
     # The threshold comes from validation predictions of the saved checkpoint.
     model = keras.saving.load_model(out / "model.keras", safe_mode=True)
-    choice = finish_run(model, config, out, val_data, train_seconds=seconds)
+    try:
+        choice = finish_run(model, config, out, val_data, train_seconds=seconds)
+    except KeyboardInterrupt:
+        raise _cli.Interrupted(
+            f"after the last of {config.train.epochs} epochs, while choosing the threshold",
+            f"the trained epochs are kept in {out / 'backup'}") from None
+    shutil.rmtree(out / "backup", ignore_errors=True)  # threshold.json marks it finished
     if verbose:
         print(f"train: best val AUC {choice['val_auc']:.3f}; threshold {choice['threshold']:.3f} "
               f"({choice['rule']}: F1 {choice['f1']:.3f}); {seconds:.0f} s; run in {out}",
@@ -414,7 +480,13 @@ def main(argv: list[str] | None = None) -> int:
         train(records=args.records, out=args.out, config=config, overwrite=args.overwrite,
               resume=args.resume)
 
-    return _cli.run_main(run, "train")
+    def resume() -> str:
+        # --overwrite would throw away what the interrupted run kept.
+        kept = (Path(args.out) / "backup").is_dir()
+        return _cli.resume_command("train", argv, add=["--resume"] if kept else [],
+                                   drop=["--overwrite"] if kept else ["--resume"])
+
+    return _cli.run_main(run, "train", resume=resume)
 
 
 if __name__ == "__main__":

@@ -882,6 +882,11 @@ def _search(*, records, out, manifest, config, space_spec, tuner, objective, ide
         if "consecutive failures" not in str(error):
             raise
         stopped_by_failures = str(error).splitlines()[0]
+    except KeyboardInterrupt:
+        # KerasTuner saves the oracle after each trial; the one under way reruns.
+        finished = len(list((out / PROJECT).glob("trial_*/jetkeras.json")))
+        raise _cli.Interrupted(f"after {finished} finished trial execution(s)",
+                               f"the search state is kept in {out / PROJECT}") from None
     if is_worker:
         return {"trials": [], "best_config": None, "best_run": None, "out": str(out)}
     result = write_results(out=out, tuner=search_tuner, hypermodel=hypermodel,
@@ -1137,7 +1142,14 @@ def main(argv: list[str] | None = None) -> int:
                   f"{Path(args.out) / 'results.md'}; best run {result['best_run']}",
                   file=sys.stderr)
 
-    return _cli.run_main(run, "tune")
+    def resume() -> str:
+        out = Path(args.out)
+        saved = (out / "search.json").is_file() and (out / PROJECT / "oracle.json").is_file()
+        if args.role == "worker" or not saved:  # a worker rejoins with the same command
+            return _cli.resume_command("tune", argv)
+        return _cli.resume_command("tune", argv, add=["--resume"])
+
+    return _cli.run_main(run, "tune", resume=resume)
 
 
 if __name__ == "__main__":

@@ -405,3 +405,40 @@ def test_sidecars_are_checked_and_old_ones_without_a_version_still_read(tiny_rec
     assert line.startswith(f"build_records: error: {sidecars[0]}: key `sums.count`: expected "
                            f"an integer >= 0, received -5; delete {sidecars[0].name[:-5]} and "
                            f"its sidecar and rerun build_records"), line
+
+
+@pytest.mark.slow
+def test_sigint_says_how_to_resume_and_the_resume_loses_and_duplicates_nothing(tmp_path):
+    import shlex
+
+    out = tmp_path / "interrupted"
+    command = [sys.executable, "-m", "jetkeras.build_records", "--source", "synthetic",
+               "--frames", "8", "--size", "96", "--limit", "48", "--records-per-shard", "2",
+               "--out", str(out), "--seed", "5"]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    with open(tmp_path / "stderr.txt", "w") as stderr:
+        process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
+        deadline = time.time() + 120
+        while time.time() < deadline and len(list(out.glob("*.tfrecord.json"))) < 3:
+            time.sleep(0.05)
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=60) == 130
+    line = (tmp_path / "stderr.txt").read_text().strip().splitlines()[-1]
+    finished = len(list(out.glob("*.tfrecord.json")))
+    shards = int(line.split(" of ")[1].split(" shards")[0])
+    assert 3 <= finished < shards, "the interrupt should land mid-build"
+    assert not (out / "manifest.json").exists()
+    assert line == (f"build_records: interrupted after {finished} of {shards} shards; the "
+                    f"{finished} finished shard(s) are kept in {out}; resume with: python -m "
+                    f"jetkeras.build_records {shlex.join(command[3:])}")
+    resume = shlex.split(line.split("resume with: ")[1])
+    subprocess.run([sys.executable, *resume[1:]], env=env, check=True, capture_output=True)
+    manifest = read_manifest(out)
+    assert shards == sum(len(entry["shards"]) for entry in manifest["splits"].values())
+    ids = [r["event_id"] for split in manifest["splits"] for r in iterate_records(out, split)]
+    assert len(ids) == len(set(ids)) == 48
+    reference = build_records(source="synthetic", out=tmp_path / "clean",
+                              config=JetConfig().replace(data={"frames": 8, "size": 96}),
+                              limit=48, seed=5, records_per_shard=2, progress=False)
+    assert json.dumps(reference["splits"], sort_keys=True) == json.dumps(manifest["splits"],
+                                                                         sort_keys=True)
