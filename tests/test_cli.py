@@ -232,3 +232,54 @@ def test_held_interrupts_wait_for_the_end_of_the_block(capsys):
     assert _cli.run_main(job, "train") == 130
     assert steps == ["the block finished"]
     assert "train: interrupted" in capsys.readouterr().err
+
+
+def _raise(error):
+    def function(*args, **kwargs):
+        raise error
+
+    return function
+
+
+def test_each_command_names_its_resume_command(tmp_path, monkeypatch, capsys):
+    import jetkeras.demo
+    import jetkeras.fetch
+    import jetkeras.predict
+    import jetkeras.tune
+
+    records, space, out = _folders(tmp_path)
+    monkeypatch.setattr(jetkeras.predict, "predict_cubes", _raise(KeyboardInterrupt()))
+    assert jetkeras.predict.main(["cube.npz", "--model", out, "--quiet"]) == 130
+    assert capsys.readouterr().err == (
+        f"predict: interrupted; nothing written (predictions are written when all cubes are "
+        f"scored); resume with: python -m jetkeras.predict cube.npz --model {out} --quiet\n")
+
+    monkeypatch.setattr(jetkeras.fetch, "fetch_catalogue", _raise(
+        _cli.Interrupted("after 1 of 3 events", "1 fetched cube(s) and the state are kept")))
+    assert jetkeras.fetch.main(["--out", out, "--limit", "3"]) == 130
+    assert capsys.readouterr().err.endswith(
+        "interrupted after 1 of 3 events; 1 fetched cube(s) and the state are kept; resume "
+        f"with: python -m jetkeras.fetch --out {out} --limit 3\n")
+
+    monkeypatch.setattr(jetkeras.demo, "run_demo", _raise(_cli.Interrupted(
+        "after 2 of 9 shards", "the 2 finished shard(s) are kept in demo/records")))
+    assert jetkeras.demo.main(["--out", out]) == 130
+    assert capsys.readouterr().err == (
+        f"demo: interrupted after 2 of 9 shards; the 2 finished shard(s) are kept in "
+        f"demo/records; resume with: python -m jetkeras.demo --out {out}\n")
+
+    # tune: --resume only once the search state is on disk; a worker just rejoins.
+    monkeypatch.setattr(jetkeras.tune, "tune", _raise(_cli.Interrupted(
+        "after 0 finished trial execution(s)", "the search state is kept in OUT/tuner")))
+    argv = ["--records", records, "--space", space, "--tuner", "grid", "--out", out]
+    assert jetkeras.tune.main(argv) == 130
+    assert capsys.readouterr().err.endswith(f"--out {out}\n")
+    os.makedirs(os.path.join(out, "tuner"))
+    for name in ("search.json", os.path.join("tuner", "oracle.json")):
+        with open(os.path.join(out, name), "w") as handle:
+            handle.write("{}")
+    assert jetkeras.tune.main(argv) == 130
+    assert capsys.readouterr().err.endswith(f"--out {out} --resume\n")
+    worker = argv + ["--role", "worker", "--oracle", "127.0.0.1:8000", "--worker-id", "0"]
+    assert jetkeras.tune.main(worker) == 130
+    assert capsys.readouterr().err.endswith("--worker-id 0\n")

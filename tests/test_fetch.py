@@ -222,3 +222,30 @@ def test_fetch_catalogue_selects_rows(aia_fits_dir, tmp_path, monkeypatch, capsy
     with pytest.raises(ValueError, match=r"--rows: expected rows 0\.\.882 of the jet catalogue, "
                                          r"received \[5000\]"):
         fetch_catalogue(out=tmp_path, rows=[5000], client=client)
+
+
+def test_an_interrupted_fetch_keeps_finished_events_and_the_rerun_fetches_the_rest(
+        aia_fits_dir, tmp_path, monkeypatch):
+    from jetkeras import _cli
+
+    monkeypatch.setenv("JSOC_EMAIL", EMAIL)
+    out = tmp_path / "out"
+
+    class CtrlC(FlakyClient):
+        def __call__(self, query, directory):
+            if len(self.calls) == 1:  # Ctrl-C in the middle of the second download
+                (directory / "partial.fits").write_bytes(b"SIMPLE  =")
+                raise KeyboardInterrupt
+            return super().__call__(query, directory)
+
+    with pytest.raises(_cli.Interrupted) as interrupt:
+        fetch_events(_events(3), out=out, client=CtrlC(aia_fits_dir), frames=6,
+                     progress=False)
+    assert interrupt.value.where == "after 1 of 3 events"
+    assert interrupt.value.kept == (f"1 fetched cube(s) and the state are kept in "
+                                    f"{out / STATE_FILE}")
+    rerun = FlakyClient(aia_fits_dir)
+    summary = fetch_events(_events(3), out=out, client=rerun, frames=6, progress=False)
+    assert summary["skipped"].tolist() == [True, False, False]
+    assert summary["attempts"].tolist() == [1, 1, 1]  # the interrupted try is not counted
+    assert len(rerun.calls) == 2 and len(list(out.glob("*.npz"))) == 3
