@@ -123,7 +123,12 @@ def main(argv: list[str] | None = None) -> int:
               f"{', '.join(f'{auc:.3f}' for auc in choice['member_val_auc'])}); threshold "
               f"{choice['threshold']:.3f}; run in {args.out}")
 
-    return _cli.run_main(run, "ensemble")
+    # An interrupted ensemble folder has no threshold.json yet: it is rebuilt from the runs
+    # (seconds), which needs --overwrite once the folder exists.
+    return _cli.run_main(run, "ensemble", kept="the member runs are untouched",
+                         resume=lambda: _cli.resume_command(
+                             "ensemble", argv,
+                             add=["--overwrite"] if Path(args.out).exists() else []))
 
 
 if __name__ == "__main__":

@@ -322,7 +322,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{metrics['threshold']:.3f} ({metrics['count']} sequences); report in "
               f"{args.out}/report.md")
 
-    return _cli.run_main(run, "evaluate")
+    return _cli.run_main(run, "evaluate", resume=_cli.resume_command("evaluate", argv),
+                         kept="nothing written (the report folder appears whole or not at all)")
 
 
 if __name__ == "__main__":

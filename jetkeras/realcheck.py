@@ -263,7 +263,8 @@ def main(argv: list[str] | None = None) -> int:
             atomic_write_text(args.out, pd.DataFrame(rows).to_csv(index=False))
         print(json.dumps(result, indent=2))
 
-    return _cli.run_main(run, "realcheck")
+    return _cli.run_main(run, "realcheck", resume=_cli.resume_command("realcheck", argv),
+                         kept="nothing written (the CSV is written at the end)")
 
 
 if __name__ == "__main__":

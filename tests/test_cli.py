@@ -283,3 +283,22 @@ def test_each_command_names_its_resume_command(tmp_path, monkeypatch, capsys):
     worker = argv + ["--role", "worker", "--oracle", "127.0.0.1:8000", "--worker-id", "0"]
     assert jetkeras.tune.main(worker) == 130
     assert capsys.readouterr().err.endswith("--worker-id 0\n")
+
+
+def test_short_commands_say_nothing_was_written(tmp_path, monkeypatch, capsys):
+    import jetkeras.ensemble
+    import jetkeras.evaluate
+
+    records, _, out = _folders(tmp_path)
+    monkeypatch.setattr(jetkeras.evaluate, "evaluate", _raise(KeyboardInterrupt()))
+    argv = ["--run", records, "--records", records, "--out", out]
+    assert jetkeras.evaluate.main(argv) == 130
+    assert capsys.readouterr().err == (
+        f"evaluate: interrupted; nothing written (the report folder appears whole or not at "
+        f"all); resume with: python -m jetkeras.evaluate {' '.join(argv)}\n")
+    # An ensemble folder interrupted half-way is rebuilt, which needs --overwrite.
+    os.makedirs(out)
+    monkeypatch.setattr(jetkeras.ensemble, "build_ensemble", _raise(KeyboardInterrupt()))
+    argv = ["--runs", records, "--records", records, "--out", out]
+    assert jetkeras.ensemble.main(argv) == 130
+    assert capsys.readouterr().err.endswith(f"{' '.join(argv)} --overwrite\n")
