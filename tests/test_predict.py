@@ -255,10 +255,13 @@ def test_cli_prints_a_table_and_refuses_bad_input(tiny_run, tiny_export, event_c
     (broken_export / "saved_model.pb").write_bytes(b"garbage")
     refused(first, "--model", broken_export, "--runtime", "tensorflow",
             match="cannot load the SavedModel")
-    refused("--catalogue", tmp_path / "none.csv", "--cubes", event_cubes, "--model", run,
-            match="--catalogue")
-    refused("--timeline", first, "--model", run, "--stride", "0",
-            match="--stride: expected a positive integer (frames), received 0")
+    for argv, flag in ((["--catalogue", tmp_path / "none.csv", "--cubes", event_cubes],
+                        "--catalogue: expected an existing file"),
+                       (["--timeline", first, "--stride", "0"],
+                        "--stride: expected an integer >= 1, received 0")):
+        with pytest.raises(SystemExit, match="2"):  # argparse refuses them before any work
+            predict.main([str(a) for a in argv] + ["--model", str(run)])
+        assert f"error: argument {flag}" in capsys.readouterr().err
     # Nothing was written by the refused commands.
     assert not (tmp_path / "p.xlsx").exists() and not list(tmp_path.glob(".*tmp"))
 
