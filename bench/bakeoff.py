@@ -126,7 +126,7 @@ def _worlds(records: Path, geometry: str, seed: int) -> dict[str, tuple]:
 def _score_model(run: Path, worlds: dict, realjets: Path, seed: int) -> dict[str, float]:
     from sklearn.metrics import roc_auc_score
 
-    from jetkeras.predict import load_predictor
+    from jetkeras.runtime import load_predictor
     from jetkeras.realcheck import real_jet_check
 
     predictor = load_predictor(run)

@@ -8,7 +8,7 @@ Usage::
 What it measures, on this machine, in one run:
 
 1. **Warm throughput** (cubes/s) of the model on 30x166x166 cubes through
-   :class:`jetkeras.predict.Predictor` (normalisation included), batch 8, median of 5 timed
+   :class:`jetkeras.runtime.Predictor` (normalisation included), batch 8, median of 5 timed
    calls after 2 warm-up calls: on LiteRT (the default runtime; goal >= 20 cubes/s on a
    2-core CPU, so a survey of thousands of HEK events takes minutes), with the same
    model on TensorFlow as the baseline of the same run.
@@ -108,7 +108,7 @@ def main(argv=None) -> None:
     from jetkeras.bundle import BUNDLED_MODEL
     from jetkeras.io import write_cube
     from jetkeras.cube import Cube
-    from jetkeras.predict import load_predictor
+    from jetkeras.runtime import load_predictor
     from jetkeras.realcheck import real_jet_check
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])

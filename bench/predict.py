@@ -12,7 +12,7 @@ What it measures, all on this machine's CPU in one run:
    default LiteRT runtime and with ``--runtime tensorflow`` (goal <= 8 s), median of
    ``--repeats``; baseline ``python -c "import tensorflow"`` in the same run.
 2. **Warm throughput** (sequences/s) of an untrained ``td_lstm`` (``build_model``) through
-   :class:`jetkeras.predict.Predictor` (normalisation included) on LiteRT
+   :class:`jetkeras.runtime.Predictor` (normalisation included) on LiteRT
    (``model.tflite`` from :func:`jetkeras.export.write_litert`), on TensorFlow (with and
    without XLA), and of the same network written in PyTorch (per-frame Conv-BN-ReLU
    blocks with the same widths, strides and pooling, flatten, LSTM over frames, Dense,
@@ -142,7 +142,7 @@ def throughput(preset: str, frames_count: int, size: int, folder: Path,
     from jetkeras.config import JetConfig, model_preset
     from jetkeras.export import write_litert
     from jetkeras.models import build_model
-    from jetkeras.predict import Predictor, _keras_logits_function, _litert_logits_function
+    from jetkeras.runtime import Predictor, _keras_logits_function, _litert_logits_function
 
     config = JetConfig().replace(data={"frames": frames_count, "size": size},
                                  model=model_preset(preset).__dict__)

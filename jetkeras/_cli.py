@@ -63,10 +63,15 @@ def _real(text: str, expected: str) -> float:
     return value
 
 
-def bounded_int(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
-    """argparse type factory: an integer in ``[minimum, maximum]`` (no maximum if None)."""
-    expected = (f"an integer >= {minimum}" if maximum is None
-                else f"an integer in [{minimum}, {maximum}]")
+def bounded_int(minimum: int, maximum: int | None = None, *,
+                expected: str | None = None) -> Callable[[str], int]:
+    """argparse type factory: an integer in ``[minimum, maximum]`` (no maximum if None).
+
+    ``expected`` words the range in messages; default "an integer >= MIN" or "an integer
+    in [MIN, MAX]".
+    """
+    expected = expected or (f"an integer >= {minimum}" if maximum is None
+                            else f"an integer in [{minimum}, {maximum}]")
 
     def parse(text: str) -> int:
         value = _integer(text, expected)
@@ -80,7 +85,7 @@ def bounded_int(minimum: int, maximum: int | None = None) -> Callable[[str], int
 
 def positive_int(text: str) -> int:
     """argparse type: an integer >= 1 (0, negatives and non-numbers refused by argparse)."""
-    return bounded_int(1)(text)
+    return bounded_int(1, expected="a positive integer")(text)
 
 
 def non_negative_int(text: str) -> int:

@@ -1,18 +1,22 @@
 """Atomic file writes: a temporary file beside the target, then one ``os.replace``.
 
 A reader (or a rerun after a crash) never sees half a file: either the old content or the
-new. Used by every stage that writes outputs. Folders are swapped the same way
-(:func:`replace_folder`).
+new. Used by every stage that writes outputs. Folders are written in a temporary sibling
+and swapped in the same way (:func:`staged_folder`, :func:`replace_folder`). Tables of
+rows go to CSV with :func:`write_csv`; NumPy values go to JSON through
+:func:`json_default`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
-__all__ = ["atomic_output", "atomic_write_text", "replace_folder"]
+__all__ = ["atomic_output", "atomic_write_text", "json_default", "plain", "read_json",
+           "replace_folder", "staged_folder", "union_columns", "write_csv"]
 
 
 @contextlib.contextmanager
@@ -60,3 +64,87 @@ def replace_folder(staging: str | os.PathLike, target: str | os.PathLike) -> Non
         target.rename(old)
     staging.rename(target)
     shutil.rmtree(old, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def staged_folder(target: str | os.PathLike) -> Iterator[Path]:
+    """Yield an empty temporary sibling of ``target``; swap it in if the block succeeds.
+
+    On an error the temporary folder is removed and ``target`` is left as it was.
+    """
+    import shutil
+    import tempfile
+
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp",
+                                    dir=target.parent))
+    os.chmod(staging, 0o755)  # mkdtemp makes it private; outputs are for reading
+    try:
+        yield staging
+        replace_folder(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def plain(value: Any) -> Any:
+    """A NumPy scalar or array, or a path, as the plain Python value JSON and CSV take."""
+    import numpy as np
+
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    return value
+
+
+def json_default(value: Any) -> Any:
+    """``json.dumps(..., default=json_default)``: NumPy values and paths; else TypeError."""
+    converted = plain(value)
+    if converted is value:
+        raise TypeError(f"a value of type {type(value).__name__} is not JSON-serialisable")
+    return converted
+
+
+def union_columns(rows: Iterable[dict[str, Any]], first: Iterable[str] = ()) -> list[str]:
+    """Every key of ``rows`` in first-seen order (after ``first``), but ``_private`` ones."""
+    columns = dict.fromkeys(first)
+    for row in rows:
+        columns.update(dict.fromkeys(key for key in row if not str(key).startswith("_")))
+    return list(columns)
+
+
+def write_csv(path: str | os.PathLike, rows: list[dict[str, Any]],
+              columns: list[str] | None = None) -> Path:
+    """Write ``rows`` as CSV atomically; columns default to :func:`union_columns`.
+
+    A row without a column leaves its cell empty (None too); keys not in ``columns`` are
+    left out.
+    """
+    import csv
+    import io
+
+    columns = union_columns(rows) if columns is None else columns
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore",
+                            lineterminator="\n")
+    writer.writeheader()
+    writer.writerows({key: plain(value) for key, value in row.items()} for row in rows)
+    atomic_write_text(path, buffer.getvalue())
+    return Path(path)
+
+
+def read_json(path: str | os.PathLike, what: str) -> Any:
+    """The JSON content of ``path``; one-line errors name the file and say what it is."""
+    import json
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: {what} not found")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}: not valid JSON ({error})") from None

@@ -38,8 +38,10 @@ import pandas as pd
 
 import jetkeras
 from jetkeras import _cli
+from jetkeras._files import plain
 from jetkeras.catalogue import load_events, load_jets, load_negatives
 from jetkeras.config import DataConfig, JetConfig, atomic_write_text
+from jetkeras.io import match_cubes
 from jetkeras.records import (
     SPLITS,
     FORMAT,
@@ -55,7 +57,7 @@ from jetkeras.records import (
     write_prepared,
 )
 
-__all__ = ["build_records", "describe_records", "main"]
+__all__ = ["build_records", "describe_records", "main", "write_manifest"]
 
 SOURCES = ("synthetic", "npz", "fits")
 PARALLEL = ("auto", "threads", "processes")
@@ -108,31 +110,6 @@ def _items_synthetic(events: pd.DataFrame) -> pd.DataFrame:
     items = events.copy()
     items["path"] = ""
     return items
-
-
-def _items_npz(events: pd.DataFrame, root: Path) -> tuple[pd.DataFrame, list[dict]]:
-    """Match cubes under ``root`` to catalogue rows: the seed's layout or <event_id>.npz."""
-    from jetkeras.io import scan_seed_root
-
-    root = Path(root)
-    if not root.is_dir():
-        raise FileNotFoundError(f"--npz-root {root}: folder not found")
-    flat = sorted(root.glob("*.npz"))
-    orphans = []
-    if flat and not any(p.is_dir() and p.name.startswith("data") for p in root.iterdir()):
-        by_id = {path.stem: path for path in flat}
-        items = events[events["event_id"].isin(by_id)].copy()
-        items["path"] = items["event_id"].map(lambda e: str(by_id[e]))
-        orphans = [{"event_id": stem, "label": -1, "reason": "no catalogue row has this id"}
-                   for stem in sorted(set(by_id) - set(events["event_id"]))]
-        return items, orphans
-    found = scan_seed_root(root)
-    merged = found.merge(events, on=["label", "row"], how="left", indicator=True)
-    for _, row in merged[merged["_merge"] == "left_only"].iterrows():
-        orphans.append({"event_id": Path(row["path"]).name, "label": int(row["label"]),
-                        "reason": f"{row['path']}: row {row['row']} is not in the catalogue"})
-    items = merged[merged["_merge"] == "both"].drop(columns="_merge")
-    return items, orphans
 
 
 def _items_fits(events: pd.DataFrame, root: Path) -> tuple[pd.DataFrame, list[dict]]:
@@ -259,45 +236,16 @@ def build_records(
         new backgrounds, noise, jet shapes and confusers for the same catalogue rows.
     """
     config = config or JetConfig()
-    if source not in SOURCES:
-        raise ValueError(f"--source: expected one of {list(SOURCES)}, received {source!r}")
-    if split not in ("grouped", "seed"):
-        raise ValueError(f"--split: expected 'grouped' or 'seed', received {split!r}")
-    if records_per_shard < 1:
-        raise ValueError(f"--records-per-shard: expected >= 1, received {records_per_shard}")
-    if workers < 1:
-        raise ValueError(f"--workers: expected >= 1, received {workers}")
-    if isinstance(variants, bool) or not isinstance(variants, int) or variants < 1:
-        raise ValueError(f"--variants: expected a positive integer, received {variants!r}")
-    if variants > 1 and source != "synthetic":
-        raise ValueError(f"--variants: only the synthetic source can draw new renders; "
-                         f"received --variants {variants} with --source {source}")
-    if parallel not in PARALLEL:
-        raise ValueError(f"--parallel: expected one of {list(PARALLEL)}, received {parallel!r}")
-    if parallel == "auto":
-        parallel = "processes" if source == "fits" else "threads"
+    parallel = _check_build_arguments(source=source, split=split,
+                                      records_per_shard=records_per_shard, workers=workers,
+                                      variants=variants, parallel=parallel)
     out = Path(out) if out is not None else Path("tfrecords") / source
     events = load_events(
         load_jets(catalogue) if catalogue else None,
         load_negatives(negatives) if negatives else None,
     )
-    orphans: list[dict] = []
-    if source == "synthetic":
-        if split == "seed":
-            raise ValueError("--split seed: the synthetic source has no seed folders; "
-                             "use --split grouped")
-        items = _items_synthetic(events)
-    elif source == "npz":
-        if npz_root is None:
-            raise ValueError("--npz-root: required with --source npz")
-        items, orphans = _items_npz(events, Path(npz_root))
-    else:
-        if fits_root is None:
-            raise ValueError("--fits-root: required with --source fits")
-        items, orphans = _items_fits(events, Path(fits_root))
-    if items.empty:
-        root = npz_root or fits_root
-        raise ValueError(f"{root}: expected cubes matching catalogue rows, found none")
+    items, orphans = _items(events, source=source, split=split, npz_root=npz_root,
+                            fits_root=fits_root)
     missing = len(events) - len(items) if source != "synthetic" else 0
     items = _select(items, limit, seed, match_position)
     if split == "seed":
@@ -323,8 +271,77 @@ def build_records(
         "negatives_sha256": sha256_file(negatives) if negatives else "bundled",
     }
     _claim_folder(out, identity)
+    tasks = _shard_plan(items, out=out, source=source, seed=seed, data=data,
+                        encoding=encoding, records_per_shard=records_per_shard,
+                        variants=variants)
+    todo = [t for t in tasks if not Path(t["path"] + ".json").is_file()]
+    # Each task writes its own sidecar; the manifest then reads them all back.
+    try:
+        _run_tasks(todo, workers=workers, processes=parallel == "processes" and workers > 1,
+                   scheduler=scheduler, progress=progress,
+                   total=sum(len(t["items"]) for t in tasks),
+                   done=sum(len(t["items"]) for t in tasks if t not in todo))
+    except KeyboardInterrupt:
+        # Shards are renamed into place before their sidecar: a shard with a sidecar is
+        # whole, one without is rebuilt by the next run.
+        finished = sum(Path(t["path"] + ".json").is_file() for t in tasks)
+        raise _cli.Interrupted(f"after {finished} of {len(tasks)} shards",
+                               f"the {finished} finished shard(s) are kept in {out}") from None
+    manifest = write_manifest(out, tasks, orphans, missing, config, identity, encoding)
+    if progress:
+        print(summary_table(manifest), file=sys.stderr)
+    return manifest
 
-    # Deterministic shard plan: each split in a seeded order, cut into fixed chunks.
+
+def _check_build_arguments(*, source, split, records_per_shard, workers, variants,
+                           parallel) -> str:
+    """Refuse bad plain arguments of :func:`build_records`; return the parallel mode."""
+    if source not in SOURCES:
+        raise ValueError(f"--source: expected one of {list(SOURCES)}, received {source!r}")
+    if split not in ("grouped", "seed"):
+        raise ValueError(f"--split: expected 'grouped' or 'seed', received {split!r}")
+    if records_per_shard < 1:
+        raise ValueError(f"--records-per-shard: expected >= 1, received {records_per_shard}")
+    if workers < 1:
+        raise ValueError(f"--workers: expected >= 1, received {workers}")
+    if isinstance(variants, bool) or not isinstance(variants, int) or variants < 1:
+        raise ValueError(f"--variants: expected a positive integer, received {variants!r}")
+    if variants > 1 and source != "synthetic":
+        raise ValueError(f"--variants: only the synthetic source can draw new renders; "
+                         f"received --variants {variants} with --source {source}")
+    if parallel not in PARALLEL:
+        raise ValueError(f"--parallel: expected one of {list(PARALLEL)}, received {parallel!r}")
+    if parallel == "auto":
+        return "processes" if source == "fits" else "threads"
+    return parallel
+
+
+def _items(events: pd.DataFrame, *, source, split, npz_root, fits_root
+           ) -> tuple[pd.DataFrame, list[dict]]:
+    """The catalogue rows to build from (with their cubes' paths), and orphan cubes."""
+    orphans: list[dict] = []
+    if source == "synthetic":
+        if split == "seed":
+            raise ValueError("--split seed: the synthetic source has no seed folders; "
+                             "use --split grouped")
+        items = _items_synthetic(events)
+    elif source == "npz":
+        if npz_root is None:
+            raise ValueError("--npz-root: required with --source npz")
+        items, orphans = match_cubes(events, npz_root)
+    else:
+        if fits_root is None:
+            raise ValueError("--fits-root: required with --source fits")
+        items, orphans = _items_fits(events, Path(fits_root))
+    if items.empty:
+        root = npz_root or fits_root
+        raise ValueError(f"{root}: expected cubes matching catalogue rows, found none")
+    return items, orphans
+
+
+def _shard_plan(items: pd.DataFrame, *, out: Path, source, seed, data, encoding,
+                records_per_shard, variants) -> list[dict[str, Any]]:
+    """Deterministic shards: each split in a seeded order, cut into fixed chunks."""
     tasks = []
     data_dict = {f: getattr(data, f) for f in DataConfig.__dataclass_fields__}
     for split_name in SPLITS:
@@ -344,28 +361,12 @@ def build_records(
                 "encoding": {"offset_dn": encoding.offset_dn, "clip_dn": encoding.clip_dn},
                 "items": [_plain(row) for _, row in chunk.iterrows()],
             })
-    todo = [t for t in tasks if not Path(t["path"] + ".json").is_file()]
-    # Each task writes its own sidecar; the manifest then reads them all back.
-    try:
-        _run_tasks(todo, workers=workers, processes=parallel == "processes" and workers > 1,
-                   scheduler=scheduler, progress=progress,
-                   total=sum(len(t["items"]) for t in tasks),
-                   done=sum(len(t["items"]) for t in tasks if t not in todo))
-    except KeyboardInterrupt:
-        # Shards are renamed into place before their sidecar: a shard with a sidecar is
-        # whole, one without is rebuilt by the next run.
-        finished = sum(Path(t["path"] + ".json").is_file() for t in tasks)
-        raise _cli.Interrupted(f"after {finished} of {len(tasks)} shards",
-                               f"the {finished} finished shard(s) are kept in {out}") from None
-    manifest = _write_manifest(out, tasks, items, orphans, missing, config, identity, encoding)
-    if progress:
-        print(summary_table(manifest), file=sys.stderr)
-    return manifest
+    return tasks
 
 
 def _plain(row: pd.Series) -> dict[str, Any]:
     """A JSON/pickle-friendly dict of one item (NaN stays float)."""
-    return {k: (v.item() if isinstance(v, np.generic) else v) for k, v in row.items()}
+    return {key: plain(value) for key, value in row.items()}
 
 
 def _claim_folder(out: Path, identity: dict[str, Any]) -> None:
@@ -455,7 +456,12 @@ def _run_on_dask(tasks, *, workers, scheduler, bar) -> None:
             cluster.close()
 
 
-def _write_manifest(out, tasks, items, orphans, missing, config, identity, encoding):
+def write_manifest(out, tasks, orphans, missing, config, identity, encoding):
+    """Write ``manifest.json`` from the shards' sidecars (``build_records``, ``crossval``).
+
+    Counts per split and class, groups, the training split's normalisation statistics,
+    the rejected sequences (``orphans`` first) and ``missing`` catalogue rows.
+    """
     splits: dict[str, Any] = {}
     rejected = list(orphans)
     totals = {"count": 0, "sum": 0.0, "sum_sq": 0.0, "log_sum": 0.0, "log_sum_sq": 0.0}

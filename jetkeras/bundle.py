@@ -37,15 +37,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from jetkeras import _cli
+from jetkeras import _cli, runs
 from jetkeras._files import replace_folder
+from jetkeras.runs import BUNDLED_MODEL
 from jetkeras.config import JetConfig, atomic_write_text, epochs_for, input_pool_for
 
 __all__ = ["BUNDLED_MODEL", "BUNDLE_FILES", "build_bundle", "bundle_config", "main"]
 
-BUNDLED_MODEL = Path(__file__).resolve().parent / "bundled"
-BUNDLE_FILES = ("model.tflite", "model.keras", "config.json", "normalisation.json",
-                "threshold.json")
+BUNDLE_FILES = (runs.LITERT_FILE, runs.MODEL_FILE, runs.CONFIG_FILE, runs.NORMALISATION_FILE,
+                runs.THRESHOLD_FILE)
 FRAMES, SIZE = 30, 166  # the seed's window and pooled cutout: what JSOC cutouts become
 LIMIT = 400  # events rendered (train/val/test by HEK event): the CPU budget of issue 12
 VARIANTS = 8  # fresh renders of every training event
@@ -99,7 +99,7 @@ def build_bundle(*, work: str | Path, out: str | Path, seed: int = 0, limit: int
     from jetkeras.build_records import build_records
     from jetkeras.evaluate import evaluate
     from jetkeras.synthetic import RENDERER_VERSION
-    from jetkeras.train import train
+    from jetkeras.train import train_or_keep
 
     work, out = Path(work), Path(out)
     work.mkdir(parents=True, exist_ok=True)
@@ -109,13 +109,10 @@ def build_bundle(*, work: str | Path, out: str | Path, seed: int = 0, limit: int
     manifest = build_records(source="synthetic", out=work / "records", config=config,
                              seed=seed, limit=limit, workers=workers, variants=variants)
     run = work / "run"
-    if not (run / "threshold.json").is_file():
-        resume = (run / "backup").is_dir()
-        train(records=work / "records", out=run, config=config, resume=resume,
-              overwrite=not resume and run.exists(), verbose=verbose)
+    threshold = train_or_keep(records=work / "records", out=run, config=config,
+                              verbose=verbose)
     metrics = evaluate(run=run, records=work / "records", split="test", out=work / "report",
                        overwrite=True)
-    threshold = json.loads((run / "threshold.json").read_text())
     provenance = {
         "name": "jet304-synthetic",
         "jetkeras_version": __version__,

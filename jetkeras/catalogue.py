@@ -21,11 +21,16 @@ per sequence and these columns:
 ``sjh_ID``         Solar Jet Hunter id (empty for negatives)
 ``SOL_event``      HEK event name (empty for negatives)
 ``group``          split key: rows sharing it always land in the same split
-``date``           start time, ISO 8601 UTC string (``times(frame)`` gives astropy Time)
+``date``           start time, ISO 8601 UTC string (:func:`times` gives astropy Time)
 ``basepoint_X``    jet base, helioprojective arcsec (``basepoint_Y`` likewise)
 ``duration``       minutes (jets); NaN for negatives
 ...                the jet parameters (``max_height``, ``avg_width``, ``velocity``, ...)
 =================  ====================================================================
+
+:func:`read_table` reads any supported table and says which it is: an event index
+(``event_id`` column, as :func:`load_events` returns and our tables write), the published
+Solar Jet Hunter catalogue (``#sjh_ID``), or jet-free intervals (``date``,
+``basepoint_X``, ``basepoint_Y``).
 
 Grouping. Jets group by ``SOL_event``. A negative joins the group of any row (jet or
 negative) observed on the same UTC day with a base point within ``radius_arcsec``
@@ -47,6 +52,7 @@ __all__ = [
     "load_events",
     "load_jets",
     "load_negatives",
+    "read_table",
     "times",
 ]
 
@@ -176,6 +182,49 @@ def load_events(
                "basepoint_X", "basepoint_Y", "duration"]
     rest = [c for c in events.columns if c not in columns]
     return events[columns + rest]
+
+
+def read_table(path: str | Path | None = None) -> pd.DataFrame:
+    """An event index from any supported table, its format detected from the header.
+
+    Parameters
+    ----------
+    path : path, optional
+        A CSV file: an event index (an ``event_id`` column: our own tables, read as
+        they are), the published Solar Jet Hunter catalogue (``#sjh_ID``: joined with the
+        bundled jet-free intervals by :func:`load_events`), or jet-free intervals
+        (``date``, ``basepoint_X``, ``basepoint_Y``: joined with the bundled jets).
+        None: the bundled catalogue, :func:`load_events`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per event with at least ``event_id`` (see the module docstring).
+
+    Raises
+    ------
+    FileNotFoundError, ValueError
+        No such file, not a CSV, or none of the three layouts: one line naming the file.
+    """
+    if path is None:
+        return load_events()
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: catalogue CSV file not found")
+    try:
+        events = pd.read_csv(path, keep_default_na=False)
+    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as error:
+        raise ValueError(f"{path}: expected a CSV file ({type(error).__name__})") from None
+    header = {str(column).strip().lstrip("#") for column in events.columns}
+    if "event_id" in header:
+        return events
+    if "sjh_ID" in header:  # the Solar Jet Hunter catalogue, as published
+        return load_events(jets=path)
+    if set(NEGATIVE_COLUMNS) <= header:  # jet-free intervals
+        return load_events(negatives=path)
+    raise ValueError(f"{path}: expected an event index (event_id column), a Solar Jet "
+                     f"Hunter catalogue (#sjh_ID) or jet-free intervals (date, basepoint_X, "
+                     f"basepoint_Y); found {list(events.columns)[:8]}")
 
 
 def _group_keys(events: pd.DataFrame, radius_arcsec: float) -> list[str]:

@@ -53,6 +53,7 @@ Outputs in ``--out``:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import hashlib
 import io
@@ -256,7 +257,7 @@ def _write_fold_records(records: Path, manifest: dict[str, Any], sequences, role
     """
     from tqdm.auto import tqdm
 
-    from jetkeras.build_records import _write_manifest
+    from jetkeras.build_records import write_manifest
     from jetkeras.pipeline import iterate_records
     from jetkeras.records import SPLITS, Encoding, prepare_examples, shard_name, write_prepared
 
@@ -319,7 +320,7 @@ def _write_fold_records(records: Path, manifest: dict[str, Any], sequences, role
                           json.dumps(fold_identity, indent=2, sort_keys=True))
         ordered = sorted(tasks[fold], key=lambda task: (SPLITS.index(task["split"]),
                                                          task["path"]))
-        _write_manifest(temporaries[fold], ordered, None, manifest.get("rejected", []),
+        write_manifest(temporaries[fold], ordered, manifest.get("rejected", []),
                         manifest.get("catalogue_rows_without_cube", 0), config, fold_identity,
                         encoding)
         if target.exists():
@@ -328,23 +329,36 @@ def _write_fold_records(records: Path, manifest: dict[str, Any], sequences, role
 
 
 # ------------------------------------------------------------------------ one fold
+@contextlib.contextmanager
+def _interrupted_in_fold(fold: int, folds: int, out: Path):
+    """Turn Ctrl-C in fold ``fold`` into an :class:`~jetkeras._cli.Interrupted` saying so.
+
+    The folds before it are finished (``metrics.json``) and kept; the fold's own run keeps
+    its epochs (train's line is appended).
+    """
+    try:
+        yield
+    except KeyboardInterrupt as interrupt:
+        inner = interrupt if isinstance(interrupt, _cli.Interrupted) else None
+        where = f"in fold {fold} of folds 0-{folds - 1}"
+        raise _cli.Interrupted(f"{where}, {inner.where}" if inner and inner.where else where,
+                               f"{fold} finished fold(s) kept in {out}"
+                               + (f"; {inner.kept}" if inner else "")) from None
+
+
 def _run_fold(fold: int, fold_dir: Path, config, roles_of_fold, sequences,
               verbose: int) -> dict[str, Any]:
     """Train (or resume, or keep) the fold's run, score its test split, return its row."""
     from jetkeras.evaluate import evaluate
-    from jetkeras.train import FINISHED_MARKER, train
+    from jetkeras.runs import HISTORY_FILE
+    from jetkeras.train import train_or_keep
 
     records, run = fold_dir / "records", fold_dir / "run"
-    if not (run / FINISHED_MARKER).is_file():
-        resume = (run / "backup").is_dir()  # Keras' BackupAndRestore of the last epoch
-        # A run folder without a backup was stopped before its first epoch ended or
-        # while writing its threshold: start it again.
-        train(records=records, out=run, config=config, resume=resume,
-              overwrite=run.exists() and not resume, verbose=2 if verbose else 0)
+    threshold = train_or_keep(records=records, out=run, config=config,
+                              verbose=2 if verbose else 0)
     metrics = evaluate(run=run, records=records, split="test", out=fold_dir / "report",
                        max_gifs=0, overwrite=True)
-    threshold = json.loads((run / FINISHED_MARKER).read_text())
-    history = json.loads((run / "history.json").read_text())
+    history = json.loads((run / HISTORY_FILE).read_text())
     (tn, fp), (fn, tp) = metrics["confusion_matrix"]
     row: dict[str, Any] = {"fold": fold}
     labels, groups = sequences["label"].to_numpy(), sequences["group"].to_numpy()
@@ -593,15 +607,8 @@ def crossval(
         if finished.is_file():
             row = json.loads(finished.read_text())
         else:
-            try:
+            with _interrupted_in_fold(k, folds, out):
                 row = _run_fold(k, fold_dirs[k], config, roles[k], sequences, verbose)
-            except KeyboardInterrupt as interrupt:
-                inner = interrupt if isinstance(interrupt, _cli.Interrupted) else None
-                where = f"in fold {k} of folds 0-{folds - 1}"
-                raise _cli.Interrupted(
-                    f"{where}, {inner.where}" if inner and inner.where else where,
-                    f"{k} finished fold(s) kept in {out}"
-                    + (f"; {inner.kept}" if inner else "")) from None
             atomic_write_text(finished, json.dumps(row, indent=2))
         rows.append(row)
         if verbose:

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Cube", "check_frames"]
+__all__ = ["Cube", "check_frames", "check_stack"]
 
 
 @dataclass
@@ -52,6 +52,24 @@ class Cube:
         return tuple(self.frames.shape)
 
 
+def check_stack(frames, name: str) -> np.ndarray:
+    """``frames`` as an array, refused unless real numeric of shape ``(T, H, W)``.
+
+    The dtype is kept; :func:`check_frames` checks more and converts to float32.
+    """
+    array = np.asarray(frames)
+    if array.dtype.kind not in "fiu":
+        raise ValueError(
+            f"{name}: expected a real numeric array, received dtype {array.dtype}"
+        )
+    if array.ndim != 3:
+        raise ValueError(
+            f"{name}: expected frames of shape (n_frames, height, width), received "
+            f"shape {array.shape}"
+        )
+    return array
+
+
 def check_frames(
     frames: np.ndarray,
     name: str,
@@ -81,16 +99,7 @@ def check_frames(
     ValueError
         One line naming ``name``, what was expected and what was received.
     """
-    array = np.asarray(frames)
-    if array.dtype.kind not in "fiu":
-        raise ValueError(
-            f"{name}: expected a real numeric array, received dtype {array.dtype}"
-        )
-    if array.ndim != 3:
-        raise ValueError(
-            f"{name}: expected frames of shape (n_frames, height, width), received "
-            f"shape {array.shape}"
-        )
+    array = check_stack(frames, name)
     if frames_expected is not None and array.shape[0] != frames_expected:
         raise ValueError(
             f"{name}: expected {frames_expected} frames, received {array.shape[0]}"

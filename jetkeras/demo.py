@@ -104,7 +104,8 @@ def run_demo(
     from jetkeras.pipeline import iterate_records
     from jetkeras.plotting import contact_sheets
     from jetkeras.predict import format_table, predict_cubes
-    from jetkeras.train import train
+    from jetkeras.runs import THRESHOLD_FILE
+    from jetkeras.train import train_or_keep
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -122,13 +123,10 @@ def run_demo(
     _step(2, f"train {config.model.arch} ({config.model.preset} preset) and choose the "
              f"threshold on validation")
     run = out / "run"
-    if (run / "threshold.json").is_file():
+    if (run / THRESHOLD_FILE).is_file():
         print(f"  {run} already holds a finished run: kept", file=sys.stderr)
-        threshold = json.loads((run / "threshold.json").read_text())
-    else:
-        resume = (run / "backup").is_dir()
-        threshold = train(records=out / "records", out=run, config=config, resume=resume,
-                          overwrite=not resume and run.exists(), verbose=verbose)["threshold"]
+    threshold = train_or_keep(records=out / "records", out=run, config=config,
+                              verbose=verbose)
 
     _step(3, "evaluate on the held-out test groups; score the brightness baseline")
     metrics = evaluate(run=run, records=out / "records", split="test", out=out / "report",

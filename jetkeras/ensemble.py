@@ -28,6 +28,7 @@ from typing import Any
 
 from jetkeras import _cli
 from jetkeras.config import JetConfig, atomic_write_text
+from jetkeras.runs import CONFIG_FILE, MODEL_FILE, NORMALISATION_FILE, THRESHOLD_FILE
 
 __all__ = ["build_ensemble", "main"]
 
@@ -65,8 +66,8 @@ def build_ensemble(*, runs: list[str | Path], records: str | Path, out: str | Pa
     _cli.quiet_tensorflow()
     from jetkeras.models import build_model
     from jetkeras.pipeline import make_dataset
-    from jetkeras.predict import load_run_model
-    from jetkeras.train import finish_run
+    from jetkeras.runtime import load_run_model
+    from jetkeras.train import finish_training
 
     runs, out = [Path(run) for run in runs], Path(out)
     if len(runs) < 2:
@@ -93,13 +94,14 @@ def build_ensemble(*, runs: list[str | Path], records: str | Path, out: str | Pa
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
-    config.to_json(out / "config.json")
-    atomic_write_text(out / "normalisation.json", json.dumps(first["normalisation"], indent=2))
-    model.save(out / "model.keras")
-    member_aucs = [json.loads((run / "threshold.json").read_text()).get("val_auc")
+    config.to_json(out / CONFIG_FILE)
+    atomic_write_text(out / NORMALISATION_FILE,
+                      json.dumps(first["normalisation"], indent=2))
+    model.save(out / MODEL_FILE)
+    member_aucs = [json.loads((run / THRESHOLD_FILE).read_text()).get("val_auc")
                    for run in runs]
     val_data = make_dataset(records, "val", config, training=False)
-    choice = finish_run(model, config, out, val_data,
+    choice = finish_training(model, config, out, val_data,
                         members=[str(run) for run in runs], member_val_auc=member_aucs)
     return choice
 

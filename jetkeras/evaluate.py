@@ -35,14 +35,13 @@ import heapq
 import io
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from jetkeras import _cli
+from jetkeras._files import staged_folder
 
 __all__ = ["SEED_TEST", "evaluate", "main"]
 
@@ -57,47 +56,25 @@ SEED_TEST = {
 
 def _collect(records, split, predictor, batch_size: int, max_gifs: int):
     """Predict a split; keep the DN frames of the ``max_gifs`` most confident errors."""
-    from jetkeras.pipeline import iterate_records
+    from jetkeras.predict import predict_records
 
     ids, labels, probabilities = [], [], []
     errors: list[tuple[float, int, str, int, float, np.ndarray]] = []  # min-heap
-    batch: list[np.ndarray] = []
-    batch_meta: list[tuple[str, int]] = []
-
-    def flush():
-        if not batch:
-            return
-        stack = np.stack(batch)
-        predicted = predictor.predict_proba(stack, batch_size=batch_size)
-        for frames, (event_id, label), probability in zip(stack, batch_meta, predicted):
-            index = len(ids)
-            ids.append(event_id)
-            labels.append(label)
-            probabilities.append(float(probability))
-            wrong = int(probability >= predictor.threshold) != label
-            if wrong and max_gifs > 0:
-                # Confidence of a mistake: how far the probability sits past the threshold.
-                item = (abs(float(probability) - predictor.threshold), index, event_id, label,
-                        float(probability), frames)
-                if len(errors) < max_gifs:
-                    heapq.heappush(errors, item)
-                elif item[0] > errors[0][0]:
-                    heapq.heapreplace(errors, item)
-        batch.clear()
-        batch_meta.clear()
-
-    for record in iterate_records(records, split):
-        frames = record["frames"][..., 0]  # (T, H, W) DN
-        if frames.shape != (predictor.frames, predictor.size, predictor.size):
-            raise ValueError(
-                f"--records {records}: sequences of {frames.shape[0]} frames of "
-                f"{frames.shape[1]}x{frames.shape[2]} px, but the model ({predictor.source}) "
-                f"expects {predictor.frames} frames of {predictor.size}x{predictor.size} px")
-        batch.append(frames)
-        batch_meta.append((record["event_id"], int(record["label"])))
-        if len(batch) == batch_size:
-            flush()
-    flush()
+    for record, probability in predict_records(records, split, predictor,
+                                               batch_size=batch_size):
+        index, event_id, label = len(ids), record["event_id"], record["label"]
+        ids.append(event_id)
+        labels.append(label)
+        probabilities.append(probability)
+        wrong = int(probability >= predictor.threshold) != label
+        if wrong and max_gifs > 0:
+            # Confidence of a mistake: how far the probability sits past the threshold.
+            item = (abs(probability - predictor.threshold), index, event_id, label,
+                    probability, record["frames"])
+            if len(errors) < max_gifs:
+                heapq.heappush(errors, item)
+            elif item[0] > errors[0][0]:
+                heapq.heapreplace(errors, item)
     errors.sort(key=lambda item: -item[0])
     return ids, np.asarray(labels, dtype=int), np.asarray(probabilities), errors
 
@@ -142,10 +119,9 @@ def evaluate(
         Missing run or records, existing ``out``, empty split, other geometry: one line.
     """
     _cli.quiet_tensorflow()
-    from jetkeras import figures
     from jetkeras.metrics import classification_metrics
-    from jetkeras.predict import load_predictor
     from jetkeras.records import read_manifest
+    from jetkeras.runtime import load_predictor
 
     if split not in ("train", "val", "test"):
         raise ValueError(f"--split: expected one of train, val, test, received {split!r}")
@@ -153,7 +129,7 @@ def evaluate(
         raise ValueError(f"--max-gifs: expected an integer >= 0, received {max_gifs!r}")
     out = Path(out)
     if out.exists() and not overwrite:
-        raise FileExistsError(f"--out {out}: already exists; pass --overwrite to replace it "
+        raise FileExistsError(f"{out}: already exists; pass --overwrite to replace it "
                               f"or choose another folder")
     manifest = read_manifest(records)
     count = manifest["splits"].get(split, {}).get("count", 0)
@@ -170,45 +146,46 @@ def evaluate(
     predicted = (probabilities >= threshold).astype(int)
     metrics["misclassified"] = int(np.sum(predicted != labels))
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    temporary = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
-    os.chmod(temporary, 0o755)  # mkdtemp makes it private; a report is for reading
-    try:
-        (temporary / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(["event_id", "label", "probability", "predicted"])
-        for event_id, label, probability, guess in zip(ids, labels, probabilities, predicted):
-            writer.writerow([event_id, int(label), f"{probability:.8f}", int(guess)])
-        (temporary / "predictions.csv").write_text(buffer.getvalue())
-        figures.roc_figure(labels, probabilities, temporary / "roc.png", threshold=threshold,
-                           title=f"ROC, {split} split")
-        figures.precision_recall_figure(labels, probabilities,
-                                        temporary / "precision_recall.png",
-                                        threshold=threshold,
-                                        title=f"Precision-recall, {split} split")
-        figures.threshold_figure(labels, probabilities, temporary / "threshold.png",
-                                 threshold=threshold,
-                                 title=f"F1 and accuracy versus threshold, {split} split")
-        figures.confusion_figure(metrics["confusion_matrix"], temporary / "confusion.png",
-                                 title=f"Confusion matrix at {threshold:.3f}")
-        gifs = []
-        for _, _, event_id, label, probability, frames in errors:
-            kind = "missed jet" if label == 1 else "false alarm"
-            name = f"misclassified/{_safe_name(event_id)}.gif"
-            figures.sequence_gif(frames, temporary / name,
-                                 title=f"{event_id}: {kind}, P(jet) = {probability:.3f}")
-            gifs.append((event_id, label, probability, name))
-        (temporary / "report.md").write_text(
-            _report(metrics, run=run, records=records, split=split, manifest=manifest,
-                    gifs=gifs, predictor=predictor))
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(temporary, out)
-    except BaseException:
-        shutil.rmtree(temporary, ignore_errors=True)
-        raise
+    with staged_folder(out) as staging:
+        _write_report(staging, metrics, ids=ids, labels=labels, probabilities=probabilities,
+                      predicted=predicted, errors=errors, run=run, records=records,
+                      split=split, manifest=manifest, predictor=predictor)
     return metrics
+
+
+def _write_report(folder: Path, metrics, *, ids, labels, probabilities, predicted, errors,
+                  run, records, split, manifest, predictor) -> None:
+    """Every file of the report (see the module docstring) into ``folder``."""
+    from jetkeras import figures
+
+    threshold = metrics["threshold"]
+    (folder / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["event_id", "label", "probability", "predicted"])
+    for event_id, label, probability, guess in zip(ids, labels, probabilities, predicted):
+        writer.writerow([event_id, int(label), f"{probability:.8f}", int(guess)])
+    (folder / "predictions.csv").write_text(buffer.getvalue())
+    figures.roc_figure(labels, probabilities, folder / "roc.png", threshold=threshold,
+                       title=f"ROC, {split} split")
+    figures.precision_recall_figure(labels, probabilities, folder / "precision_recall.png",
+                                    threshold=threshold,
+                                    title=f"Precision-recall, {split} split")
+    figures.threshold_figure(labels, probabilities, folder / "threshold.png",
+                             threshold=threshold,
+                             title=f"F1 and accuracy versus threshold, {split} split")
+    figures.confusion_figure(metrics["confusion_matrix"], folder / "confusion.png",
+                             title=f"Confusion matrix at {threshold:.3f}")
+    gifs = []
+    for _, _, event_id, label, probability, frames in errors:
+        kind = "missed jet" if label == 1 else "false alarm"
+        name = f"misclassified/{_safe_name(event_id)}.gif"
+        figures.sequence_gif(frames, folder / name,
+                             title=f"{event_id}: {kind}, P(jet) = {probability:.3f}")
+        gifs.append((event_id, label, probability, name))
+    (folder / "report.md").write_text(
+        _report(metrics, run=run, records=records, split=split, manifest=manifest,
+                gifs=gifs, predictor=predictor))
 
 
 def _safe_name(event_id: str) -> str:

@@ -35,8 +35,10 @@ jetkeras.predict --model exports/light`` reads it and takes DN frames directly.
 
 The network is rebuilt with ``model.use_cudnn = "false"`` and the run's weights copied in
 before tracing: a model traced with the cuDNN LSTM kernel (trained on a GPU) cannot be
-loaded on a CPU ("No OpKernel ... CudnnRNN", keras-team/keras#18504). The folder is
-written to a temporary sibling and renamed when complete.
+loaded on a CPU ("No OpKernel ... CudnnRNN", keras-team/keras#18504); the export refuses
+a graph that still holds a ``Cudnn*`` op, and reports every op type in the graph
+(:func:`graph_ops`). The folder is written to a temporary sibling and renamed when
+complete.
 """
 
 from __future__ import annotations
@@ -44,17 +46,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from jetkeras import _cli
+from jetkeras import _cli, runs
+from jetkeras._files import staged_folder
 
 __all__ = ["export_run", "graph_ops", "main", "write_litert"]
-
-METADATA_NAME = "jetkeras.json"
-LITERT_NAME = "model.tflite"  # in run folders and next to saved_model.pb
 
 
 def write_litert(model, config, path: str | os.PathLike) -> int:
@@ -83,9 +81,9 @@ def write_litert(model, config, path: str | os.PathLike) -> int:
 
     from jetkeras._files import atomic_output
     from jetkeras.models import build_model
-    from jetkeras.predict import _inference_config
+    from jetkeras.runtime import inference_config
 
-    inference = build_model(_inference_config(config), unroll=True)
+    inference = build_model(inference_config(config), unroll=True)
     inference.set_weights(model.get_weights())
     path = Path(path)
     # Keras wants the .tflite suffix. Builtin ops only: a stray TensorFlow op fails here
@@ -113,7 +111,8 @@ def export_run(*, run: str | os.PathLike, out: str | os.PathLike,
     -------
     dict
         ``out`` (str), ``bytes`` (size on disk), ``frames``, ``size``, ``threshold`` and
-        ``cudnn_ops`` (CudnnRNN-type ops found in the written graph: always empty).
+        ``graph_ops`` (sorted list of every op type in the written graph, as
+        :func:`graph_ops` reads it back; never a ``Cudnn*`` one).
 
     Raises
     ------
@@ -122,16 +121,15 @@ def export_run(*, run: str | os.PathLike, out: str | os.PathLike,
     """
     _cli.quiet_tensorflow()
     import jetkeras
-    from jetkeras.predict import load_run_model
+    from jetkeras.runtime import load_run_model
 
     out = Path(out)
     if out.exists() and not overwrite:
-        raise FileExistsError(f"--out {out}: already exists; pass --overwrite to replace it "
+        raise FileExistsError(f"{out}: already exists; pass --overwrite to replace it "
                               f"or choose another folder")
     loaded = load_run_model(run)  # rebuilt with use_cudnn="false", weights copied in
     model, config = loaded["model"], loaded["config"]
-    frames = int(loaded["normalisation"].get("frames", config.data.frames))
-    size = int(loaded["normalisation"].get("size", config.data.size))
+    frames, size = loaded["frames"], loaded["size"]
     metadata = {
         "format": "jetkeras-savedmodel/1",
         "jetkeras_version": jetkeras.__version__,
@@ -147,27 +145,19 @@ def export_run(*, run: str | os.PathLike, out: str | os.PathLike,
         "run": str(Path(run).resolve()),
     }
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    temporary = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
-    os.chmod(temporary, 0o755)  # mkdtemp makes it private; a report is for reading
-    try:
-        _write_saved_model(model, temporary, frames, size)
-        write_litert(model, config, temporary / LITERT_NAME)
-        assets = temporary / "assets"
+    with staged_folder(out) as staging:
+        _write_saved_model(model, staging, frames, size)
+        write_litert(model, config, staging / runs.LITERT_FILE)
+        assets = staging / runs.ASSETS_FOLDER
         assets.mkdir(exist_ok=True)
-        (assets / METADATA_NAME).write_text(json.dumps(metadata, indent=2) + "\n")
-        cudnn = [op for op in graph_ops(temporary) if op.startswith("Cudnn")]
+        (assets / runs.EXPORT_METADATA_FILE).write_text(json.dumps(metadata, indent=2) + "\n")
+        ops = sorted(graph_ops(staging))
+        cudnn = [op for op in ops if op.startswith("Cudnn")]
         if cudnn:  # a guard on the rebuild above; never expected to fire
-            raise ValueError(f"--out {out}: the exported graph holds cuDNN-only ops {cudnn}")
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(temporary, out)
-    except BaseException:
-        shutil.rmtree(temporary, ignore_errors=True)
-        raise
+            raise ValueError(f"{out}: the exported graph holds cuDNN-only ops {cudnn}")
     size_bytes = sum(path.stat().st_size for path in out.rglob("*") if path.is_file())
     return {"out": str(out), "bytes": size_bytes, "frames": frames, "size": size,
-            "threshold": loaded["threshold"], "cudnn_ops": []}
+            "threshold": loaded["threshold"], "graph_ops": ops}
 
 
 def _write_saved_model(model, directory: Path, frames: int, size: int) -> None:
@@ -194,11 +184,11 @@ def graph_ops(saved_model: str | os.PathLike) -> set[str]:
     """
     from tensorflow.core.protobuf import saved_model_pb2
 
-    path = Path(saved_model) / "saved_model.pb"
+    path = Path(saved_model) / runs.SAVED_MODEL_FILE
     proto = saved_model_pb2.SavedModel()
     try:
         proto.ParseFromString(path.read_bytes())
-    except (OSError, Exception) as error:  # noqa: BLE001 -- protobuf's DecodeError
+    except Exception as error:  # OSError, or protobuf's DecodeError (no public class)
         raise ValueError(f"{path}: not a readable SavedModel ({type(error).__name__})") \
             from None
     ops = set()

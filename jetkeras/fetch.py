@@ -59,6 +59,7 @@ import numpy as np
 import pandas as pd
 
 from jetkeras import _cli
+from jetkeras._files import plain
 from jetkeras.config import atomic_write_text
 from jetkeras.io import read_fits_dir, write_cube
 
@@ -291,8 +292,8 @@ def _save_state(path: Path, state: dict) -> None:
 
 
 def _json_safe(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        value = value.item()
+    """A catalogue value as cube metadata: plain Python, a NaN or infinity as None."""
+    value = plain(value)
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
@@ -318,6 +319,45 @@ def _events_list(events) -> list[dict]:
                 f"{record['event_id']!r}"
             )
     return records
+
+
+def _download(client, query, raw_directory: Path, *, retries: int, backoff_s: float,
+              sleep) -> tuple[int, str | None]:
+    """Download one event's frames, retrying with doubling waits.
+
+    Returns the number of attempts made and the last error's line (None on success).
+    """
+    error_text = None
+    for attempt in range(retries + 1):
+        if attempt:
+            sleep(backoff_s * 2 ** (attempt - 1))
+        # Start from an empty folder: partial files of an interrupted try must not mix in.
+        shutil.rmtree(raw_directory, ignore_errors=True)
+        raw_directory.mkdir(parents=True)
+        try:
+            client(query, raw_directory)
+        except Exception as error:
+            # Any download failure is retried, then recorded in the state file.
+            error_text = _one_line(error)
+            continue
+        return attempt + 1, None
+    return retries + 1, error_text
+
+
+def _convert(raw_directory: Path, cube_path: Path, record: dict, settings: dict, *,
+             cadence_tolerance_s: float) -> str | None:
+    """Turn downloaded frames into a ``jetkeras-cube/1`` npz; the error line, or None."""
+    try:
+        cube = read_fits_dir(raw_directory, frames=settings["frames"],
+                             cadence_s=settings["cadence_s"],
+                             cadence_tolerance_s=cadence_tolerance_s, pool=settings["pool"])
+        cube.meta.update({key: _json_safe(value) for key, value in record.items()})
+        cube.meta.update({"query": settings, "fetched": _now()})
+        write_cube(cube_path, cube)
+    except (ValueError, FileNotFoundError) as error:
+        # Deterministic (short sequence, cadence gap): retrying would not help.
+        return f"conversion: {_one_line(error)}"
+    return None
 
 
 def fetch_events(
@@ -404,8 +444,7 @@ def fetch_events(
     try:
         _fetch_each(records, queries, summary, out=out, state=state, state_path=state_path,
                     settings=settings, client=client, retries=retries, backoff_s=backoff_s,
-                    sleep=sleep, frames=frames, cadence_s=cadence_s,
-                    cadence_tolerance_s=cadence_tolerance_s, pool=pool,
+                    sleep=sleep, cadence_tolerance_s=cadence_tolerance_s,
                     keep_fits=keep_fits, progress=progress)
     except KeyboardInterrupt:
         # The state is saved after each event; the event under way is fetched again.
@@ -421,8 +460,7 @@ def fetch_events(
 
 
 def _fetch_each(records, queries, summary, *, out, state, state_path, settings, client,
-                retries, backoff_s, sleep, frames, cadence_s, cadence_tolerance_s, pool,
-                keep_fits, progress) -> None:
+                retries, backoff_s, sleep, cadence_tolerance_s, keep_fits, progress) -> None:
     """The loop of :func:`fetch_events`: one row of ``summary`` per event handled."""
     from tqdm.auto import tqdm
 
@@ -436,36 +474,14 @@ def _fetch_each(records, queries, summary, *, out, state, state_path, settings, 
                             "attempts": entry.get("attempts", 0), "error": None,
                             "cube": str(cube_path), "skipped": True})
             continue
-        attempts = int(entry.get("attempts", 0))
         raw_directory = out / "fits" / event_id
-        error_text = None
-        downloaded = False
-        for attempt in range(retries + 1):
-            if attempt:
-                sleep(backoff_s * 2 ** (attempt - 1))
-            # Start from an empty folder: partial files of an interrupted try must not mix in.
-            shutil.rmtree(raw_directory, ignore_errors=True)
-            raw_directory.mkdir(parents=True)
-            attempts += 1
-            try:
-                client(query, raw_directory)
-            except Exception as error:  # noqa: BLE001
-                # Any download failure is retried, then recorded in the state file.
-                error_text = _one_line(error)
-                continue
-            downloaded = True
-            break
+        tries, error_text = _download(client, query, raw_directory, retries=retries,
+                                      backoff_s=backoff_s, sleep=sleep)
+        attempts = int(entry.get("attempts", 0)) + tries
+        downloaded = error_text is None
         if downloaded:
-            try:
-                cube = read_fits_dir(raw_directory, frames=frames, cadence_s=cadence_s,
-                                     cadence_tolerance_s=cadence_tolerance_s, pool=pool)
-                cube.meta.update({key: _json_safe(value) for key, value in record.items()})
-                cube.meta.update({"query": settings, "fetched": _now()})
-                write_cube(cube_path, cube)
-                error_text = None
-            except (ValueError, FileNotFoundError) as error:
-                # Deterministic (short sequence, cadence gap): retrying would not help.
-                error_text = f"conversion: {_one_line(error)}"
+            error_text = _convert(raw_directory, cube_path, record, settings,
+                                  cadence_tolerance_s=cadence_tolerance_s)
         status = "done" if downloaded and error_text is None else "failed"
         if status == "done" and not keep_fits:
             shutil.rmtree(raw_directory, ignore_errors=True)

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from jetkeras._files import atomic_output
-from jetkeras.plotting import _colormap, _normaliser, _save_atomically, frame_indices
+from jetkeras.plotting import aia304_colormap, frame_normaliser, save_png, frame_indices
 
 __all__ = [
     "confusion_figure",
@@ -87,7 +87,7 @@ def roc_figure(labels, probabilities, path, *, threshold: float | None = None,
     axes.set_ylim(-0.01, 1.01)
     axes.set_title(title)
     axes.legend(loc="lower right")
-    return _save_atomically(figure, path)
+    return save_png(figure, path)
 
 
 def precision_recall_figure(labels, probabilities, path, *, threshold: float | None = None,
@@ -121,7 +121,7 @@ def precision_recall_figure(labels, probabilities, path, *, threshold: float | N
     axes.set_ylim(-0.01, 1.01)
     axes.set_title(title)
     axes.legend(loc="lower left")
-    return _save_atomically(figure, path)
+    return save_png(figure, path)
 
 
 def threshold_sweep(labels, probabilities, thresholds=None) -> dict[str, np.ndarray]:
@@ -172,7 +172,7 @@ def threshold_figure(labels, probabilities, path, *, threshold: float,
     axes.set_ylim(0, 1.02)
     axes.set_title(title)
     axes.legend(loc="lower center")
-    return _save_atomically(figure, path)
+    return save_png(figure, path)
 
 
 def confusion_figure(confusion: Sequence[Sequence[int]], path, *,
@@ -201,7 +201,7 @@ def confusion_figure(confusion: Sequence[Sequence[int]], path, *,
     axes.set_ylabel("true")
     axes.set_title(title)
     figure.colorbar(image, ax=axes, label="fraction of the true class")
-    return _save_atomically(figure, path)
+    return save_png(figure, path)
 
 
 def crossval_figure(rows: Sequence[dict[str, Any]], path, *,
@@ -250,7 +250,7 @@ def crossval_figure(rows: Sequence[dict[str, Any]], path, *,
     axes.set_title(title)
     figure.legend(loc="outside lower center", ncols=len(metrics), fontsize=8,
                   title="mean ± std over folds", title_fontsize=8)
-    return _save_atomically(figure, path)
+    return save_png(figure, path)
 
 
 def sequence_gif(frames: np.ndarray, path, *, title: str = "", times=None,
@@ -288,8 +288,8 @@ def sequence_gif(frames: np.ndarray, path, *, title: str = "", times=None,
     FigureCanvasAgg(figure)
     axes = figure.add_axes((0.0, 0.0, 1.0, 0.86))
     axes.set_axis_off()
-    image = axes.imshow(frames[0], origin="lower", cmap=_colormap(),
-                        norm=_normaliser(frames, "sqrt"), interpolation="nearest")
+    image = axes.imshow(frames[0], origin="lower", cmap=aia304_colormap(),
+                        norm=frame_normaliser(frames, "sqrt"), interpolation="nearest")
     caption = figure.text(0.5, 0.965, "", ha="center", va="top", fontsize=7)
 
     def draw(index):
@@ -345,7 +345,7 @@ def timeline_figure(frames: np.ndarray, offsets_s: np.ndarray, rows: list[dict[s
     axes.legend(fontsize=7, loc="upper right")
     if title:
         axes.set_title(title, fontsize=9)
-    colormap, normaliser = _colormap(), _normaliser(frames, "sqrt")
+    colormap, normaliser = aia304_colormap(), frame_normaliser(frames, "sqrt")
     for column, index in enumerate(indices):
         panel = figure.add_subplot(grid[1, column])
         panel.imshow(frames[index], origin="lower", cmap=colormap, norm=normaliser,
@@ -353,4 +353,4 @@ def timeline_figure(frames: np.ndarray, offsets_s: np.ndarray, rows: list[dict[s
         panel.set_xticks([])
         panel.set_yticks([])
         panel.set_xlabel(f"+{offsets_s[index]:.0f} s", fontsize=7)
-    return _save_atomically(figure, path)
+    return save_png(figure, path)

@@ -52,7 +52,7 @@ import numpy as np
 if TYPE_CHECKING:
     import pandas
 
-from jetkeras._files import atomic_output
+from jetkeras._files import atomic_output, json_default
 from jetkeras.cube import Cube, check_frames
 from jetkeras.preprocess import exposure_normalise as _exposure_normalise
 from jetkeras.preprocess import max_pool
@@ -62,6 +62,7 @@ __all__ = [
     "FITS_SUFFIXES",
     "JetkerasWarning",
     "list_cubes",
+    "match_cubes",
     "read_cube",
     "read_fits_dir",
     "read_npz",
@@ -124,17 +125,6 @@ def _validate(
             stacklevel=3,
         )
     return checked
-
-
-def _json_default(value: Any) -> Any:
-    """Make NumPy scalars and arrays, and paths, JSON-serialisable."""
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, os.PathLike):
-        return os.fspath(value)
-    raise TypeError(f"meta value of type {type(value).__name__} is not JSON-serialisable")
 
 
 # --------------------------------------------------------------------------------------
@@ -248,7 +238,7 @@ def read_npz(
 def _read_open_npz(archive, path, frames, size, nan_policy) -> Cube:
     if not isinstance(archive, np.lib.npyio.NpzFile):  # pragma: no cover - sniffed above
         # A file's content is a user error (one line, exit 2), not a programming error.
-        raise ValueError(  # noqa: TRY004
+        raise ValueError(  # a wrong type inside the file is bad content: a user error
             f"{path}: expected an .npz archive, received {type(archive).__name__}"
         )
     keys = sorted(archive.files)
@@ -305,7 +295,7 @@ def _read_jetkeras_npz(archive, keys, path, frames, size, nan_policy) -> Cube:
         raise ValueError(f"{path}: expected meta_json to hold JSON, received invalid JSON "
                          f"({error})") from None
     if not isinstance(meta, dict):
-        raise ValueError(  # noqa: TRY004 -- bad file content is a user error
+        raise ValueError(  # bad file content is a user error
             f"{path}: expected meta_json to hold a JSON object, received {type(meta).__name__}"
         )
     meta.setdefault("layout", CUBE_FORMAT)
@@ -336,7 +326,7 @@ def write_cube(path: str | os.PathLike, cube: Cube) -> Path:
     frames = check_frames(cube.frames, cube.source or str(path))
     times = np.asarray(list(cube.times) if cube.times is not None else [], dtype=np.str_)
     meta = {key: value for key, value in cube.meta.items() if key != "layout"}
-    meta_json = json.dumps(meta, default=_json_default, sort_keys=True)
+    meta_json = json.dumps(meta, default=json_default, sort_keys=True)
     # The temporary name ends in .npz so np.savez_compressed keeps it as given.
     with atomic_output(path, suffix=".npz") as temporary:
         np.savez_compressed(
@@ -429,6 +419,63 @@ def scan_seed_root(root: str | os.PathLike) -> pandas.DataFrame:
     )
     table = table.drop(columns="_order")
     return table.reset_index(drop=True)
+
+
+def match_cubes(events: pandas.DataFrame, root: str | os.PathLike
+                ) -> tuple[pandas.DataFrame, list[dict[str, Any]]]:
+    """Match the cubes under ``root`` to catalogue rows.
+
+    Two layouts: ``<event_id>.npz`` files directly in ``root`` (as :mod:`jetkeras.fetch`
+    writes them), matched on ``event_id``; or the seed's tree (``data0/``, ``data1/``,
+    ...; see :func:`scan_seed_root`), matched on ``label`` and ``row``.
+
+    Parameters
+    ----------
+    events : pandas.DataFrame
+        An event index (:func:`jetkeras.catalogue.read_table`): ``event_id``, and
+        ``label`` and ``row`` for the seed's tree.
+    root : path-like
+        The folder of cubes.
+
+    Returns
+    -------
+    items : pandas.DataFrame
+        The matched catalogue rows, in catalogue order (seed tree: in
+        :func:`scan_seed_root` order), with a ``path`` column (str).
+    orphans : list of dict
+        Cubes no row matches: ``event_id`` (the file name), ``label`` (-1 when unknown)
+        and ``reason``.
+
+    Raises
+    ------
+    FileNotFoundError, ValueError
+        ``root`` is not a folder; a seed tree with a catalogue lacking ``label``/``row``.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: folder of cubes not found")
+    flat = sorted(root.glob("*.npz"))
+    seed_folders = any(path.is_dir() and path.name.startswith("data")
+                       for path in root.iterdir())
+    if flat and not seed_folders:
+        by_id = {path.stem: path for path in flat}
+        ids = events["event_id"].astype(str)
+        items = events[ids.isin(by_id)].copy()
+        items["path"] = ids[ids.isin(by_id)].map(lambda event_id: str(by_id[event_id]))
+        orphans = [{"event_id": stem, "label": -1, "reason": "no catalogue row has this id"}
+                   for stem in sorted(set(by_id) - set(ids))]
+        return items, orphans
+    if not {"label", "row"} <= set(events.columns):
+        raise ValueError(f"{root}: the seed's data0/data1 tree is matched on label and row; "
+                         f"the catalogue lacks those columns")
+    found = scan_seed_root(root)
+    events = events.assign(label=events["label"].astype(int), row=events["row"].astype(int))
+    merged = found.merge(events, on=["label", "row"], how="left", indicator=True)
+    orphans = [{"event_id": Path(row["path"]).name, "label": int(row["label"]),
+                "reason": f"{row['path']}: row {row['row']} is not in the catalogue"}
+               for _, row in merged[merged["_merge"] == "left_only"].iterrows()]
+    items = merged[merged["_merge"] == "both"].drop(columns="_merge")
+    return items, orphans
 
 
 # --------------------------------------------------------------------------------------

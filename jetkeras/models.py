@@ -78,7 +78,7 @@ __all__ = [
     "compile_model",
     "count_parameters",
     "estimate_flops",
-    "resolve_runtime",
+    "resolve_compute",
 ]
 
 # The seed's conv widths, layer1..layer8 (layer8 is then applied twice more).
@@ -97,7 +97,7 @@ def _kaiming():
     return keras.initializers.VarianceScaling(2.0, "fan_in", "untruncated_normal")
 
 
-# --------------------------------------------------------------------------- runtime
+# --------------------------------------------------------------------------- compute
 def _has_gpu(backend: str) -> bool:
     if backend == "tensorflow":
         import tensorflow as tf
@@ -114,7 +114,7 @@ def _has_gpu(backend: str) -> bool:
     return False
 
 
-def resolve_runtime(config: JetConfig) -> dict[str, Any]:
+def resolve_compute(config: JetConfig) -> dict[str, Any]:
     """Turn ``train.jit``, ``model.use_cudnn`` and ``train.precision`` into concrete choices.
 
     Call it before building: on the TensorFlow backend a cuDNN LSTM has no XLA kernel
@@ -384,8 +384,8 @@ def build_model(config: JetConfig, *, seed: int | None = None,
     ----------
     config : JetConfig
         ``data.frames`` and ``data.size`` fix the input shape; ``model`` the network;
-        ``train.precision``, ``train.jit`` and ``model.use_cudnn`` the runtime (see
-        :func:`resolve_runtime`).
+        ``train.precision``, ``train.jit`` and ``model.use_cudnn`` the compute choices (see
+        :func:`resolve_compute`).
     seed : int, optional
         Seeds Python, NumPy and Keras (``keras.utils.set_random_seed``) before the
         weights are drawn; default ``config.train.seed``. Member i of an ensemble
@@ -409,17 +409,17 @@ def build_model(config: JetConfig, *, seed: int | None = None,
         A model setting is out of range (one line naming the config key).
     """
     _validate(config)
-    runtime = resolve_runtime(config)
+    compute = resolve_compute(config)
     seed = int(config.train.seed if seed is None else seed)
     previous_policy = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(runtime["precision"])
+    keras.config.set_dtype_policy(compute["precision"])
     try:
         size, frames = config.data.size, config.data.frames
         frames_input = keras.Input((frames, size, size, 1), dtype="float32",
                                    name="frames")
         if config.model.members == 1:
             keras.utils.set_random_seed(seed)
-            logit = _logit(config, frames_input, runtime, unroll)
+            logit = _logit(config, frames_input, compute, unroll)
             return keras.Model(frames_input, logit, name=config.model.arch)
         # A seed ensemble as ONE model: export, LiteRT and predict see a plain network.
         logits = []
@@ -428,7 +428,7 @@ def build_model(config: JetConfig, *, seed: int | None = None,
             member_input = keras.Input((frames, size, size, 1), dtype="float32",
                                        name=f"member{index + 1}_frames")
             member = keras.Model(member_input,
-                                 _logit(config, member_input, runtime, unroll),
+                                 _logit(config, member_input, compute, unroll),
                                  name=f"member{index + 1}")
             logits.append(member(frames_input))
         logit = layers.Average(dtype="float32", name="ensemble_logit")(logits)
@@ -437,12 +437,12 @@ def build_model(config: JetConfig, *, seed: int | None = None,
         keras.config.set_dtype_policy(previous_policy)
 
 
-def _logit(config: JetConfig, frames_input, runtime, unroll):
+def _logit(config: JetConfig, frames_input, compute, unroll):
     """One network's logit ``(B, 1)`` float32 on ``frames_input``."""
     if config.model.arch == "epfl2d":
-        x = _build_epfl2d(config, frames_input, runtime["use_cudnn"], unroll)
+        x = _build_epfl2d(config, frames_input, compute["use_cudnn"], unroll)
     else:
-        x = _build_td_lstm(config, frames_input, runtime["use_cudnn"], unroll)
+        x = _build_td_lstm(config, frames_input, compute["use_cudnn"], unroll)
     return layers.Dense(1, dtype="float32", kernel_initializer=_kaiming(),
                         bias_initializer="zeros", name="logit")(x)
 
@@ -498,7 +498,7 @@ def compile_model(model: keras.Model, config: JetConfig, *,
             f"compile_model: expected `steps_per_epoch` a positive integer, received "
             f"{steps_per_epoch!r}"
         )
-    runtime = resolve_runtime(config)
+    compute = resolve_compute(config)
     learning_rate = _learning_rate(config, steps_per_epoch)
     if config.train.optimizer == "sgd":
         optimizer = keras.optimizers.SGD(learning_rate=learning_rate, momentum=0.9,
@@ -516,7 +516,7 @@ def compile_model(model: keras.Model, config: JetConfig, *,
     ]
     model.compile(optimizer=optimizer,
                   loss=keras.losses.BinaryCrossentropy(from_logits=True),
-                  metrics=metrics, jit_compile=runtime["jit"])
+                  metrics=metrics, jit_compile=compute["jit"])
     return model
 
 

@@ -196,14 +196,17 @@ def make_dataset(
     frames, size = manifest["frames"], manifest["size"]
     scaling = config.data.scaling
 
+    count = manifest["splits"][split]["count"]
     dataset = tf.data.TFRecordDataset(
         [str(p) for p in paths], num_parallel_reads=tf.data.AUTOTUNE if len(paths) > 1 else None)
+    # The manifest's count (its shards' hashes just checked) makes the length known, so
+    # Keras sizes the validation pass instead of warning that the "input ran out of data".
+    dataset = dataset.apply(tf.data.experimental.assert_cardinality(count))
     dataset = dataset.map(lambda s: parse_example(s, frames, size, encoding),
                           num_parallel_calls=tf.data.AUTOTUNE)
     if config.data.cache:
         dataset = dataset.cache()  # before augmentation, never after
     if training:
-        count = manifest["splits"][split]["count"]
         dataset = dataset.shuffle(min(config.data.shuffle_buffer, count), seed=seed,
                                   reshuffle_each_iteration=True)
         if config.data.augment:

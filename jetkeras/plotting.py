@@ -30,7 +30,8 @@ import numpy as np
 from jetkeras._files import atomic_output
 from jetkeras.cube import Cube, check_frames
 
-__all__ = ["STRETCHES", "contact_sheet", "contact_sheets", "frame_indices", "training_curves"]
+__all__ = ["STRETCHES", "aia304_colormap", "contact_sheet", "contact_sheets", "frame_indices",
+           "frame_normaliser", "save_png", "training_curves"]
 
 STRETCHES = ("sqrt", "log", "linear")
 _PANEL_INCHES = 1.6  # side of one frame panel
@@ -73,7 +74,8 @@ def _labels(times: list[str] | None, indices: np.ndarray) -> list[str]:
     return [f"+{(moment - start).total_seconds():.0f} s\n{moment:%H:%M:%S}" for moment in parsed]
 
 
-def _normaliser(frames: np.ndarray, stretch: str):
+def frame_normaliser(frames: np.ndarray, stretch: str):
+    """One brightness normalisation for a whole cube (``stretch``: sqrt, log or linear)."""
     from astropy.visualization import ImageNormalize, LinearStretch, LogStretch, SqrtStretch
 
     # One normalisation per cube: clip the faintest and brightest 0.5 % so a single
@@ -85,14 +87,16 @@ def _normaliser(frames: np.ndarray, stretch: str):
     return ImageNormalize(vmin=low, vmax=high, stretch=stretch_object, clip=True)
 
 
-def _colormap():
+def aia304_colormap():
+    """SunPy's ``sdoaia304`` colour map."""
     import matplotlib
     import sunpy.visualization.colormaps  # noqa: F401  (registers sdoaia304)
 
     return matplotlib.colormaps["sdoaia304"]
 
 
-def _save_atomically(figure, path: Path) -> Path:
+def save_png(figure, path: Path) -> Path:
+    """Render ``figure`` to a PNG at ``path`` atomically, without a display."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
     FigureCanvasAgg(figure)
@@ -161,13 +165,13 @@ def contact_sheets(
     row_inches = _PANEL_INCHES + 0.55  # room for the row title and the time labels
     top_inches = 0.6 if title else 0.25
     figure = Figure(figsize=(columns * _PANEL_INCHES, len(cubes) * row_inches + top_inches))
-    colormap = _colormap()
+    colormap = aia304_colormap()
     grid = figure.add_gridspec(len(cubes), columns, left=0.01, right=0.99, bottom=0.01,
                                top=1.0 - top_inches / figure.get_figheight(),
                                hspace=0.55, wspace=0.05)
     for row, (frames, times, meta) in enumerate(unpacked):
         indices = frame_indices(frames.shape[0], max_frames)
-        normaliser = _normaliser(frames, stretch)
+        normaliser = frame_normaliser(frames, stretch)
         labels = _labels(times, indices)
         for column, (index, label) in enumerate(zip(indices, labels)):
             axes = figure.add_subplot(grid[row, column])
@@ -181,7 +185,7 @@ def contact_sheets(
                 axes.set_title(row_title, fontsize=8, loc="left", pad=3)
     if title:
         figure.suptitle(title, fontsize=10)
-    return _save_atomically(figure, path)
+    return save_png(figure, path)
 
 
 def contact_sheet(
@@ -281,4 +285,4 @@ def training_curves(history: dict[str, Sequence[float]], path: str | Path, *,
         axes.legend(fontsize=7)
     if title:
         figure.suptitle(title, fontsize=10)
-    return _save_atomically(figure, path)
+    return save_png(figure, path)

@@ -27,7 +27,9 @@ window start, CSV plus a PNG of probability versus time over a strip of frames):
 The network runs on the LiteRT interpreter when the folder holds ``model.tflite`` (train
 and export write it): no TensorFlow import, so a cold start takes about half a second
 instead of TensorFlow's import alone (6-12 s here). ``--runtime tensorflow`` runs the
-Keras model (run folder) or the SavedModel instead; the two agree to 1e-5.
+Keras model (run folder) or the SavedModel instead; the two agree to 1e-5. What runs the
+network, and how a folder becomes a :class:`~jetkeras.runtime.Predictor`, is
+:mod:`jetkeras.runtime`; this module says what to predict on.
 
 Frames are normalised exactly as in training (:func:`jetkeras.pipeline.normalise` with the
 run's ``normalisation.json``). A cube whose frame count or size differs from the model's
@@ -38,426 +40,51 @@ is given.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import csv
-import io
 import json
 import math
 import os
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from jetkeras import _cli
-from jetkeras._files import atomic_write_text
-from jetkeras.export import LITERT_NAME
+from jetkeras._files import atomic_write_text, json_default, plain, write_csv
+from jetkeras.runtime import (
+    RUNTIMES,
+    Predictor,
+    check_positive_int,
+    check_threshold,
+    load_predictor,
+    resolve_model,
+)
 
 __all__ = [
-    "Predictor",
-    "load_predictor",
+    "CATALOGUE_COLUMNS",
+    "format_table",
     "main",
     "predict_catalogue",
     "predict_cubes",
+    "predict_records",
     "predict_timeline",
     "read_for_model",
     "write_table",
 ]
 
-EXPORT_METADATA = "jetkeras.json"  # file name in a SavedModel's assets/ folder
-RUNTIMES = ("auto", "litert", "tensorflow")
 CATALOGUE_COLUMNS = ["sjh_ID", "SOL_event", "event_id", "date", "basepoint_X", "basepoint_Y",
                      "label"]
 _META_COLUMNS = ("event_id", "sjh_ID", "SOL_event", "date", "basepoint_X", "basepoint_Y")
 
 
-def _check_threshold(threshold: float | None, flag: str = "--threshold") -> None:
-    if threshold is None:
-        return
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) \
-            or not 0.0 <= float(threshold) <= 1.0 or math.isnan(float(threshold)):
-        raise ValueError(f"{flag}: expected a probability in [0, 1], received {threshold!r}")
-
-
-def _sigmoid(logits: np.ndarray) -> np.ndarray:
-    """Probability of a jet from logits, float64 (stable for large |logit|)."""
-    logits = np.asarray(logits, dtype=np.float64).ravel()
-    return np.where(logits >= 0, 1.0 / (1.0 + np.exp(-np.abs(logits))),
-                    np.exp(-np.abs(logits)) / (1.0 + np.exp(-np.abs(logits))))
-
-
-# ------------------------------------------------------------------------- the model
-class Predictor:
-    """A trained jet classifier behind one interface, from a run folder or a SavedModel.
-
-    Build it with :func:`load_predictor`. ``predict_proba`` takes frames in DN and applies
-    the training normalisation itself, so callers never normalise.
-
-    Attributes
-    ----------
-    frames : int
-        Frames per sequence the model expects (T).
-    size : int
-        Pixels per side the model expects (S).
-    threshold : float
-        Decision threshold in [0, 1] (the run's, chosen on validation, unless overridden).
-    normalisation : dict
-        The run's ``normalisation.json`` (``clip_dn``, ``mean``, ``std``, ``scaling``...).
-    config : JetConfig
-        The run's configuration.
-    source : str
-        The run folder or SavedModel folder it came from.
-    kind : {"run", "saved_model"}
-    runtime : {"tensorflow", "litert"}
-        What runs the network.
-    """
-
-    def __init__(self, *, logits_function, frames, size, threshold, normalisation, config,
-                 source, kind, runtime="tensorflow"):
-        self._logits_function = logits_function
-        self.frames = int(frames)
-        self.size = int(size)
-        self.threshold = float(threshold)
-        self.normalisation = dict(normalisation)
-        self.config = config
-        self.source = str(source)
-        self.kind = kind
-        self.runtime = runtime
-
-    def __repr__(self) -> str:
-        return (f"Predictor({self.kind} {self.source!r} on {self.runtime}: {self.frames} frames of "
-                f"{self.size}x{self.size} px, threshold {self.threshold:.3f})")
-
-    def normalise(self, frames_dn: np.ndarray) -> np.ndarray:
-        """DN ``(N, T, H, W)`` -> normalised float32 ``(N, T, H, W, 1)`` as in training."""
-        from jetkeras.pipeline import normalise
-
-        scaling = self.normalisation.get("scaling", self.config.data.scaling)
-        normalised = normalise(frames_dn, self.normalisation, scaling, numpy=True)
-        return np.asarray(normalised, dtype=np.float32)[..., None]
-
-    def predict_logits(self, frames_dn: np.ndarray, *, batch_size: int = 16) -> np.ndarray:
-        """Logits ``(N,)`` float64 of frames in DN ``(N, T, H, W)`` float32."""
-        frames_dn = self._check_batch(frames_dn)
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"--batch-size: expected a positive integer, received "
-                             f"{batch_size!r}")
-        outputs = []
-        for start in range(0, frames_dn.shape[0], batch_size):
-            batch = self.normalise(frames_dn[start:start + batch_size])
-            outputs.append(np.asarray(self._logits_function(batch), dtype=np.float64).ravel())
-        if not outputs:
-            return np.zeros(0, dtype=np.float64)
-        return np.concatenate(outputs)
-
-    def predict_proba(self, frames_dn: np.ndarray, *, batch_size: int = 16) -> np.ndarray:
-        """Probability of a jet, ``(N,)`` float64 in [0, 1].
-
-        Parameters
-        ----------
-        frames_dn : numpy.ndarray
-            float32 ``(N, T, H, W)`` in DN (AIA level-1, as the records hold them), with
-            ``T == self.frames`` and ``H == W == self.size``.
-        batch_size : int
-            Sequences per forward pass. Defaults to 16.
-        """
-        return _sigmoid(self.predict_logits(frames_dn, batch_size=batch_size))
-
-    def _check_batch(self, frames_dn) -> np.ndarray:
-        array = np.asarray(frames_dn)
-        if array.ndim != 4:
-            raise ValueError(f"predict_proba: expected frames of shape (n_sequences, "
-                             f"n_frames, height, width), received shape {array.shape}")
-        if array.shape[1:] != (self.frames, self.size, self.size):
-            raise ValueError(
-                f"predict_proba: expected sequences of {self.frames} frames of "
-                f"{self.size}x{self.size} px, received {array.shape[1]} frames of "
-                f"{array.shape[2]}x{array.shape[3]} px")
-        return np.ascontiguousarray(array, dtype=np.float32)
-
-
-def _inference_config(config):
-    """The run's config for CPU-safe inference: no cuDNN-only LSTM, float32 compute.
-
-    A model trained on a GPU with ``use_cudnn`` "true" cannot run on a CPU (the cuDNN
-    kernel is chosen when the graph is traced; keras-team/keras#18504), and mixed
-    precision gives no speed on a CPU; the weights are the same either way.
-    """
-    return config.replace(model={"use_cudnn": "false"}, train={"precision": "float32"})
-
-
-def _read_run(run: str | os.PathLike) -> dict[str, Any]:
-    """A finished run folder's config, normalisation and threshold, without Keras.
-
-    Raises
-    ------
-    FileNotFoundError
-        The folder does not exist.
-    ValueError
-        Files are missing or corrupt (one line naming the file).
-    """
-    from jetkeras.config import JetConfig
-
-    finished = "threshold.json"  # jetkeras.train.FINISHED_MARKER, without importing Keras
-    run = Path(run)
-    if not run.exists():
-        raise FileNotFoundError(f"--model {run}: run folder or SavedModel not found")
-    if not run.is_dir():
-        raise ValueError(f"--model {run}: expected a run folder or a SavedModel folder, "
-                         f"received a file")
-    needed = ["config.json", "model.keras", "normalisation.json", finished]
-    missing = [name for name in needed if not (run / name).is_file()]
-    if missing:
-        raise ValueError(f"--model {run}: expected a finished run folder or a SavedModel, "
-                         f"missing {missing}")
-    config = JetConfig.from_json(run / "config.json")
-    try:
-        normalisation = json.loads((run / "normalisation.json").read_text())
-        threshold = float(json.loads((run / finished).read_text())["threshold"])
-        for key in ("clip_dn", "mean", "std"):
-            float(normalisation[key])
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
-        raise ValueError(f"--model {run}: corrupt normalisation.json or threshold.json "
-                         f"({type(error).__name__}: {error})") from None
-    return {"config": config, "normalisation": normalisation, "threshold": threshold,
-            "run": run}
-
-
-def load_run_model(run: str | os.PathLike) -> dict[str, Any]:
-    """Rebuild a run folder's network for inference and load its weights.
-
-    Returns
-    -------
-    dict
-        ``model`` (keras.Model rebuilt with ``use_cudnn="false"``), ``config`` (the run's
-        JetConfig, unchanged), ``normalisation`` (dict), ``threshold`` (float), ``run``.
-
-    Raises
-    ------
-    FileNotFoundError, ValueError
-        As :func:`_read_run`; ValueError also when ``model.keras`` cannot be loaded.
-    """
-    _cli.quiet_tensorflow()
-    loaded = _read_run(run)
-    from jetkeras.models import build_model
-
-    model = build_model(_inference_config(loaded["config"]))
-    try:
-        model.load_weights(loaded["run"] / "model.keras")
-    except Exception as error:  # noqa: BLE001 -- a corrupt archive is a user error
-        raise ValueError(f"--model {loaded['run'] / 'model.keras'}: cannot load the weights "
-                         f"({type(error).__name__}: {_cli.first_line(error)})") from None
-    return {"model": model, **loaded}
-
-
-@contextlib.contextmanager
-def _native_stderr_silenced():
-    """Send file descriptor 2 to /dev/null: C++ libraries log there, past Python."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as null:
-            os.dup2(null.fileno(), 2)
-            yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-
-
-def _litert_logits_function(path: Path):
-    """Logits of a batch from a LiteRT ``model.tflite`` (XNNPACK on every core).
-
-    The interpreter is resized whenever the batch size changes; TensorFlow is never
-    imported.
-    """
-    from ai_edge_litert.interpreter import Interpreter
-
-    try:
-        interpreter = Interpreter(model_path=str(path), num_threads=os.cpu_count() or 1)
-        input_index = interpreter.get_input_details()[0]["index"]
-        output_index = interpreter.get_output_details()[0]["index"]
-    except (ValueError, RuntimeError) as error:
-        raise ValueError(f"--model {path}: not a readable LiteRT model "
-                         f"({_cli.first_line(error)})") from None
-    allocated = {"shape": None}
-
-    def logits(batch):
-        if batch.shape != allocated["shape"]:
-            interpreter.resize_tensor_input(input_index, batch.shape)
-            with _native_stderr_silenced():  # XNNPACK announces itself on first use
-                interpreter.allocate_tensors()
-            allocated["shape"] = batch.shape
-        interpreter.set_tensor(input_index, batch)
-        interpreter.invoke()
-        return interpreter.get_tensor(output_index).copy()
-
-    return logits
-
-
-def _litert_available() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("ai_edge_litert") is not None
-
-
-def _choose_runtime(folder: Path, runtime: str, jit: bool) -> str:
-    """``litert`` or ``tensorflow`` for a run or SavedModel folder (see load_predictor)."""
-    if runtime not in RUNTIMES:
-        raise ValueError(f"--runtime: expected one of {list(RUNTIMES)}, received {runtime!r}")
-    has_litert = (folder / LITERT_NAME).is_file()
-    if runtime == "litert":
-        if jit:
-            raise ValueError("--jit: XLA compiles the TensorFlow graph; it needs "
-                             "--runtime tensorflow (or auto), received --runtime litert")
-        if not has_litert:
-            raise ValueError(f"--model {folder}: expected {LITERT_NAME} for --runtime litert "
-                             f"(written by train and export), found none")
-        if not _litert_available():
-            raise ValueError("--runtime litert: the ai-edge-litert package is not installed "
-                             "(pip install ai-edge-litert)")
-        return "litert"
-    if runtime == "auto" and has_litert and not jit and _litert_available():
-        return "litert"
-    return "tensorflow"
-
-
-def _keras_logits_function(model, jit: bool = False):
-    """A traced forward pass (one trace per batch size: the shapes are static).
-
-    ``jit`` compiles it with XLA: about 0.7 s more at the first batch, about 20 % more
-    sequences per second on a CPU (measured in ``bench/predict.py``).
-    """
-    import tensorflow as tf
-
-    @tf.function(reduce_retracing=True, jit_compile=bool(jit))
-    def forward(frames):
-        return model(frames, training=False)
-
-    return lambda batch: forward(tf.constant(batch)).numpy()
-
-
-def _read_export(path: Path) -> dict[str, Any]:
-    """An exported folder's metadata (``assets/jetkeras.json``), without TensorFlow."""
-    from jetkeras.config import JetConfig
-
-    metadata_path = path / "assets" / EXPORT_METADATA
-    if not metadata_path.is_file():
-        raise ValueError(f"--model {path}: a SavedModel without assets/{EXPORT_METADATA}; "
-                         f"expected one written by python -m jetkeras.export")
-    try:
-        metadata = json.loads(metadata_path.read_text())
-        return {"config": JetConfig.from_dict(metadata["config"], source=str(metadata_path)),
-                "frames": int(metadata["frames"]), "size": int(metadata["size"]),
-                "threshold": float(metadata["threshold"]),
-                "normalisation": dict(metadata["normalisation"])}
-    except (json.JSONDecodeError, KeyError, TypeError) as error:
-        raise ValueError(f"--model {metadata_path}: corrupt export metadata "
-                         f"({type(error).__name__}: {error})") from None
-
-
-def _saved_model_logits_function(path: Path):
-    _cli.quiet_tensorflow()
-    import tensorflow as tf
-
-    try:
-        loaded = tf.saved_model.load(str(path))
-        serve = loaded.serve
-    except Exception as error:  # noqa: BLE001 -- a corrupt SavedModel is a user error
-        raise ValueError(f"--model {path}: cannot load the SavedModel "
-                         f"({type(error).__name__}: {_cli.first_line(error)})") from None
-
-    def logits(batch):
-        return serve(tf.constant(batch)).numpy()
-
-    logits.keep_alive = loaded  # the endpoint needs its object graph alive
-    return logits
-
-
-_BUNDLED_NOTE_SHOWN = False
-
-
-def resolve_model(model: str | os.PathLike | None) -> Path:
-    """The model folder to load: ``model`` itself, or the bundled default when None.
-
-    The first time the bundled model is chosen in a process, one line on stderr names it,
-    says it was trained on synthetic renders only, and where its model card is.
-
-    Raises
-    ------
-    FileNotFoundError
-        ``model`` is None and this installation holds no bundled model.
-    """
-    global _BUNDLED_NOTE_SHOWN
-    if model is not None:
-        return Path(model)
-    from jetkeras.bundle import BUNDLED_MODEL
-
-    if not (BUNDLED_MODEL / "threshold.json").is_file():
-        raise FileNotFoundError(
-            f"--model: not given, and this installation has no bundled model at "
-            f"{BUNDLED_MODEL}; pass --model RUN_OR_EXPORT or rebuild it with "
-            f"`python -m jetkeras.bundle --install`")
-    if not _BUNDLED_NOTE_SHOWN:
-        _BUNDLED_NOTE_SHOWN = True
-        print(f"predict: no --model given: using the bundled model jet304-synthetic "
-              f"({BUNDLED_MODEL}), trained on synthetic renders only; read its model card, "
-              f"docs/model_card.md, before quoting its probabilities", file=sys.stderr)
-    return BUNDLED_MODEL
-
-
-def load_predictor(model: str | os.PathLike | None = None, *,
-                   threshold: float | None = None,
-                   jit: bool = False, runtime: str = "auto") -> Predictor:
-    """A :class:`Predictor` from a run folder (``train``) or a SavedModel (``export``).
-
-    Parameters
-    ----------
-    model : path-like, optional
-        A finished run folder (``model.keras``, ``config.json``, ``normalisation.json``,
-        ``threshold.json``) or an exported SavedModel folder (``saved_model.pb`` and
-        ``assets/jetkeras.json``). None: the bundled default model (see
-        :func:`resolve_model` and ``docs/model_card.md``).
-    threshold : float, optional
-        Decision threshold in [0, 1]; default the one stored with the model.
-    jit : bool
-        Compile a run folder's forward pass with XLA (TensorFlow runtime only).
-    runtime : {"auto", "litert", "tensorflow"}
-        ``litert`` runs the folder's ``model.tflite`` with the LiteRT interpreter: no
-        TensorFlow import (a cold start under a second) and about 3x the throughput
-        on a CPU. ``tensorflow`` runs the Keras model or the SavedModel. ``auto``: LiteRT
-        when the folder has ``model.tflite`` and ai-edge-litert is installed, unless
-        ``jit``.
-
-    Raises
-    ------
-    FileNotFoundError, ValueError
-        Missing or corrupt model, threshold outside [0, 1]: one line each.
-    """
-    _check_threshold(threshold)
-    path = resolve_model(model)
-    saved_model = path.is_dir() and (path / "saved_model.pb").is_file()
-    if saved_model:
-        stored = _read_export(path)
-    else:
-        stored = _read_run(path)
-        frames = stored["normalisation"].get("frames", stored["config"].data.frames)
-        stored.update(frames=frames,
-                      size=stored["normalisation"].get("size", stored["config"].data.size))
-    chosen = _choose_runtime(path, runtime, jit)
-    if chosen == "litert":
-        logits_function = _litert_logits_function(path / LITERT_NAME)
-    elif saved_model:
-        logits_function = _saved_model_logits_function(path)
-    else:
-        logits_function = _keras_logits_function(load_run_model(path)["model"], jit)
-    return Predictor(logits_function=logits_function, frames=stored["frames"],
-                     size=stored["size"],
-                     threshold=stored["threshold"] if threshold is None else threshold,
-                     normalisation=stored["normalisation"], config=stored["config"],
-                     source=path, kind="saved_model" if saved_model else "run",
-                     runtime=chosen)
+def _predictor(model, *, threshold: float | None, jit: bool = False,
+               runtime: str = "auto") -> Predictor:
+    """``model`` if it is a Predictor (deciding at ``threshold``, the caller's untouched),
+    else the one :func:`jetkeras.runtime.load_predictor` loads from that folder."""
+    if isinstance(model, Predictor):
+        return model.with_threshold(threshold)
+    return load_predictor(model, threshold=threshold, jit=jit, runtime=runtime)
 
 
 # ------------------------------------------------------------------------- the cubes
@@ -542,21 +169,15 @@ def _predict_paths(paths: list[Path], predictor: Predictor, *, batch_size: int,
     return rows
 
 
-def _check_batch_size(batch_size) -> int:
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"--batch-size: expected a positive integer, received {batch_size!r}")
-    return batch_size
-
-
 def _check_out(out) -> Path | None:
     if out is None:
         return None
     out = Path(out)
     if out.suffix.lower() not in (".csv", ".json"):
-        raise ValueError(f"--out {out}: expected a .csv or .json file name, received suffix "
+        raise ValueError(f"{out}: expected a .csv or .json file name, received suffix "
                          f"{out.suffix!r}")
     if out.is_dir():
-        raise ValueError(f"--out {out}: expected a file name, received a directory")
+        raise ValueError(f"{out}: expected a file name, received a directory")
     return out
 
 
@@ -580,9 +201,11 @@ def predict_cubes(
         ``.npz`` files, folders of ``.npz`` cubes, folders of FITS frames (see
         :func:`jetkeras.io.list_cubes`).
     model : path-like or Predictor
-        Run folder or exported SavedModel folder.
+        Run folder or exported SavedModel folder, or a loaded Predictor (``jit`` and
+        ``runtime`` then do not apply).
     threshold : float, optional
-        Decision threshold in [0, 1]; default the model's.
+        Decision threshold in [0, 1]; default the model's. A Predictor given as
+        ``model`` keeps its own threshold: these rows use a copy.
     out : path-like, optional
         ``.csv`` or ``.json`` file to write atomically.
     batch_size : int
@@ -590,7 +213,7 @@ def predict_cubes(
     resample : bool
         Interpolate cubes of another frame count or size instead of refusing them.
     jit, runtime
-        See :func:`load_predictor`.
+        See :func:`jetkeras.runtime.load_predictor`.
 
     Returns
     -------
@@ -601,17 +224,14 @@ def predict_cubes(
     """
     from jetkeras.io import list_cubes
 
-    _check_threshold(threshold)
-    batch_size = _check_batch_size(batch_size)
+    check_threshold(threshold)
+    check_positive_int(batch_size, "batch_size")
     out = _check_out(out)
     cube_list = list(cubes)
     if not cube_list:
-        raise ValueError("CUBE: expected at least one cube file or folder, received none")
+        raise ValueError("cubes: expected at least one cube file or folder, received none")
     paths = list_cubes(cube_list)
-    predictor = model if isinstance(model, Predictor) else load_predictor(
-        model, threshold=threshold, jit=jit, runtime=runtime)
-    if isinstance(model, Predictor) and threshold is not None:
-        predictor.threshold = float(threshold)
+    predictor = _predictor(model, threshold=threshold, jit=jit, runtime=runtime)
     rows = _predict_paths(paths, predictor, batch_size=batch_size, resample=resample,
                           progress=progress)
     if out is not None:
@@ -628,24 +248,10 @@ def write_table(rows: list[dict[str, Any]], out: str | os.PathLike) -> Path:
     """
     out = _check_out(out)
     if out.suffix.lower() == ".json":
-        text = json.dumps(rows, indent=1, default=_json_default) + "\n"
+        atomic_write_text(out, json.dumps(rows, indent=1, default=json_default) + "\n")
     else:
-        columns: dict[str, None] = {}
-        for row in rows:
-            columns.update(dict.fromkeys(row))
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=list(columns), lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
-        text = buffer.getvalue()
-    atomic_write_text(out, text)
+        write_csv(out, rows)
     return out
-
-
-def _json_default(value):
-    if isinstance(value, np.generic):
-        return value.item()
-    raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
@@ -662,57 +268,74 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+# ------------------------------------------------------------------------- records
+def predict_records(records: str | os.PathLike, split: str, predictor: Predictor, *,
+                    batch_size: int = 16) -> Iterator[tuple[dict[str, Any], float]]:
+    """Predict every sequence of a records split, ``batch_size`` at a time.
+
+    The one inference over records, for :mod:`jetkeras.evaluate` and
+    :func:`predict_catalogue`.
+
+    Parameters
+    ----------
+    records : path-like
+        Records folder (``build_records``) of the model's frame count and size.
+    split : {"train", "val", "test"}
+    predictor : Predictor
+    batch_size : int
+        Sequences per forward pass.
+
+    Yields
+    ------
+    record : dict
+        ``frames`` float32 ``(T, H, W)`` in DN, ``label`` (int), ``event_id`` (str),
+        ``group`` (str), in the records' order.
+    probability : float
+        Probability of a jet, in [0, 1].
+
+    Raises
+    ------
+    ValueError
+        The records' geometry is not the model's.
+    """
+    from jetkeras.pipeline import iterate_records
+
+    check_positive_int(batch_size, "batch_size")
+    expected = (predictor.frames, predictor.size, predictor.size)
+    batch: list[dict[str, Any]] = []
+
+    def flush():
+        probabilities = predictor.predict_proba(np.stack([r["frames"] for r in batch]),
+                                                batch_size=batch_size)
+        done = list(zip(batch, (float(p) for p in probabilities)))
+        batch.clear()
+        return done
+
+    for record in iterate_records(records, split):
+        frames = record["frames"][..., 0]  # (T, H, W) DN
+        if frames.shape != expected:
+            raise ValueError(
+                f"{records}: sequences of {frames.shape[0]} frames of "
+                f"{frames.shape[1]}x{frames.shape[2]} px, but the model ({predictor.source}) "
+                f"expects {predictor.frames} frames of {predictor.size}x{predictor.size} px")
+        batch.append({**record, "frames": frames, "label": int(record["label"])})
+        if len(batch) == batch_size:
+            yield from flush()
+    if batch:
+        yield from flush()
+
+
 # ------------------------------------------------------------------------- catalogue
-def _catalogue_items(catalogue, cubes_root: Path) -> list[dict[str, Any]]:
+def _catalogue_items(catalogue, cubes_root) -> list[dict[str, Any]]:
     """Catalogue rows with a cube: ``<event_id>.npz`` files or the seed's tree."""
-    import pandas as pd
+    from jetkeras.catalogue import read_table
+    from jetkeras.io import match_cubes
 
-    from jetkeras.catalogue import load_events
-    from jetkeras.io import scan_seed_root
-
-    if catalogue is None:
-        events = load_events()
-    else:
-        catalogue = Path(catalogue)
-        if not catalogue.is_file():
-            raise FileNotFoundError(f"--catalogue {catalogue}: CSV file not found")
-        try:
-            events = pd.read_csv(catalogue, keep_default_na=False)
-        except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as error:
-            raise ValueError(f"--catalogue {catalogue}: expected a CSV file "
-                             f"({type(error).__name__})") from None
-        header = {str(column).strip().lstrip("#") for column in events.columns}
-        if "event_id" in header:
-            pass
-        elif "sjh_ID" in header:  # a Solar Jet Hunter catalogue, as published
-            events = load_events(jets=catalogue)
-        elif {"date", "basepoint_X", "basepoint_Y"} <= header:  # jet-free intervals
-            events = load_events(negatives=catalogue)
-        else:
-            raise ValueError(f"--catalogue {catalogue}: expected an event index (event_id "
-                             f"column), a Solar Jet Hunter catalogue (#sjh_ID) or jet-free "
-                             f"intervals (date, basepoint_X, basepoint_Y); found "
-                             f"{list(events.columns)[:8]}")
-    if not cubes_root.is_dir():
-        raise FileNotFoundError(f"--cubes {cubes_root}: folder not found")
-    by_id = {path.stem: path for path in sorted(cubes_root.glob("*.npz"))}
-    items = []
-    if by_id:
-        for record in events.to_dict("records"):
-            if str(record["event_id"]) in by_id:
-                items.append({**record, "path": str(by_id[str(record["event_id"])])})
-    else:
-        if not {"label", "row"} <= set(events.columns):
-            raise ValueError("--catalogue: the seed layout is matched by label and row; the "
-                             "catalogue lacks those columns")
-        found = scan_seed_root(cubes_root)
-        events = events.assign(label=events["label"].astype(int), row=events["row"].astype(int))
-        merged = found.merge(events, on=["label", "row"], how="inner")
-        items = merged.to_dict("records")
-    if not items:
-        raise ValueError(f"--cubes {cubes_root}: no cube matches a catalogue event "
+    items, _ = match_cubes(read_table(catalogue), cubes_root)
+    if items.empty:
+        raise ValueError(f"{cubes_root}: no cube matches a catalogue event "
                          f"(expected <event_id>.npz files or the seed's data0/data1 tree)")
-    return items
+    return items.to_dict("records")
 
 
 def _catalogue_row(item: dict[str, Any], probability: float, threshold: float):
@@ -721,7 +344,7 @@ def _catalogue_row(item: dict[str, Any], probability: float, threshold: float):
         value = item.get(key, "")
         if isinstance(value, float) and math.isnan(value):
             value = ""
-        row[key] = value.item() if isinstance(value, np.generic) else value
+        row[key] = plain(value)
     row["probability"] = float(probability)
     row["predicted"] = int(probability >= threshold)
     row["threshold"] = float(threshold)
@@ -732,12 +355,12 @@ _WORKER_PREDICTORS: dict[tuple, Predictor] = {}
 
 
 def _predict_chunk(model_path: str, threshold, paths: list[str], batch_size: int,
-                   resample: bool, runtime: str = "auto") -> list[float]:
+                   resample: bool, runtime: str = "auto", jit: bool = False) -> list[float]:
     """One Dask task: probabilities of a chunk of cubes (the model is loaded once per worker)."""
-    key = (model_path, threshold, runtime)
+    key = (model_path, threshold, runtime, jit)
     if key not in _WORKER_PREDICTORS:
         _WORKER_PREDICTORS[key] = load_predictor(model_path, threshold=threshold,
-                                                 runtime=runtime)
+                                                 runtime=runtime, jit=jit)
     predictor = _WORKER_PREDICTORS[key]
     rows = _predict_paths([Path(p) for p in paths], predictor, batch_size=batch_size,
                           resample=resample, progress=False)
@@ -745,7 +368,7 @@ def _predict_chunk(model_path: str, threshold, paths: list[str], batch_size: int
 
 
 def _dask_probabilities(paths, *, model, threshold, batch_size, resample, workers,
-                        scheduler, progress, runtime="auto") -> list[float]:
+                        scheduler, progress, runtime="auto", jit=False) -> list[float]:
     """Predict chunks of cubes on a Dask cluster (a LocalCluster of ``workers`` processes)."""
     from dask.distributed import Client, LocalCluster, as_completed
     from tqdm.auto import tqdm
@@ -761,7 +384,7 @@ def _dask_probabilities(paths, *, model, threshold, batch_size, resample, worker
         client = Client(cluster)
     try:
         futures = [client.submit(_predict_chunk, str(model), threshold,
-                                 [str(p) for p in part], batch_size, resample, runtime,
+                                 [str(p) for p in part], batch_size, resample, runtime, jit,
                                  pure=False)
                    for part in chunks]
         index = {future.key: number for number, future in enumerate(futures)}
@@ -793,6 +416,7 @@ def predict_catalogue(
     workers: int = 1,
     scheduler: str | None = None,
     progress: bool = True,
+    jit: bool = False,
     runtime: str = "auto",
 ) -> list[dict[str, Any]]:
     """One prediction per catalogue event: from cubes on disk or from a records split.
@@ -802,21 +426,23 @@ def predict_catalogue(
     model : path-like
         Run folder or exported SavedModel folder.
     catalogue : path-like, optional
-        CSV with an ``event_id`` column (and ``sjh_ID``, ``SOL_event``, ``date``,
-        ``basepoint_X``, ``basepoint_Y``, ``label``, ``row`` when known); default the
-        bundled catalogue (:func:`jetkeras.catalogue.load_events`).
+        Any table :func:`jetkeras.catalogue.read_table` reads: an event index
+        (``event_id`` column), the published Solar Jet Hunter CSV or jet-free intervals;
+        default the bundled catalogue (:func:`jetkeras.catalogue.load_events`).
     cubes : path-like, optional
         Folder of ``<event_id>.npz`` cubes (as :mod:`jetkeras.fetch` writes them) or the
-        seed's ``data0``/``data1`` tree (matched on label and row).
+        seed's ``data0``/``data1`` tree (matched on label and row): see
+        :func:`jetkeras.io.match_cubes`.
     records : path-like, optional
-        Records folder instead of cubes; ``split`` picks the split.
+        Records folder instead of cubes; ``split`` picks the split. Its sequences are
+        joined to the catalogue on ``event_id``.
     workers : int
         More than 1: run on a Dask ``LocalCluster`` of that many processes, each task a
         chunk of ``batch_size`` cubes. Defaults to 1 (this process).
     scheduler : str, optional
         Address of a running Dask scheduler (``tcp://host:8786``); overrides ``workers``.
-    runtime : {"auto", "litert", "tensorflow"}
-        See :func:`load_predictor`.
+    jit, runtime
+        See :func:`jetkeras.runtime.load_predictor`.
 
     Returns
     -------
@@ -825,84 +451,53 @@ def predict_catalogue(
         ``basepoint_Y``, ``label`` (catalogue truth, "" if unknown), ``probability``,
         ``predicted`` (0/1 at the threshold), ``threshold``; in catalogue order.
     """
-    _check_threshold(threshold)
-    batch_size = _check_batch_size(batch_size)
+    check_threshold(threshold)
+    check_positive_int(batch_size, "batch_size")
+    check_positive_int(workers, "workers")
     out = _check_out(out)
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise ValueError(f"--workers: expected a positive integer, received {workers!r}")
     if (cubes is None) == (records is None):
-        raise ValueError("--catalogue: expected exactly one of --cubes ROOT or --records DIR")
+        raise ValueError("predict_catalogue: expected exactly one of cubes (a folder) or "
+                         "records (a records folder)")
     if records is not None:
         rows = _records_rows(records, split, model=model, threshold=threshold,
-                             batch_size=batch_size, catalogue=catalogue, runtime=runtime)
+                             batch_size=batch_size, catalogue=catalogue, jit=jit,
+                             runtime=runtime)
     else:
-        items = _catalogue_items(catalogue, Path(cubes))
+        items = _catalogue_items(catalogue, cubes)
         paths = [Path(item["path"]) for item in items]
         if workers > 1 or scheduler:
             probabilities = _dask_probabilities(
                 paths, model=model, threshold=threshold, batch_size=batch_size,
                 resample=resample, workers=workers, scheduler=scheduler, progress=progress,
-                runtime=runtime)
-            predictor_threshold = _stored_threshold(model) if threshold is None else threshold
+                runtime=runtime, jit=jit)
+            from jetkeras.runs import stored_threshold
+
+            decided_at = stored_threshold(model) if threshold is None else threshold
         else:
-            predictor = load_predictor(model, threshold=threshold, runtime=runtime)
+            predictor = load_predictor(model, threshold=threshold, jit=jit, runtime=runtime)
             probabilities = [row["probability"] for row in _predict_paths(
                 paths, predictor, batch_size=batch_size, resample=resample,
                 progress=progress)]
-            predictor_threshold = predictor.threshold
-        rows = [_catalogue_row(item, probability, predictor_threshold)
+            decided_at = predictor.threshold
+        rows = [_catalogue_row(item, probability, decided_at)
                 for item, probability in zip(items, probabilities)]
     if out is not None:
         write_table(rows, out)
     return rows
 
 
-def _stored_threshold(model) -> float:
-    """The threshold stored with a run or an export, read without loading the network."""
-    path = Path(model)
-    try:
-        if (path / "saved_model.pb").is_file():
-            return float(json.loads((path / "assets" / EXPORT_METADATA).read_text())["threshold"])
-        return float(json.loads((path / "threshold.json").read_text())["threshold"])
-    except (OSError, json.JSONDecodeError, KeyError, TypeError) as error:
-        raise ValueError(f"--model {path}: cannot read its threshold ({error})") from None
-
-
-def _records_rows(records, split, *, model, threshold, batch_size, catalogue, runtime):
+def _records_rows(records, split, *, model, threshold, batch_size, catalogue, jit, runtime):
     """Predictions over a records split, joined to the catalogue on event_id."""
-    import pandas as pd
+    from jetkeras.catalogue import read_table
 
-    from jetkeras.catalogue import load_events
-    from jetkeras.pipeline import iterate_records
-
-    predictor = load_predictor(model, threshold=threshold, runtime=runtime)
-    events = (load_events() if catalogue is None
-              else pd.read_csv(catalogue, keep_default_na=False))
-    by_id = {str(record["event_id"]): record for record in events.to_dict("records")}
-    rows, batch, metas = [], [], []
-
-    def flush():
-        if batch:
-            probabilities = predictor.predict_proba(np.stack(batch), batch_size=batch_size)
-            rows.extend(_catalogue_row(meta, p, predictor.threshold)
-                        for meta, p in zip(metas, probabilities))
-            batch.clear()
-            metas.clear()
-
-    for record in iterate_records(records, split):
-        if record["frames"].shape[:3] != (predictor.frames, predictor.size, predictor.size):
-            raise ValueError(
-                f"--records {records}: sequences of {record['frames'].shape[0]} frames of "
-                f"{record['frames'].shape[1]}x{record['frames'].shape[2]} px, but the model "
-                f"({predictor.source}) expects {predictor.frames} frames of "
-                f"{predictor.size}x{predictor.size} px")
-        batch.append(record["frames"][..., 0])
-        metas.append({**by_id.get(record["event_id"], {}), "event_id": record["event_id"],
-                      "label": record["label"]})
-        if len(batch) == batch_size:
-            flush()
-    flush()
-    return rows
+    predictor = load_predictor(model, threshold=threshold, jit=jit, runtime=runtime)
+    events = read_table(catalogue)
+    by_id = {str(event["event_id"]): event for event in events.to_dict("records")}
+    return [_catalogue_row({**by_id.get(record["event_id"], {}),
+                            "event_id": record["event_id"], "label": record["label"]},
+                           probability, predictor.threshold)
+            for record, probability in predict_records(records, split, predictor,
+                                                       batch_size=batch_size)]
 
 
 # ------------------------------------------------------------------------- timeline
@@ -915,6 +510,7 @@ def predict_timeline(
     out: str | os.PathLike = "timeline.csv",
     batch_size: int = 16,
     resample: bool = False,
+    jit: bool = False,
     runtime: str = "auto",
 ) -> list[dict[str, Any]]:
     """Slide the model's window over a longer sequence: probability per window start.
@@ -923,11 +519,17 @@ def predict_timeline(
     ----------
     cube : path-like
         One cube with at least the model's frame count (npz or FITS folder).
+    model : path-like or Predictor
+        As :func:`predict_cubes`.
     stride : int
         Frames between consecutive window starts, >= 1. Defaults to 1.
+    threshold : float, optional
+        Decision threshold in [0, 1]; default the model's (a Predictor's own).
     out : path-like
         CSV (or JSON) to write; a PNG of probability versus time over a strip of frames
         is written beside it with the same stem.
+    jit, runtime
+        See :func:`jetkeras.runtime.load_predictor`.
 
     Returns
     -------
@@ -939,13 +541,11 @@ def predict_timeline(
     """
     from jetkeras.figures import timeline_figure
 
-    _check_threshold(threshold)
-    batch_size = _check_batch_size(batch_size)
-    if isinstance(stride, bool) or not isinstance(stride, int) or stride < 1:
-        raise ValueError(f"--stride: expected a positive integer (frames), received {stride!r}")
+    check_threshold(threshold)
+    check_positive_int(batch_size, "batch_size")
+    check_positive_int(stride, "stride")
     out = _check_out(out)
-    predictor = model if isinstance(model, Predictor) else load_predictor(
-        model, threshold=threshold, runtime=runtime)
+    predictor = _predictor(model, threshold=threshold, jit=jit, runtime=runtime)
     sequence = read_for_model(cube, predictor, resample=resample, allow_longer=True)
     count = sequence.frames.shape[0]
     starts = list(range(0, count - predictor.frames + 1, stride))
@@ -1014,14 +614,14 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--resample", action="store_true",
                         help="interpolate cubes of another frame count or size to the "
                              "model's instead of refusing them")
-    parser.add_argument("--catalogue", type=_cli.existing_file,
-                        help="catalogue CSV with an event_id column; predict "
-                             "every event with a cube (--cubes or --records)")
-    parser.add_argument("--cubes", dest="cubes_root", type=_cli.existing_folder,
-                        help="folder of <event_id>.npz cubes or the seed's "
-                             "data0/data1 tree, for --catalogue")
-    parser.add_argument("--records", type=_cli.existing_folder,
-                        help="records folder, for catalogue-wide inference")
+    parser.add_argument("--catalogue", help="catalogue CSV (an event index with event_id, "
+                                            "the published Solar Jet Hunter CSV or jet-free "
+                                            "intervals); predict every event with a cube "
+                                            "(--cubes or --records)")
+    parser.add_argument("--cubes", dest="cubes_root",
+                        help="folder of <event_id>.npz cubes or the seed's data0/data1 tree, "
+                             "for --catalogue")
+    parser.add_argument("--records", help="records folder, for catalogue-wide inference")
     parser.add_argument("--split", default="test", choices=("train", "val", "test"),
                         help="records split for --records; default test")
     parser.add_argument("--workers", type=_cli.bounded_int(1, _cli.MAX_WORKERS), default=1,
@@ -1038,47 +638,60 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _check_flags(args: argparse.Namespace) -> str:
+    """Refuse contradictory flags; return the mode: ``timeline``, ``catalogue`` or ``cubes``."""
+    check_threshold(args.threshold, "--threshold")
+    if args.jit and args.runtime == "litert":
+        raise ValueError("--jit: XLA compiles the TensorFlow graph; it needs --runtime "
+                         "tensorflow (or auto), received --runtime litert")
+    catalogue_wide = bool(args.catalogue or args.cubes_root or args.records)
+    if args.timeline:
+        if args.cubes or catalogue_wide:
+            raise ValueError("--timeline: expected one cube and no other CUBE arguments, "
+                             "--catalogue, --cubes or --records")
+        return "timeline"
+    if catalogue_wide:
+        if args.cubes:
+            raise ValueError("--catalogue: expected --cubes ROOT or --records DIR, not "
+                             f"CUBE arguments (received {args.cubes[0]})")
+        if (args.cubes_root is None) == (args.records is None):
+            raise ValueError("--catalogue: expected exactly one of --cubes ROOT or "
+                             "--records DIR")
+        return "catalogue"
+    if not args.cubes:
+        raise ValueError("CUBE: expected at least one cube file or folder, received none")
+    return "cubes"
+
+
 def main(argv: list[str] | None = None) -> int:
     _cli.quiet_tensorflow()
     args = _parser().parse_args(argv)
 
     def run():
-        _check_threshold(args.threshold)
-        model = resolve_model(args.model)
-        if args.timeline:
-            if args.cubes or args.catalogue or args.cubes_root_given:
-                raise ValueError("--timeline: expected one cube and no other CUBE arguments, "
-                                 "--catalogue, --cubes or --records")
-            rows = predict_timeline(cube=args.timeline, model=model, stride=args.stride,
-                                    threshold=args.threshold,
-                                    out=args.out or "timeline.csv",
-                                    batch_size=args.batch_size, resample=args.resample,
-                                    runtime=args.runtime)
+        mode = _check_flags(args)
+        common = {"model": resolve_model(args.model), "threshold": args.threshold,
+                  "batch_size": args.batch_size, "jit": args.jit, "runtime": args.runtime}
+        if mode == "timeline":
+            out = args.out or "timeline.csv"
+            rows = predict_timeline(cube=args.timeline, stride=args.stride, out=out,
+                                    resample=args.resample, **common)
             if not args.quiet:
                 best = max(rows, key=lambda row: row["probability"])
                 print(f"{len(rows)} windows; highest probability {best['probability']:.4f} at "
-                      f"frame {best['start_frame']}; wrote {args.out or 'timeline.csv'}")
+                      f"frame {best['start_frame']}; wrote {out}")
             return
-        if args.catalogue or args.cubes_root_given:
-            if args.cubes:
-                raise ValueError("--catalogue: expected --cubes ROOT or --records DIR, not "
-                                 f"CUBE arguments (received {args.cubes[0]})")
-            rows = predict_catalogue(model=model, catalogue=args.catalogue,
-                                     cubes=args.cubes_root, records=args.records,
-                                     split=args.split, threshold=args.threshold, out=args.out,
-                                     batch_size=args.batch_size, resample=args.resample,
-                                     workers=args.workers, scheduler=args.scheduler,
-                                     progress=not args.quiet, runtime=args.runtime)
+        if mode == "catalogue":
+            rows = predict_catalogue(catalogue=args.catalogue, cubes=args.cubes_root,
+                                     records=args.records, split=args.split, out=args.out,
+                                     resample=args.resample, workers=args.workers,
+                                     scheduler=args.scheduler, progress=not args.quiet,
+                                     **common)
         else:
-            rows = predict_cubes(cubes=args.cubes, model=model, threshold=args.threshold,
-                                 out=args.out, batch_size=args.batch_size,
-                                 resample=args.resample, progress=not args.quiet,
-                                 jit=args.jit, runtime=args.runtime)
+            rows = predict_cubes(cubes=args.cubes, out=args.out, resample=args.resample,
+                                 progress=not args.quiet, **common)
         if not args.quiet:
             print(format_table(rows))
 
-    # --cubes ROOT and --records DIR (catalogue-wide) are not the positional CUBEs.
-    args.cubes_root_given = bool(args.cubes_root or args.records)
     # Predictions are written once every cube is scored: an interrupt keeps none.
     return _cli.run_main(run, "predict", resume=_cli.resume_command("predict", argv),
                          kept="nothing written (predictions are written when all cubes "

@@ -16,21 +16,9 @@ import numbers
 
 import numpy as np
 
+from jetkeras.cube import check_stack
+
 __all__ = ["exposure_normalise", "max_pool", "resample"]
-
-
-def _as_stack(frames, function: str) -> np.ndarray:
-    array = np.asarray(frames)
-    if array.dtype.kind not in "fiu":
-        raise ValueError(
-            f"{function}: expected a real numeric array, received dtype {array.dtype}"
-        )
-    if array.ndim != 3:
-        raise ValueError(
-            f"{function}: expected frames of shape (n_frames, height, width), received "
-            f"shape {array.shape}"
-        )
-    return array
 
 
 def _positive_int(value, name: str, function: str) -> int:
@@ -63,7 +51,7 @@ def max_pool(frames: np.ndarray, factor: int) -> np.ndarray:
         Wrong rank or dtype, ``factor`` not a positive integer, or frames smaller than one
         block.
     """
-    array = _as_stack(frames, "max_pool")
+    array = check_stack(frames, "max_pool")
     factor = _positive_int(factor, "factor", "max_pool")
     count, height, width = array.shape
     pooled_height, pooled_width = height // factor, width // factor
@@ -108,7 +96,7 @@ def resample(frames: np.ndarray, *, frames_out: int, size_out: int) -> np.ndarra
     ValueError
         Wrong rank or dtype, or non-positive output sizes.
     """
-    array = _as_stack(frames, "resample")
+    array = check_stack(frames, "resample")
     frames_out = _positive_int(frames_out, "frames_out", "resample")
     size_out = _positive_int(size_out, "size_out", "resample")
     target = (frames_out, size_out, size_out)

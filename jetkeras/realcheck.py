@@ -176,7 +176,7 @@ def real_jet_check(predictor, folder: str | Path, *, seed: int = 0,
 
     Parameters
     ----------
-    predictor : jetkeras.predict.Predictor
+    predictor : jetkeras.runtime.Predictor
         The model under test (trained on renders only); its stored threshold is used for
         recall.
     folder : path
@@ -253,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     def run():
         import pandas as pd
 
-        from jetkeras.predict import load_predictor
+        from jetkeras.runtime import load_predictor
 
         result = real_jet_check(load_predictor(args.model), args.realjets, seed=args.seed)
         rows = result.pop("rows")

@@ -30,8 +30,9 @@ On real level-1 AIA pixels (sunkit-image's 171 A cutout, 3x3 max-pooled as the s
 this is 0.43-0.46 of the seed's float64 ``np.savez_compressed`` file for the same pixels,
 where plain uint16 + zlib was 0.54-0.62; see ``bench/README.md``.
 
-One feature spec, :func:`feature_spec`, serves the writer (:func:`encode_example`) and the
-parser (:func:`parse_example`).
+:func:`feature_spec` is the parser's spec (:func:`parse_example`); the writer
+(:func:`encode_example`) builds ``tf.train.Feature`` values for exactly the same keys (a
+test checks that the two agree).
 """
 
 from __future__ import annotations
@@ -137,7 +138,7 @@ def _tf():
 
 
 def feature_spec() -> dict:
-    """The one feature spec of a record, used by writer and parser alike."""
+    """The feature spec :func:`parse_example` parses; :func:`encode_example` writes its keys."""
     tf = _tf()
     return {
         "frames": tf.io.FixedLenFeature([], tf.string),  # predicted uint16, byte-planar, zlib

@@ -811,13 +811,8 @@ def render_event(
     # Independent sub-streams: adding a confuser never changes the background draw.
     background_rng, jet_rng, confuser_rng, noise_rng, domain_rng, order_rng = rng.spawn(6)
     radius = solar_radius_arcsec(parsed["date"])
-    if nuisance.limb_fraction > 0:
-        limb_rng = rng.spawn(1)[0]  # a seventh stream: the six above are unchanged
-        if limb_rng.random() < nuisance.limb_fraction:
-            angle = math.atan2(parsed["base_y"], parsed["base_x"])
-            moved = radius * limb_rng.uniform(0.97, 1.02)
-            parsed = {**parsed, "base_x": moved * math.cos(angle),
-                      "base_y": moved * math.sin(angle)}
+    if nuisance.limb_fraction > 0:  # a seventh stream: the six above are unchanged
+        parsed = _maybe_move_to_limb(rng.spawn(1)[0], parsed, radius, nuisance.limb_fraction)
     domain = _domain(domain_rng, frames, float(cadence_s), float(field_of_view_arcsec),
                      randomise)
     pixel_arcsec = domain["field_of_view_arcsec"] / size
@@ -825,33 +820,12 @@ def render_event(
     shift_x, shift_y = domain["shift_arcsec"]  # where the cutout centre sits from the base
     dx = np.broadcast_to(offsets[None, :] + shift_x, (size, size))  # (H, W) arcsec east-west
     dy = np.broadcast_to(offsets[:, None] + shift_y, (size, size))  # (H, W) arcsec south-north
-    x = parsed["base_x"] + dx
-    y = parsed["base_y"] + dy
     repeat = domain["repeat"]
     distinct = -(-frames // repeat)  # frames actually rendered; each is shown `repeat` times
     times_s = np.arange(distinct, dtype=np.float64) * domain["cadence_s"]
-    base_radius = math.hypot(parsed["base_x"], parsed["base_y"])
-    expected = _background(background_rng, times_s, x, y, radius, pixel_arcsec)
-    meta: dict[str, Any] = {
-        "event_id": parsed["event_id"],
-        "label": parsed["label"],
-        "group": parsed["group"],
-        "renderer": "jetkeras.synthetic",
-        "renderer_version": RENDERER_VERSION,
-        "seed": int(seed),
-        "variant": int(variant),
-        "cadence_s": domain["cadence_s"],
-        "frame_repeat": repeat,
-        "field_of_view_arcsec": round(domain["field_of_view_arcsec"], 4),
-        "pixel_scale_arcsec": round(pixel_arcsec, 6),
-        "centre_offset_arcsec": [round(shift_x, 3), round(shift_y, 3)],
-        "display_roundtrip": domain["display"],
-        "still_scene": domain["static"],
-        "exposure_flicker": domain["flicker"],
-        "basepoint_x_arcsec": parsed["base_x"],
-        "basepoint_y_arcsec": parsed["base_y"],
-        "solar_radius_arcsec": round(radius, 3),
-    }
+    expected = _background(background_rng, times_s, parsed["base_x"] + dx,
+                           parsed["base_y"] + dy, radius, pixel_arcsec)
+    meta = _render_meta(parsed, seed, variant, domain, pixel_arcsec, radius)
     probability = JET_CONFUSER_PROBABILITY if parsed["label"] == 1 else NEGATIVE_CONFUSER_PROBABILITY
     count = int(confuser_rng.integers(1, 4)) if confuser_rng.random() < probability else 0
     kinds: list[str] = []
@@ -864,6 +838,7 @@ def render_event(
         # A still scene: background and confusers held (fresh noise every frame), so a
         # scene where nothing but the jet moves exists in both classes.
         expected = np.repeat(expected[distinct // 2][None], distinct, axis=0)
+    base_radius = math.hypot(parsed["base_x"], parsed["base_y"])
     if parsed["label"] == 1:
         parsed["start_s"] = domain["jet_start_fraction"] * distinct * domain["cadence_s"]
         meta["jet_start_s"] = round(parsed["start_s"], 2)
@@ -871,47 +846,105 @@ def render_event(
                                             radius, pixel_arcsec, nuisance.contrast_scale)
         expected += jet
         meta.update(jet_parameters)
-    # Time-order negatives: a jet's scene with its frames in random order, or one frame
-    # held (fresh noise every frame). A jet is coherent outward motion, not any change.
     order = "none"
     if parsed["label"] == 0 and randomise:
-        draw = order_rng.random()
-        order = ("scrambled" if draw < SCRAMBLED_FRACTION else
-                 "frozen" if draw < SCRAMBLED_FRACTION + FROZEN_FRACTION else "none")
-    if order != "none":
-        jet, _ = _jet_emission(order_rng, times_s, dx, dy,
-                               _random_jet(order_rng, parsed["base_x"], parsed["base_y"]),
-                               base_radius, radius, pixel_arcsec)
-        expected += jet
-        if order == "frozen":
-            held = int(order_rng.integers(distinct // 3, distinct))
-            expected = np.repeat(expected[held][None], distinct, axis=0)
+        expected, order = _time_order_negative(order_rng, expected, parsed, times_s, dx, dy,
+                                               base_radius, radius, pixel_arcsec)
     meta["time_order"] = order
+    cube_frames, meta["exposure_scale"] = _observe(noise_rng, expected, parsed["date"],
+                                                   domain, nuisance, pixel_arcsec, randomise)
+    if order == "scrambled":
+        cube_frames = cube_frames[order_rng.permutation(distinct)]
+    cube_frames = np.repeat(cube_frames, repeat, axis=0)[:frames]
+    times = [(parsed["date"] + timedelta(seconds=float(offset))).isoformat(timespec="milliseconds")
+             for offset in np.repeat(times_s, repeat)[:frames]]
+    return Cube(frames=np.ascontiguousarray(cube_frames),
+                source=f"synthetic:{parsed['event_id']}", times=times, meta=meta)
 
+
+def _time_order_negative(order_rng: np.random.Generator, expected: np.ndarray, parsed: dict,
+                         times_s, dx, dy, base_radius: float, radius: float,
+                         pixel_arcsec: float) -> tuple[np.ndarray, str]:
+    """Maybe turn a negative's scene into a time-order negative: ``(expected, order)``.
+
+    A jet's scene with its frames in random order ("scrambled", shuffled later, after the
+    noise) or one frame held ("frozen", fresh noise every frame); otherwise "none" and
+    ``expected`` unchanged. A jet is coherent outward motion, not any change.
+    """
+    draw = order_rng.random()
+    order = ("scrambled" if draw < SCRAMBLED_FRACTION else
+             "frozen" if draw < SCRAMBLED_FRACTION + FROZEN_FRACTION else "none")
+    if order == "none":
+        return expected, order
+    jet, _ = _jet_emission(order_rng, times_s, dx, dy,
+                           _random_jet(order_rng, parsed["base_x"], parsed["base_y"]),
+                           base_radius, radius, pixel_arcsec)
+    expected = expected + jet
+    if order == "frozen":
+        distinct = len(expected)
+        held = int(order_rng.integers(distinct // 3, distinct))
+        expected = np.repeat(expected[held][None], distinct, axis=0)
+    return expected, order
+
+
+def _maybe_move_to_limb(limb_rng: np.random.Generator, parsed: dict, radius: float,
+                        limb_fraction: float) -> dict:
+    """With probability ``limb_fraction``, the event moved radially onto the limb (0.97-1.02 R)."""
+    if limb_rng.random() >= limb_fraction:
+        return parsed
+    angle = math.atan2(parsed["base_y"], parsed["base_x"])
+    moved = radius * limb_rng.uniform(0.97, 1.02)
+    return {**parsed, "base_x": moved * math.cos(angle), "base_y": moved * math.sin(angle)}
+
+
+def _render_meta(parsed: dict, seed: int, variant: int, domain: dict, pixel_arcsec: float,
+                 radius: float) -> dict[str, Any]:
+    """The cube's metadata before the confusers, jet and time order add theirs."""
+    shift_x, shift_y = domain["shift_arcsec"]
+    return {
+        "event_id": parsed["event_id"],
+        "label": parsed["label"],
+        "group": parsed["group"],
+        "renderer": "jetkeras.synthetic",
+        "renderer_version": RENDERER_VERSION,
+        "seed": int(seed),
+        "variant": int(variant),
+        "cadence_s": domain["cadence_s"],
+        "frame_repeat": domain["repeat"],
+        "field_of_view_arcsec": round(domain["field_of_view_arcsec"], 4),
+        "pixel_scale_arcsec": round(pixel_arcsec, 6),
+        "centre_offset_arcsec": [round(shift_x, 3), round(shift_y, 3)],
+        "display_roundtrip": domain["display"],
+        "still_scene": domain["static"],
+        "exposure_flicker": domain["flicker"],
+        "basepoint_x_arcsec": parsed["base_x"],
+        "basepoint_y_arcsec": parsed["base_y"],
+        "solar_radius_arcsec": round(radius, 3),
+    }
+
+
+def _observe(noise_rng: np.random.Generator, expected: np.ndarray, date, domain: dict,
+             nuisance: Nuisance, pixel_arcsec: float,
+             randomise: bool) -> tuple[np.ndarray, float]:
+    """Expected DN ``(T, H, W)`` -> observed DN frames, and the sequence's exposure scale.
+
+    Exposure (log-normal spread times the instrument's degradation on ``date``), the
+    per-frame jitter, photon and read noise at native sampling, and the display round
+    trip when ``domain`` drew one.
+    """
     spread = EXPOSURE_SIGMA_RANDOMISED if randomise else EXPOSURE_SIGMA
-    exposure = (float(np.exp(noise_rng.normal(0.0, spread))) * _degradation(parsed["date"])
+    exposure = (float(np.exp(noise_rng.normal(0.0, spread))) * _degradation(date)
                 * nuisance.exposure_scale)
     # Exposure jitter: 1 %, or in a fifth of sequences a flicker of 5-20 % per frame
     # (automatic exposure control, varying exposures), in both classes alike.
     jitter = noise_rng.uniform(0.05, 0.2) if domain["flicker"] else 0.01
-    per_frame = exposure * np.exp(jitter * noise_rng.standard_normal(distinct))
-    expected *= per_frame.astype(np.float32)[:, None, None]
-    meta["exposure_scale"] = round(exposure, 5)
-    cube_frames = _photon_noise(noise_rng, expected, nuisance.noise_scale, pixel_arcsec)
+    per_frame = exposure * np.exp(jitter * noise_rng.standard_normal(len(expected)))
+    expected = expected * per_frame.astype(np.float32)[:, None, None]
+    frames = _photon_noise(noise_rng, expected, nuisance.noise_scale, pixel_arcsec)
     if domain["display"]:
-        cube_frames = _display_roundtrip(noise_rng, cube_frames)
-    if order == "scrambled":
-        cube_frames = cube_frames[order_rng.permutation(distinct)]
-    cube_frames = np.repeat(cube_frames, repeat, axis=0)[:frames]
-    times_s = np.repeat(times_s, repeat)[:frames]
+        frames = _display_roundtrip(noise_rng, frames)
+    return frames, round(exposure, 5)
 
-    start = parsed["date"]
-    times = [
-        (start + timedelta(seconds=float(offset))).isoformat(timespec="milliseconds")
-        for offset in times_s
-    ]
-    return Cube(frames=np.ascontiguousarray(cube_frames),
-                source=f"synthetic:{parsed['event_id']}", times=times, meta=meta)
 
 
 def render_events(events, **kwargs) -> Iterator[Cube]:

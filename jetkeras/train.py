@@ -16,19 +16,11 @@ Resume an interrupted run from its last finished epoch::
 
     python -m jetkeras.train --records tfrecords/synthetic --out runs/light --resume
 
-The run folder describes itself (``predict`` needs nothing else):
-
-==========================  ===========================================================
-``config.json``             the full :class:`~jetkeras.config.JetConfig`
-``model.keras``             the best epoch on validation AUC (native Keras format)
-``model.tflite``            the same network for the LiteRT interpreter (``predict``;
-                            TensorFlow backend only)
-``normalisation.json``      the records' training-split statistics and encoding
-``threshold.json``          decision threshold chosen on the validation split
-``history.json``            per-epoch loss and metrics (also ``history.csv``)
-``training_curves.png``     loss, AUC and F1 per epoch, train and validation
-``logs/``                   TensorBoard
-==========================  ===========================================================
+The run folder describes itself (``predict`` needs nothing else): ``config.json``,
+``model.keras`` (the best epoch on validation AUC, or the last), ``model.tflite``
+(TensorFlow backend only), ``normalisation.json``, ``threshold.json`` (chosen on the
+validation split, written last), ``history.json``/``.csv``, ``training_curves.png`` and
+``logs/``; :mod:`jetkeras.runs` names and reads them.
 """
 
 from __future__ import annotations
@@ -44,37 +36,12 @@ from typing import Any
 
 import numpy as np
 
-from jetkeras import _cli
+from jetkeras import _cli, runs
 from jetkeras.config import (JetConfig, atomic_write_text, epochs_for, input_pool_for,
                               model_preset)
 
-__all__ = ["finish_run", "load_run", "main", "predict_probabilities", "run_normalisation",
-           "train"]
-
-FINISHED_MARKER = "threshold.json"
-
-
-def _check_run_folder(out: Path, *, overwrite: bool, resume: bool) -> None:
-    backup = out / "backup"
-    if (out / FINISHED_MARKER).is_file():
-        if not overwrite:
-            raise FileExistsError(
-                f"{out}: holds a finished run (threshold.json); pass --overwrite to replace it "
-                f"or choose another --out"
-            )
-        shutil.rmtree(out)
-    elif backup.is_dir() and not resume and not overwrite:
-        raise FileExistsError(
-            f"{out}: holds an interrupted run; pass --resume to continue it or --overwrite "
-            f"to start again"
-        )
-    elif overwrite and out.exists():
-        shutil.rmtree(out)
-    if resume and not backup.is_dir():
-        raise FileNotFoundError(f"{out}: --resume given but no interrupted run to resume "
-                                f"(no backup/ folder)")
-    out.mkdir(parents=True, exist_ok=True)
-
+__all__ = ["finish_training", "fit_callbacks", "main", "predict_probabilities", "train",
+           "train_or_keep"]
 
 def _learning_rate_logger():
     import keras
@@ -90,31 +57,62 @@ def _learning_rate_logger():
     return LearningRateLogger()
 
 
-def _callbacks(out: Path, config: JetConfig):
+def fit_callbacks(config: JetConfig, *, monitor: str = "val_auc", mode: str = "max",
+                  early_stopping: bool = True) -> list:
+    """The callbacks every fit shares (``train`` and each ``tune`` trial).
+
+    Stop on a NaN loss; stop early when ``monitor`` has not improved for
+    ``train.early_stopping_patience`` epochs (with ``early_stopping``); and, for the
+    ``plateau`` schedule, divide the learning rate by 10 when the validation loss stalls.
+
+    Parameters
+    ----------
+    config : JetConfig
+    monitor, mode : str
+        The metric early stopping watches and its direction ("max" or "min").
+    early_stopping : bool
+        Add early stopping. Defaults to True.
+    """
     import keras
 
-    callbacks = [
-        _learning_rate_logger(),  # first, so the CSV log and history see it
-        # Restores weights, optimiser state and epoch after an interruption. Kept after
-        # the last epoch until threshold.json is written, so an interrupt while the
-        # threshold is chosen does not send the resume back to epoch 1.
-        keras.callbacks.BackupAndRestore(str(out / "backup"), delete_checkpoint=False),
-        # "last" saves every epoch, so the file holds the final weights.
-        keras.callbacks.ModelCheckpoint(str(out / "model.keras"), monitor="val_auc",
-                                        mode="max",
-                                        save_best_only=config.train.checkpoint == "best"),
-        keras.callbacks.CSVLogger(str(out / "history.csv"), append=True),
-        keras.callbacks.TensorBoard(str(out / "logs"), write_graph=False),
-        keras.callbacks.TerminateOnNaN(),
-    ]
-    if config.train.checkpoint == "best":  # stopping early only makes sense with "best"
+    callbacks = [keras.callbacks.TerminateOnNaN()]
+    if early_stopping:
         callbacks.append(keras.callbacks.EarlyStopping(
-            monitor="val_auc", mode="max", patience=config.train.early_stopping_patience))
+            monitor=monitor, mode=mode, patience=config.train.early_stopping_patience))
     if config.train.schedule == "plateau":
         # The seed's ReduceLROnPlateau(factor 0.1, patience 10) scaled to short runs.
         callbacks.append(keras.callbacks.ReduceLROnPlateau(
             monitor="val_loss", factor=0.1, patience=max(2, config.train.epochs // 10)))
     return callbacks
+
+
+def _callbacks(out: Path, config: JetConfig):
+    import keras
+
+    return [
+        _learning_rate_logger(),  # first, so the CSV log and history see it
+        # Restores weights, optimiser state and epoch after an interruption. Kept after
+        # the last epoch until threshold.json is written, so an interrupt while the
+        # threshold is chosen does not send the resume back to epoch 1.
+        keras.callbacks.BackupAndRestore(str(out / runs.BACKUP_FOLDER),
+                                         delete_checkpoint=False),
+        # "last" saves every epoch, so the file holds the final weights.
+        keras.callbacks.ModelCheckpoint(str(out / runs.MODEL_FILE), monitor="val_auc",
+                                        mode="max",
+                                        save_best_only=config.train.checkpoint == "best"),
+        keras.callbacks.CSVLogger(str(out / runs.HISTORY_CSV_FILE), append=True),
+        keras.callbacks.TensorBoard(str(out / runs.LOGS_FOLDER), write_graph=False),
+        # Stopping early only makes sense when the best epoch is the one kept.
+        *fit_callbacks(config, early_stopping=config.train.checkpoint == "best"),
+    ]
+
+
+def _banner(config: JetConfig, parameters: int, steps_per_epoch: int,
+            compute: dict[str, Any]) -> str:
+    """The line ``train`` prints before fitting; ``compute`` is ``resolve_compute``'s."""
+    return (f"train: {config.model.arch} ({config.model.preset}), {parameters:,} parameters, "
+            f"{steps_per_epoch} steps/epoch, jit={compute['jit']}, "
+            f"precision={config.train.precision}")
 
 
 class _EpochProgress:
@@ -160,8 +158,8 @@ class _EpochProgress:
             where = f"after epoch {self.finished} of {epochs}"
         else:
             where = f"at epoch {self.epoch + 1} of {epochs}"
-        if (out / "backup").is_dir():
-            kept = f"{self.finished} finished epoch(s) kept in {out / 'backup'}"
+        if (out / runs.BACKUP_FOLDER).is_dir():
+            kept = f"{self.finished} finished epoch(s) kept in {out / runs.BACKUP_FOLDER}"
         else:
             kept = f"no epoch finished, nothing to resume from in {out}"
         return _cli.Interrupted(where, kept)
@@ -199,7 +197,7 @@ def train(
     _cli.quiet_tensorflow()
     import keras
 
-    from jetkeras.models import build_model, compile_model, resolve_runtime
+    from jetkeras.models import build_model, compile_model, resolve_compute
     from jetkeras.pipeline import check_compatible, make_dataset
     from jetkeras.pipeline import steps_per_epoch as epoch_steps
     from jetkeras.plotting import training_curves
@@ -213,7 +211,7 @@ def train(
     if manifest["splits"].get("val", {}).get("count", 0) == 0:
         raise ValueError(f"{records}: the val split is empty; it is needed for the "
                          f"checkpoint and the threshold")
-    _check_run_folder(out, overwrite=overwrite, resume=resume)
+    runs.prepare_run_folder(out, overwrite=overwrite, resume=resume)
     _cli.set_seed(config.train.seed)
     if config.train.deterministic:
         # Multi-threaded CPU/GPU kernels otherwise sum in varying order: runs with one
@@ -221,10 +219,10 @@ def train(
         import tensorflow as tf
 
         tf.config.experimental.enable_op_determinism()
-    runtime = resolve_runtime(config)
-    config.to_json(out / "config.json")
-    atomic_write_text(out / "normalisation.json", json.dumps(run_normalisation(manifest, config),
-                                                             indent=2))
+    compute = resolve_compute(config)
+    config.to_json(out / runs.CONFIG_FILE)
+    atomic_write_text(out / runs.NORMALISATION_FILE,
+                      json.dumps(runs.run_normalisation(manifest, config), indent=2))
 
     # Repeated with a known epoch length: Keras then never guesses the size of epoch 1.
     train_data = make_dataset(records, "train", config).repeat()
@@ -233,10 +231,8 @@ def train(
         model = build_model(config)
         compile_model(model, config, steps_per_epoch=steps_per_epoch)
     if verbose:
-        print(f"train: {config.model.arch} ({config.model.preset}), "
-              f"{model.count_params():,} parameters, "
-              f"{steps_per_epoch} steps/epoch, jit={runtime['jit']}, "
-              f"precision={config.train.precision}", file=sys.stderr)
+        print(_banner(config, model.count_params(), steps_per_epoch, compute),
+              file=sys.stderr)
     start = time.perf_counter()
     progress = _EpochProgress()
     # The epoch-end saves (backup, checkpoint, CSV row) happen with Ctrl-C held, so an
@@ -244,7 +240,8 @@ def train(
     try:
         model.fit(train_data, validation_data=val_data, epochs=config.train.epochs,
                   steps_per_epoch=steps_per_epoch,
-                  callbacks=progress.around(_callbacks(out, config)), verbose=verbose)
+                  callbacks=progress.around(_callbacks(out, config)),
+                  shuffle=False, verbose=verbose)  # make_dataset shuffles (seeded)
     except KeyboardInterrupt:
         if progress.holding:
             _cli.release_interrupts(raise_pending=False)
@@ -256,20 +253,21 @@ def train(
             f"{out}: the training loss became NaN at epoch {len(history['loss'])}; lower "
             f"--lr or check the records' normalisation"
         )
-    if not (out / "model.keras").is_file():
+    if not (out / runs.MODEL_FILE).is_file():
         raise ValueError(f"{out}: no epoch produced a finite validation AUC; nothing saved")
-    atomic_write_text(out / "history.json", json.dumps(history, indent=1))
-    training_curves(history, out / "training_curves.png")
+    atomic_write_text(out / runs.HISTORY_FILE, json.dumps(history, indent=1))
+    training_curves(history, out / runs.CURVES_FILE)
 
     # The threshold comes from validation predictions of the saved checkpoint.
-    model = keras.saving.load_model(out / "model.keras", safe_mode=True)
+    model = keras.saving.load_model(out / runs.MODEL_FILE, safe_mode=True)
     try:
-        choice = finish_run(model, config, out, val_data, train_seconds=seconds)
+        choice = finish_training(model, config, out, val_data, train_seconds=seconds)
     except KeyboardInterrupt:
         raise _cli.Interrupted(
             f"after the last of {config.train.epochs} epochs, while choosing the threshold",
-            f"the trained epochs are kept in {out / 'backup'}") from None
-    shutil.rmtree(out / "backup", ignore_errors=True)  # threshold.json marks it finished
+            f"the trained epochs are kept in {out / runs.BACKUP_FOLDER}") from None
+    # threshold.json now marks the run finished: the backup has done its work.
+    shutil.rmtree(out / runs.BACKUP_FOLDER, ignore_errors=True)
     if verbose:
         print(f"train: best val AUC {choice['val_auc']:.3f}; threshold {choice['threshold']:.3f} "
               f"({choice['rule']}: F1 {choice['f1']:.3f}); {seconds:.0f} s; run in {out}",
@@ -278,18 +276,40 @@ def train(
             "epochs_run": len(history.get("loss", [])), "seconds": seconds, "run": str(out)}
 
 
-def finish_run(model, config: JetConfig, out: Path, val_data, **extra) -> dict[str, Any]:
-    """Choose the threshold on validation, write ``model.tflite`` and ``threshold.json``.
+def train_or_keep(*, records: str | Path, out: str | Path, config: JetConfig,
+                  verbose: int = 1) -> dict[str, Any]:
+    """Keep a finished run folder, resume an interrupted one, or train a new one.
 
-    The last step of every run folder (``train``, ``ensemble``): ``threshold.json`` is
-    written last, so its presence marks a finished run.
+    For the stages that rerun where they stopped (``demo``, ``bundle``, ``crossval``). A
+    run folder without ``backup/`` was stopped before its first epoch ended, or while
+    writing its threshold: it starts again.
+
+    Returns
+    -------
+    dict
+        The run's ``threshold.json`` content.
+    """
+    out = Path(out)
+    if not (out / runs.THRESHOLD_FILE).is_file():
+        resume = (out / runs.BACKUP_FOLDER).is_dir()  # Keras' BackupAndRestore
+        train(records=records, out=out, config=config, resume=resume,
+              overwrite=out.exists() and not resume, verbose=verbose)
+    return json.loads((out / runs.THRESHOLD_FILE).read_text())
+
+
+def finish_training(model, config: JetConfig, out: Path, val_data, **extra) -> dict[str, Any]:
+    """Write ``model.tflite``, then choose and store the threshold on validation.
+
+    The last step of a trained run folder (``train``, ``ensemble``); the threshold is
+    chosen and stored by :func:`jetkeras.runs.finish_run`, which writes the file that
+    marks the run finished.
 
     Parameters
     ----------
     model : keras.Model
         The run's network, already saved as ``out / "model.keras"``.
     config : JetConfig
-        Its configuration (``train.threshold_metric``, ``train.target_recall``).
+        Its configuration.
     out : path
         The run folder.
     val_data : tf.data.Dataset
@@ -300,24 +320,16 @@ def finish_run(model, config: JetConfig, out: Path, val_data, **extra) -> dict[s
     Returns
     -------
     dict
-        The ``threshold.json`` content: ``threshold``, ``rule``, ``f1``, ``precision``,
-        ``recall``, ``val_auc`` and ``extra``.
+        The ``threshold.json`` content (see :func:`jetkeras.runs.finish_run`).
     """
     import keras
-    from sklearn.metrics import roc_auc_score
 
-    from jetkeras.export import LITERT_NAME, write_litert
-    from jetkeras.metrics import choose_threshold
+    from jetkeras.export import write_litert
 
     probabilities, labels = predict_probabilities(model, val_data)
-    choice = choose_threshold(labels, probabilities, metric=config.train.threshold_metric,
-                              target_recall=config.train.target_recall)
-    choice["val_auc"] = float(roc_auc_score(labels, probabilities))
-    choice.update(extra)
     if keras.backend.backend() == "tensorflow":  # Keras converts to LiteRT from TF graphs
-        write_litert(model, config, Path(out) / LITERT_NAME)  # `predict` runs it without TF
-    atomic_write_text(Path(out) / FINISHED_MARKER, json.dumps(choice, indent=2))
-    return choice
+        write_litert(model, config, Path(out) / runs.LITERT_FILE)  # `predict` runs it sans TF
+    return runs.finish_run(out, config, labels, probabilities, **extra)
 
 
 def _strategy_scope(config: JetConfig):
@@ -341,22 +353,11 @@ def _strategy_scope(config: JetConfig):
     return contextlib.nullcontext()
 
 
-def run_normalisation(manifest: dict[str, Any], config: JetConfig) -> dict[str, Any]:
-    return {
-        **manifest["normalisation"],
-        "scaling": config.data.scaling,
-        "frames": manifest["frames"],
-        "size": manifest["size"],
-        "encoding": manifest["encoding"],
-        "records_source": manifest["source"],
-    }
-
-
 def _history(out: Path) -> dict[str, list[float]]:
     """Per-epoch history from the CSV log (complete across resumed sessions)."""
     import csv
 
-    path = out / "history.csv"
+    path = out / runs.HISTORY_CSV_FILE
     if not path.is_file():
         return {}
     history: dict[str, list[float]] = {}
@@ -376,24 +377,6 @@ def predict_probabilities(model, dataset) -> tuple[np.ndarray, np.ndarray]:
         probabilities.append(1.0 / (1.0 + np.exp(-np.asarray(logits, dtype=np.float64))))
         labels.append(np.asarray(label))
     return np.concatenate(probabilities).ravel(), np.concatenate(labels).ravel()
-
-
-def load_run(run: str | Path) -> dict[str, Any]:
-    """Everything needed to predict, from a run folder.
-
-    The network is rebuilt from ``config.json`` for inference (portable LSTM kernel,
-    float32) and given the weights of ``model.keras``; see
-    :func:`jetkeras.predict.load_run_model`.
-
-    Returns
-    -------
-    dict
-        ``model`` (keras.Model), ``config`` (JetConfig), ``normalisation`` (dict),
-        ``threshold`` (float), ``run`` (Path).
-    """
-    from jetkeras.predict import load_run_model
-
-    return load_run_model(run)
 
 
 # --------------------------------------------------------------------------- CLI
@@ -482,7 +465,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def resume() -> str:
         # --overwrite would throw away what the interrupted run kept.
-        kept = (Path(args.out) / "backup").is_dir()
+        kept = (Path(args.out) / runs.BACKUP_FOLDER).is_dir()
         return _cli.resume_command("train", argv, add=["--resume"] if kept else [],
                                    drop=["--overwrite"] if kept else ["--resume"])
 

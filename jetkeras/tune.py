@@ -55,7 +55,7 @@ Outputs in ``--out`` (written by the single process or by the chief):
 ``objective.png``       the objective of each trial (failed trials marked)
 ``val_f1_per_epoch.png``  validation F1 per epoch, one line per trial (the seed's Fig. 3)
 ``best_config.json``    the best trial's full JetConfig (``jetkeras.train --config``)
-``best_run/``           a run folder (``load_run`` / ``predict``) of the best trial
+``best_run/``           a run folder (:mod:`jetkeras.runs`; ``predict``) of the best trial
 ======================  ================================================================
 
 ``best_run/`` holds the best trial's own weights at its best epoch (KerasTuner's
@@ -70,8 +70,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
-import hashlib
 import json
 import math
 import os
@@ -79,483 +77,24 @@ import shutil
 import socket
 import sys
 import time
-import typing
 from pathlib import Path
 from typing import Any
 
-from jetkeras import _cli
-from jetkeras._files import atomic_output
-from jetkeras.config import (
-    MODEL_PRESETS,
-    DataConfig,
-    JetConfig,
-    ModelConfig,
-    TrainConfig,
-    atomic_write_text,
-    model_preset,
-)
+from jetkeras import _cli, runs
+from jetkeras._files import (atomic_output, read_json, staged_folder, union_columns,
+                             write_csv)
+from jetkeras.config import JetConfig, atomic_write_text
+from jetkeras.space import OBJECTIVES, apply_values, declare, grid_points, load_space
 
-__all__ = [
-    "OBJECTIVES",
-    "TUNERS",
-    "apply_values",
-    "config_keys",
-    "load_space",
-    "main",
-    "read_search_record",
-    "read_trial_record",
-    "tune",
-    "write_results",
-]
+__all__ = ["TUNERS", "main", "read_search_record", "read_trial_record", "tune",
+           "write_results"]
 
 TUNERS = ("grid", "random", "bayesian", "hyperband")
-# Objective -> direction. val_loss is minimised, the others maximised.
-OBJECTIVES = {"val_auc": "max", "val_f1": "max", "val_loss": "min"}
 PROJECT = "tuner"
 SEARCH_FORMAT = "jetkeras-search/1"  # search.json; a file without "format" is version 1
-TRIAL_FORMAT = "jetkeras-trial/1"  # tuner/trial_<id>/jetkeras.json; likewise
-_SAMPLINGS = ("linear", "log", "reverse_log")
-_SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
 
 
-# ============================================================================ space
-def config_keys() -> dict[str, Any]:
-    """Every dotted JetConfig key and its type hint, e.g. ``{"train.epochs": int, ...}``."""
-    keys = {}
-    for section, klass in _SECTIONS.items():
-        hints = typing.get_type_hints(klass)
-        for field_ in dataclasses.fields(klass):
-            keys[f"{section}.{field_.name}"] = hints[field_.name]
-    return keys
-
-
-def _is_list_key(hint) -> bool:
-    return typing.get_origin(hint) is tuple
-
-
-def _split_changes(values: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """``{"train.epochs": 3}`` -> ``{"train": {"epochs": 3}}``."""
-    changes: dict[str, dict[str, Any]] = {}
-    for key, value in values.items():
-        section, name = key.split(".", 1)
-        changes.setdefault(section, {})[name] = value
-    return changes
-
-
-def apply_values(config: JetConfig, values: dict[str, Any], source: str = "space") -> JetConfig:
-    """Return ``config`` with dotted-key ``values`` applied (a ``model.preset`` first).
-
-    Parameters
-    ----------
-    config : JetConfig
-    values : dict
-        Dotted JetConfig keys to values; list-valued keys take lists (or their JSON text,
-        as KerasTuner stores choices of lists).
-    source : str
-        Named in error messages (the space file).
-    """
-    values = dict(values)
-    keys = config_keys()
-    for key, value in values.items():
-        if key not in keys:
-            raise ValueError(f"{source}: unknown key `{key}`; valid keys are {sorted(keys)}")
-        if _is_list_key(keys[key]) and isinstance(value, str):
-            values[key] = json.loads(value)
-    preset = values.pop("model.preset", None)
-    if preset is not None and preset in MODEL_PRESETS:
-        expanded = dataclasses.asdict(model_preset(preset, arch=config.model.arch))
-        config = config.replace(model=expanded)
-    elif preset is not None:
-        values["model.preset"] = preset  # a free label such as "custom"
-    try:
-        return config.replace(**_split_changes(values))
-    except ValueError as error:
-        raise ValueError(f"{source}: {error}") from None
-
-
-def _read_json(path: Path, what: str) -> Any:
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: {what} not found")
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path}: not valid JSON ({error})") from None
-
-
-def _check_number(source, name, spec, field_, integer):
-    value = spec.get(field_)
-    kinds = (int,) if integer else (int, float)
-    if isinstance(value, bool) or not isinstance(value, kinds):
-        raise ValueError(
-            f"{source}: hyperparameter `{name}` expected `{field_}` "
-            f"{'an integer' if integer else 'a number'}, received {value!r}"
-        )
-    return value
-
-
-def _validate_hyperparameter(source: str, spec: Any, keys: dict[str, Any]) -> dict[str, Any]:
-    if not isinstance(spec, dict):
-        raise ValueError(f"{source}: each hyperparameter must be an object, received {spec!r}")
-    name = spec.get("name")
-    if name not in keys:
-        raise ValueError(f"{source}: unknown key `{name}`; valid keys are {sorted(keys)}")
-    hint = keys[name]
-    kind = spec.get("type")
-    allowed = {"choice": {"values"}, "float": {"min", "max", "step", "sampling"},
-               "int": {"min", "max", "step", "sampling"}}
-    if kind not in allowed:
-        raise ValueError(f"{source}: hyperparameter `{name}` expected `type` one of "
-                         f"{sorted(allowed)}, received {kind!r}")
-    extra = sorted(set(spec) - allowed[kind] - {"name", "type"})
-    if extra:
-        raise ValueError(f"{source}: hyperparameter `{name}` of type {kind} does not take "
-                         f"{extra}; expected keys {sorted(allowed[kind])}")
-    spec = dict(spec)
-    if kind == "choice":
-        values = spec.get("values")
-        if not isinstance(values, list) or not values:
-            raise ValueError(f"{source}: hyperparameter `{name}` expected a non-empty list "
-                             f"`values`, received {values!r}")
-        if len({json.dumps(v) for v in values}) != len(values):
-            raise ValueError(f"{source}: hyperparameter `{name}` lists a value twice: "
-                             f"{values!r}")
-        if hint is float:
-            values = [float(v) if isinstance(v, int) and not isinstance(v, bool) else v
-                      for v in values]
-        spec["values"] = values
-        return spec
-    if hint not in (int, float) or (kind == "float" and hint is not float) or (
-            kind == "int" and hint is not int):
-        raise ValueError(f"{source}: hyperparameter `{name}` is a {kind} range but config key "
-                         f"`{name}` holds {getattr(hint, '__name__', hint)}; use a `choice`")
-    low = _check_number(source, name, spec, "min", kind == "int")
-    high = _check_number(source, name, spec, "max", kind == "int")
-    if not low < high:
-        raise ValueError(f"{source}: hyperparameter `{name}` expected min < max, received "
-                         f"min={low!r}, max={high!r}")
-    sampling = spec.setdefault("sampling", "linear")
-    if sampling not in _SAMPLINGS:
-        raise ValueError(f"{source}: hyperparameter `{name}` expected `sampling` one of "
-                         f"{list(_SAMPLINGS)}, received {sampling!r}")
-    if sampling != "linear" and low <= 0:
-        raise ValueError(f"{source}: hyperparameter `{name}` with {sampling} sampling expected "
-                         f"min > 0, received min={low!r}")
-    if "step" in spec:
-        step = _check_number(source, name, spec, "step", kind == "int")
-        if step <= 0:
-            raise ValueError(f"{source}: hyperparameter `{name}` expected step > 0, received "
-                             f"{step!r}")
-    return spec
-
-
-def load_space(path: str | os.PathLike, *, base: JetConfig | None = None) -> dict[str, Any]:
-    """Read and validate a search-space JSON file.
-
-    Every name must be a dotted JetConfig key; every fixed value and every choice value
-    is checked by building a JetConfig with it, so a value the config would refuse is
-    refused here, naming the file and the key.
-
-    Parameters
-    ----------
-    path : path
-        The space file (``tuning/<name>.json``).
-    base : JetConfig, optional
-        The config the values apply to (default ``JetConfig()``).
-
-    Returns
-    -------
-    dict
-        ``name``, ``fixed`` (dict), ``hyperparameters`` (list of dicts with ``name``,
-        ``type`` and ``values`` or ``min``/``max``/``step``/``sampling``), ``path`` and
-        ``sha256`` (of the file's bytes).
-    """
-    path = Path(path)
-    space = _read_json(path, "search space file")
-    source = str(path)
-    if not isinstance(space, dict):
-        raise ValueError(f"{source}: expected a JSON object with `name`, `fixed` and "
-                         f"`hyperparameters`, received {type(space).__name__}")
-    unknown = sorted(set(space) - {"name", "description", "fixed", "hyperparameters"})
-    if unknown:
-        raise ValueError(f"{source}: unknown top-level key(s) {unknown}; expected name, "
-                         f"description, fixed, hyperparameters")
-    if not isinstance(space.get("name"), str) or not space["name"]:
-        raise ValueError(f"{source}: expected a non-empty string `name`, received "
-                         f"{space.get('name')!r}")
-    fixed = space.get("fixed", {})
-    if not isinstance(fixed, dict):
-        raise ValueError(f"{source}: `fixed` must be an object of dotted config keys, "
-                         f"received {type(fixed).__name__}")
-    hyperparameters = space.get("hyperparameters")
-    if not isinstance(hyperparameters, list) or not hyperparameters:
-        raise ValueError(f"{source}: expected a non-empty list `hyperparameters`, received "
-                         f"{hyperparameters!r}")
-    keys = config_keys()
-    base = base or JetConfig()
-    configured = apply_values(base, fixed, source)  # also names unknown fixed keys
-    specs, seen = [], set()
-    for spec in hyperparameters:
-        spec = _validate_hyperparameter(source, spec, keys)
-        name = spec["name"]
-        if name in seen:
-            raise ValueError(f"{source}: hyperparameter `{name}` is listed twice")
-        if name in fixed:
-            raise ValueError(f"{source}: key `{name}` is both fixed and searched")
-        seen.add(name)
-        # Each choice value, and each end of a range, must make a valid config.
-        probes = spec["values"] if spec["type"] == "choice" else [spec["min"], spec["max"]]
-        for value in probes:
-            apply_values(configured, {name: value}, source)
-        specs.append(spec)
-    return {"name": space["name"], "fixed": fixed, "hyperparameters": specs,
-            "path": source, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
-
-
-def _declare(hp, spec: dict[str, Any], keys: dict[str, Any]):
-    """Register one hyperparameter on ``hp`` (KerasTuner) and return its current value."""
-    name = spec["name"]
-    if spec["type"] == "choice":
-        values = spec["values"]
-        if _is_list_key(keys[name]):
-            # KerasTuner choices hold scalars only: a list is carried as its JSON text.
-            values = [json.dumps(list(v)) for v in values]
-        return hp.Choice(name, values)
-    if spec["type"] == "int":
-        return hp.Int(name, spec["min"], spec["max"], step=spec.get("step"),
-                      sampling=spec["sampling"])
-    return hp.Float(name, float(spec["min"]), float(spec["max"]), step=spec.get("step"),
-                    sampling=spec["sampling"])
-
-
-def _grid_check(space: dict[str, Any]) -> int:
-    """Refuse a grid over continuous ranges; return the number of grid points."""
-    points = 1
-    for spec in space["hyperparameters"]:
-        if spec["type"] == "choice":
-            points *= len(spec["values"])
-            continue
-        if "step" not in spec:
-            raise ValueError(
-                f"--tuner grid: hyperparameter `{spec['name']}` in {space['path']} is a "
-                f"continuous {spec['type']} range without `step`; give it a `step`, make it "
-                f"a `choice`, or use --tuner random, bayesian or hyperband"
-            )
-        points *= len(_hyperparameters_values(spec))
-    return points
-
-
-def _hyperparameters():
-    import keras_tuner
-
-    return keras_tuner.HyperParameters()
-
-
-def _hyperparameters_values(spec: dict[str, Any]) -> list:
-    hp = _hyperparameters()
-    _declare(hp, spec, config_keys())
-    return list(hp.space[0].values)
-
-
-# ============================================================================ KerasTuner
-def _keras_tuner_classes():
-    """The KerasTuner subclasses, defined lazily so importing jetkeras.tune stays cheap."""
-    import keras
-    import keras_tuner as kt
-    from keras_tuner.src.engine import trial as trial_module
-    from keras_tuner.src.tuners import gridsearch
-
-    class ResumeSafeOracle:
-        """Mixin: on reload, never retry a trial whose own file says it already ended.
-
-        KerasTuner writes ``trial.json`` before ``oracle.json`` at the end of a trial, so a
-        kill between the two left the finished trial listed as ongoing, and the reload
-        queued it for a rerun.
-        """
-
-        def reload(self):
-            super().reload()
-            ended = (trial_module.TrialStatus.COMPLETED, trial_module.TrialStatus.FAILED)
-            self._retry_queue = [trial_id for trial_id in self._retry_queue
-                                 if self.trials[trial_id].status not in ended]
-            for trial_id in list(self.trials):
-                if self.trials[trial_id].status in ended and trial_id not in self.end_order:
-                    self.end_order.append(trial_id)
-
-    class ResumableGridSearchOracle(ResumeSafeOracle, kt.oracles.GridSearchOracle):
-        """GridSearchOracle whose grid order survives a restart (keras-tuner#1055).
-
-        KerasTuner 1.4.8 keeps the grid order (``_ordered_ids``, a linked list of trial
-        ids) and the trials to continue from (``_populate_next``) in memory only; a
-        reloaded grid has neither and stops or fails. Both are saved in ``oracle.json``.
-        """
-
-        def get_state(self):
-            state = super().get_state()
-            order, index = [], self._ordered_ids._next_index[None]
-            while index is not None:  # the head is the successor of None
-                order.append(self._ordered_ids._memory[index])
-                index = self._ordered_ids._next_index[index]
-            state["grid_order"] = order
-            state["grid_populate_next"] = list(self._populate_next)
-            return state
-
-        def set_state(self, state):
-            super().set_state(state)
-            self._ordered_ids = gridsearch.LinkedList()
-            for trial_id in state.get("grid_order", []):
-                self._ordered_ids.insert(trial_id)
-            self._populate_next = list(state.get("grid_populate_next", []))
-
-        @kt.synchronized
-        def end_trial(self, trial):
-            super().end_trial(trial)
-            # The parent appends to _populate_next after its save: save again so a kill
-            # now does not lose where the grid continues.
-            self.save()
-
-    class RandomOracle(ResumeSafeOracle, kt.oracles.RandomSearchOracle):
-        pass
-
-    class BayesianOracle(ResumeSafeOracle, kt.oracles.BayesianOptimizationOracle):
-        pass
-
-    class HyperbandOracle(ResumeSafeOracle, kt.oracles.HyperbandOracle):
-        pass
-
-    class JetHyperModel(kt.HyperModel):
-        """Maps ``hp`` onto the one JetConfig and builds with jetkeras.models."""
-
-        def __init__(self, *, space, base_config, records, objective, manifest):
-            super().__init__(name=space["name"], tunable=True)
-            self.space = space
-            self.base_config = base_config
-            self.records = Path(records)
-            self.objective = objective
-            self.manifest = manifest
-            self.keys = config_keys()
-
-        def config(self, hp) -> JetConfig:
-            values = {spec["name"]: _declare(hp, spec, self.keys)
-                      for spec in self.space["hyperparameters"]}
-            return apply_values(self.base_config, values, self.space["path"])
-
-        def steps_per_epoch(self, config: JetConfig) -> int:
-            from jetkeras.pipeline import steps_per_epoch
-
-            return steps_per_epoch(self.manifest, config.train.batch_size, self.records,
-                                   flag="train.batch_size")
-
-        def build(self, hp):
-            from jetkeras.models import build_model, compile_model
-
-            # Without this every trial's graph stays alive (keras-tuner#395).
-            keras.backend.clear_session()
-            config = self.config(hp)
-            steps = self.steps_per_epoch(config)  # fails before the (costly) build
-            return compile_model(build_model(config), config, steps_per_epoch=steps)
-
-        def fit(self, hp, model, *args, callbacks=None, epochs=None, initial_epoch=0,
-                verbose=0, **kwargs):
-            from jetkeras.pipeline import make_dataset
-
-            config = self.config(hp)
-            steps = self.steps_per_epoch(config)
-            # The batch size comes from hp, so the datasets are made per trial.
-            train_data = make_dataset(self.records, "train", config).repeat()
-            val_data = make_dataset(self.records, "val", config, training=False)
-            callbacks = list(callbacks or []) + [
-                keras.callbacks.EarlyStopping(
-                    monitor=self.objective, mode=OBJECTIVES[self.objective],
-                    patience=config.train.early_stopping_patience),
-                keras.callbacks.TerminateOnNaN(),
-            ]
-            if config.train.schedule == "plateau":
-                callbacks.append(keras.callbacks.ReduceLROnPlateau(
-                    monitor="val_loss", factor=0.1,
-                    patience=max(2, config.train.epochs // 10)))
-            return model.fit(train_data, validation_data=val_data,
-                             epochs=config.train.epochs if epochs is None else epochs,
-                             initial_epoch=initial_epoch, steps_per_epoch=steps,
-                             callbacks=callbacks, verbose=verbose)
-
-    class JetTunerMixin:
-        """Logs each trial execution and its wall time; no space-probing model build."""
-
-        def _populate_initial_space(self):
-            # The oracle is given the whole space up front and the spaces have no
-            # conditional entries, so KerasTuner's probing builds are not needed.
-            hp = self.oracle.get_space()
-            self.hypermodel.declare_hyperparameters(hp)
-            self.oracle.update_space(hp)
-
-        def run_trial(self, trial, *args, **kwargs):
-            out = Path(self.directory)
-            line = json.dumps({"trial_id": trial.trial_id, "tuner_id": self.tuner_id,
-                               "pid": os.getpid(), "time": time.time()})
-            with open(out / "trial_starts.jsonl", "a") as handle:
-                handle.write(line + "\n")
-            start = time.perf_counter()
-            results = super().run_trial(trial, *args, **kwargs)
-            # KerasTuner keeps only the best epoch's metrics; the per-epoch history (for
-            # the F1-per-epoch figure and best_run/history.json) is kept here.
-            last = results[-1] if isinstance(results, list) and results else results
-            history = getattr(last, "history", {}) or {}
-            history = {key: [float(value) for value in values]
-                       for key, values in history.items()}
-            atomic_write_text(Path(self.get_trial_dir(trial.trial_id)) / "jetkeras.json",
-                              json.dumps({"format": TRIAL_FORMAT,
-                                          "seconds": time.perf_counter() - start,
-                                          "tuner_id": self.tuner_id, "history": history}))
-            return results
-
-        def search(self, *args, **kwargs):
-            from keras_tuner.src.distribute import utils as distribute_utils
-
-            if distribute_utils.is_chief_oracle():
-                self.save()
-                _serve_oracle(self.oracle)
-                return
-            super().search(*args, **kwargs)
-
-    class JetTuner(JetTunerMixin, kt.Tuner):
-        pass
-
-    class JetHyperband(JetTunerMixin, kt.tuners.Hyperband):
-        def __init__(self, oracle, **kwargs):
-            # Hyperband's own __init__ would build its own oracle; ours is given.
-            kt.Tuner.__init__(self, oracle=oracle, **kwargs)
-
-    return {"grid": ResumableGridSearchOracle, "random": RandomOracle,
-            "bayesian": BayesianOracle, "hyperband": HyperbandOracle,
-            "hypermodel": JetHyperModel, "tuner": JetTuner, "hyperband_tuner": JetHyperband}
-
-
-def _serve_oracle(oracle, poll_s: float = 0.5) -> None:
-    """The chief's gRPC oracle server, as keras_tuner's ``start_server``, polling faster.
-
-    KerasTuner 1.4.8 re-checks every 20 s whether the last workers have finished; this
-    loop checks every ``poll_s`` seconds so the chief exits promptly.
-    """
-    from concurrent import futures
-
-    import grpc
-    from keras_tuner.src import protos
-    from keras_tuner.src.distribute import oracle_chief
-
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=1))
-    servicer = oracle_chief.OracleServicer(oracle)
-    protos.get_service_grpc().add_OracleServicer_to_server(servicer, server)
-    address = f"{os.environ['KERASTUNER_ORACLE_IP']}:{os.environ['KERASTUNER_ORACLE_PORT']}"
-    if server.add_insecure_port(address) == 0:
-        raise ValueError(f"--oracle {address}: cannot listen there (port in use?)")
-    server.start()
-    try:
-        while not (servicer.stop_triggered and oracle_chief.exit_chief(oracle)):
-            time.sleep(poll_s)
-    finally:
-        server.stop(grace=2.0)
-
-
+# ============================================================================ distribution
 def _wait_for_chief(host: str, port: int, timeout_s: float) -> None:
     """Probe the chief's port until it answers; a ValueError after ``timeout_s`` seconds."""
     deadline = time.monotonic() + timeout_s
@@ -608,7 +147,7 @@ def read_search_record(out: str | os.PathLike) -> dict[str, Any]:
     """
     path = Path(out) / "search.json"
     fix = "start the search again without --resume (or in another --out), or fix the file"
-    record = _state_version(path, _read_json(path, "search record"), SEARCH_FORMAT, fix)
+    record = _state_version(path, read_json(path, "search record"), SEARCH_FORMAT, fix)
     for key in ("space", "space_file", "records"):
         if not isinstance(record.get(key), str) or not record[key]:
             raise _state_error(path, key, "a non-empty string", record.get(key), fix)
@@ -645,9 +184,11 @@ def read_trial_record(path: str | os.PathLike) -> dict[str, Any]:
         Invalid JSON, an unknown version, a negative or non-finite ``seconds``, or a
         ``history`` that is not lists of numbers per metric.
     """
+    from jetkeras.tuners import TRIAL_FORMAT
+
     path = Path(path)
     fix = f"delete {path.parent.name}/ and rerun the search with --resume, or fix the file"
-    record = _state_version(path, _read_json(path, "trial record"), TRIAL_FORMAT, fix)
+    record = _state_version(path, read_json(path, "trial record"), TRIAL_FORMAT, fix)
     seconds = record.get("seconds")
     if (isinstance(seconds, bool) or not isinstance(seconds, (int, float))
             or not math.isfinite(seconds) or seconds < 0):
@@ -687,20 +228,6 @@ def _check_resume(out: Path, identity: dict[str, Any]) -> None:
                              f"{previous.get(key)}, received --{key} {identity[key]}")
 
 
-def _make_oracle(classes, tuner, *, objective, max_trials, epochs, seed, hyperparameters,
-                 max_consecutive_failed_trials):
-    import keras_tuner as kt
-
-    common = {"objective": kt.Objective(objective, OBJECTIVES[objective]), "seed": seed,
-              "hyperparameters": hyperparameters, "tune_new_entries": False,
-              "allow_new_entries": False,
-              "max_consecutive_failed_trials": max_consecutive_failed_trials}
-    if tuner == "hyperband":
-        return classes["hyperband"](max_epochs=epochs, factor=3, hyperband_iterations=1,
-                                    **common)
-    return classes[tuner](max_trials=max_trials, **common)
-
-
 def tune(
     *,
     records: str | os.PathLike,
@@ -721,6 +248,7 @@ def tune(
     connect_timeout_s: float = 60.0,
     max_consecutive_failed_trials: int = 3,
     verbose: int = 0,
+    progress: bool = True,
 ) -> dict[str, Any]:
     """Run (or resume, or join) a KerasTuner search and write its results.
 
@@ -759,6 +287,11 @@ def tune(
         A worker gives up (ValueError) when no chief answers within this many seconds.
     max_consecutive_failed_trials : int
         KerasTuner stops the search after this many failed trials in a row.
+    verbose : {0, 1, 2}
+        Keras ``fit`` verbosity inside each trial.
+    progress : bool
+        A progress bar of trials on stderr (trial k of n, best objective so far, ETA),
+        whatever ``verbose`` is.
 
     Returns
     -------
@@ -767,22 +300,8 @@ def tune(
         ``best_run`` (path or None), ``out``; a worker returns ``trials`` empty.
     """
     _cli.quiet_tensorflow()
-    if tuner not in TUNERS:
-        raise ValueError(f"--tuner: expected one of {list(TUNERS)}, received {tuner!r}")
-    if objective not in OBJECTIVES:
-        raise ValueError(f"--objective: expected one of {sorted(OBJECTIVES)}, received "
-                         f"{objective!r}")
-    if max_trials is not None and max_trials < 1:
-        raise ValueError(f"--max-trials: expected a positive integer, received {max_trials}")
-    if epochs is not None and epochs < 1:
-        raise ValueError(f"--epochs: expected a positive integer, received {epochs}")
-    if role not in (None, "chief", "worker"):
-        raise ValueError(f"--role: expected chief or worker, received {role!r}")
-    if role is not None and oracle is None:
-        raise ValueError(f"--role {role}: expected --oracle HOST:PORT of the chief")
-    if role == "worker" and (worker_id is None or worker_id < 0):
-        raise ValueError(f"--role worker: expected --worker-id 0, 1, ..., received "
-                         f"{worker_id!r}")
+    _check_arguments(tuner=tuner, objective=objective, max_trials=max_trials, epochs=epochs,
+                     role=role, oracle=oracle, worker_id=worker_id)
     from jetkeras.pipeline import check_compatible
     from jetkeras.records import read_manifest
 
@@ -802,9 +321,9 @@ def tune(
         if manifest["splits"].get(split, {}).get("count", 0) == 0:
             raise ValueError(f"{records}: the {split} split is empty; a search needs both "
                              f"train and val")
-    grid_points = _grid_check(space_spec) if tuner == "grid" else None
+    points = grid_points(space_spec) if tuner == "grid" else None
     if max_trials is None:
-        max_trials = grid_points if tuner == "grid" else 10
+        max_trials = points if tuner == "grid" else 10
     identity = _identity(space_spec, tuner, objective)
 
     environment = {}
@@ -819,10 +338,30 @@ def tune(
     with _environment(environment):
         return _search(records=records, out=out, manifest=manifest, config=config,
                        space_spec=space_spec, tuner=tuner, objective=objective,
-                       identity=identity, grid_points=grid_points, max_trials=max_trials,
+                       identity=identity, grid_points=points, max_trials=max_trials,
                        seed=seed, resume=resume, is_worker=role == "worker",
                        max_consecutive_failed_trials=max_consecutive_failed_trials,
-                       verbose=verbose)
+                       verbose=verbose, progress=progress)
+
+
+def _check_arguments(*, tuner, objective, max_trials, epochs, role, oracle, worker_id) -> None:
+    """Refuse bad values of :func:`tune`'s plain arguments, one line each."""
+    if tuner not in TUNERS:
+        raise ValueError(f"--tuner: expected one of {list(TUNERS)}, received {tuner!r}")
+    if objective not in OBJECTIVES:
+        raise ValueError(f"--objective: expected one of {sorted(OBJECTIVES)}, received "
+                         f"{objective!r}")
+    if max_trials is not None and max_trials < 1:
+        raise ValueError(f"--max-trials: expected a positive integer, received {max_trials}")
+    if epochs is not None and epochs < 1:
+        raise ValueError(f"--epochs: expected a positive integer, received {epochs}")
+    if role not in (None, "chief", "worker"):
+        raise ValueError(f"--role: expected chief or worker, received {role!r}")
+    if role is not None and oracle is None:
+        raise ValueError(f"--role {role}: expected --oracle HOST:PORT of the chief")
+    if role == "worker" and (worker_id is None or worker_id < 0):
+        raise ValueError(f"--role worker: expected --worker-id 0, 1, ..., received "
+                         f"{worker_id!r}")
 
 
 @contextlib.contextmanager
@@ -842,7 +381,7 @@ def _environment(values: dict[str, str]):
 
 def _search(*, records, out, manifest, config, space_spec, tuner, objective, identity,
             grid_points, max_trials, seed, resume, is_worker, max_consecutive_failed_trials,
-            verbose):
+            verbose, progress):
     """The body of :func:`tune` once its inputs are checked (under the role's variables)."""
     if resume and not is_worker:
         _check_resume(out, identity)
@@ -855,26 +394,30 @@ def _search(*, records, out, manifest, config, space_spec, tuner, objective, ide
     if not is_worker:
         atomic_write_text(out / "search.json", json.dumps(
             {"format": SEARCH_FORMAT, **identity, "grid_points": grid_points,
-             "max_trials": max_trials,
-             "seed": seed, "records": str(records), "base_config": config.to_dict()},
+             "max_trials": max_trials, "seed": seed, "records": str(records),
+             "base_config": config.to_dict()},
             indent=2))
 
     _cli.set_seed(seed)
-    classes = _keras_tuner_classes()
-    hypermodel = classes["hypermodel"](space=space_spec, base_config=config, records=records,
-                                       objective=objective, manifest=manifest)
-    hyperparameters = _hyperparameters()
+    import keras_tuner
+
+    from jetkeras import tuners  # KerasTuner and its patches: only when a search starts
+
+    tuners.check_version()
+    hypermodel = tuners.JetHyperModel(space=space_spec, base_config=config, records=records,
+                                      objective=objective, manifest=manifest)
+    hyperparameters = keras_tuner.HyperParameters()
     for spec in space_spec["hyperparameters"]:
-        _declare(hyperparameters, spec, hypermodel.keys)
-    oracle_object = _make_oracle(classes, tuner, objective=objective, max_trials=max_trials,
-                                 epochs=config.train.epochs, seed=seed,
-                                 hyperparameters=hyperparameters,
-                                 max_consecutive_failed_trials=max_consecutive_failed_trials)
-    tuner_class = classes["hyperband_tuner" if tuner == "hyperband" else "tuner"]
-    search_tuner = tuner_class(oracle=oracle_object, hypermodel=hypermodel,
-                               directory=str(out), project_name=PROJECT,
-                               # Workers never reset the shared folder; the chief does.
-                               overwrite=not resume and not is_worker)
+        declare(hyperparameters, spec, hypermodel.keys)
+    oracle_object = tuners.make_oracle(
+        tuner, objective=objective, max_trials=max_trials, epochs=config.train.epochs,
+        seed=seed, hyperparameters=hyperparameters,
+        max_consecutive_failed_trials=max_consecutive_failed_trials)
+    search_tuner = tuners.make_tuner(tuner, oracle=oracle_object, hypermodel=hypermodel,
+                                     directory=out, project_name=PROJECT,
+                                     # Workers never reset the shared folder; the chief does.
+                                     overwrite=not resume and not is_worker)
+    search_tuner.progress = progress
     stopped_by_failures = None
     try:
         search_tuner.search(verbose=verbose)
@@ -883,8 +426,10 @@ def _search(*, records, out, manifest, config, space_spec, tuner, objective, ide
             raise
         stopped_by_failures = str(error).splitlines()[0]
     except KeyboardInterrupt:
+        from jetkeras.tuners import TRIAL_RECORD_FILE
+
         # KerasTuner saves the oracle after each trial; the one under way reruns.
-        finished = len(list((out / PROJECT).glob("trial_*/jetkeras.json")))
+        finished = len(list((out / PROJECT).glob(f"trial_*/{TRIAL_RECORD_FILE}")))
         raise _cli.Interrupted(f"after {finished} finished trial execution(s)",
                                f"the search state is kept in {out / PROJECT}") from None
     if is_worker:
@@ -914,12 +459,14 @@ def _error_line(message: str | None) -> str:
 
 
 def _trial_rows(oracle, space, objective, out: Path) -> list[dict[str, Any]]:
+    from jetkeras.tuners import TRIAL_RECORD_FILE
+
     names = [spec["name"] for spec in space["hyperparameters"]]
     rows = []
     for trial_id in sorted(oracle.trials):
         trial = oracle.trials[trial_id]
         values = trial.hyperparameters.values
-        record_path = out / PROJECT / f"trial_{trial_id}" / "jetkeras.json"
+        record_path = out / PROJECT / f"trial_{trial_id}" / TRIAL_RECORD_FILE
         record = read_trial_record(record_path) if record_path.is_file() else {}
         seconds, history = record.get("seconds"), record.get("history", {})
         score = trial.score if trial.status == "COMPLETED" else None
@@ -954,19 +501,9 @@ def _format(value) -> str:
 
 
 def _write_tables(out: Path, rows: list[dict[str, Any]]) -> None:
-    import csv
-    import io
-
-    columns = ["trial_id"]
-    for row in rows:  # the union, in first-seen order (Hyperband adds tuner/* to some)
-        columns += [key for key in row if key not in columns and not key.startswith("_")]
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore",
-                            lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({key: "" if row.get(key) is None else row.get(key) for key in columns})
-    atomic_write_text(out / "results.csv", buffer.getvalue())
+    # The union of the keys, in first-seen order: Hyperband adds tuner/* to some rows.
+    columns = union_columns(rows, first=["trial_id"])
+    write_csv(out / "results.csv", rows, columns)
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(_format(row.get(key)) for key in columns) + " |"
               for row in rows]
@@ -1021,38 +558,29 @@ def _write_best_run(out: Path, trial, config: JetConfig, records: Path, manifest
                     history: dict[str, list[float]], tuner) -> Path:
     """A run folder of the best trial's checkpoint (see the module docstring)."""
     import keras
-    from sklearn.metrics import roc_auc_score
 
-    from jetkeras.metrics import choose_threshold
     from jetkeras.models import build_model, compile_model
     from jetkeras.pipeline import make_dataset
-    from jetkeras.train import FINISHED_MARKER, predict_probabilities, run_normalisation
+    from jetkeras.train import predict_probabilities
+    from jetkeras.tuners import checkpoint_path
 
-    run = out / "best_run"
-    staging = out / f".best_run.{os.getpid()}.tmp"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
     keras.backend.clear_session()
     model = build_model(config)
     steps = max(1, manifest["splits"]["train"]["count"] // config.train.batch_size)
     compile_model(model, config, steps_per_epoch=steps)
     # Build the optimiser's slots first so the checkpoint's optimizer state loads too.
     model.optimizer.build(model.trainable_variables)
-    model.load_weights(tuner._get_checkpoint_fname(trial.trial_id))
-    config.to_json(staging / "config.json")
-    atomic_write_text(staging / "normalisation.json",
-                      json.dumps(run_normalisation(manifest, config), indent=2))
-    model.save(staging / "model.keras")
-    atomic_write_text(staging / "history.json", json.dumps(history, indent=1))
-    val_data = make_dataset(records, "val", config, training=False)
-    probabilities, labels = predict_probabilities(model, val_data)
-    choice = choose_threshold(labels, probabilities, metric=config.train.threshold_metric,
-                              target_recall=config.train.target_recall)
-    choice["val_auc"] = float(roc_auc_score(labels, probabilities))
-    choice["trial_id"] = trial.trial_id
-    atomic_write_text(staging / FINISHED_MARKER, json.dumps(choice, indent=2))
-    shutil.rmtree(run, ignore_errors=True)
-    os.replace(staging, run)
+    model.load_weights(checkpoint_path(tuner, trial.trial_id))
+    run = out / "best_run"
+    with staged_folder(run) as staging:
+        config.to_json(staging / runs.CONFIG_FILE)
+        atomic_write_text(staging / runs.NORMALISATION_FILE,
+                          json.dumps(runs.run_normalisation(manifest, config), indent=2))
+        model.save(staging / runs.MODEL_FILE)
+        atomic_write_text(staging / runs.HISTORY_FILE, json.dumps(history, indent=1))
+        val_data = make_dataset(records, "val", config, training=False)
+        probabilities, labels = predict_probabilities(model, val_data)
+        runs.finish_run(staging, config, labels, probabilities, trial_id=trial.trial_id)
     return run
 
 

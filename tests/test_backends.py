@@ -20,13 +20,14 @@ SCRIPT = """
 import json, sys
 import keras
 from jetkeras.config import JetConfig
-from jetkeras.train import train, load_run
+from jetkeras.runtime import load_run_model
+from jetkeras.train import train
 from jetkeras.pipeline import make_dataset
 from jetkeras.train import predict_probabilities
 assert keras.backend.backend() == "jax", keras.backend.backend()
 config = JetConfig.from_json(sys.argv[3])
 summary = train(records=sys.argv[1], out=sys.argv[2], config=config, verbose=0)
-run = load_run(sys.argv[2])
+run = load_run_model(sys.argv[2])
 probabilities, labels = predict_probabilities(run["model"], make_dataset(sys.argv[1], "test", config))
 print(json.dumps({"epochs": summary["epochs_run"], "n": len(probabilities),
                   "finite": bool(((probabilities >= 0) & (probabilities <= 1)).all())}))

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from jetkeras import predict
+from jetkeras import predict, runtime
 from jetkeras.bundle import BUNDLE_FILES, BUNDLED_MODEL, build_bundle
 from jetkeras.io import write_cube
 from jetkeras.cube import Cube
@@ -25,7 +25,7 @@ def test_predict_with_no_model_uses_the_bundle_once(tmp_path, capsys, monkeypatc
     from jetkeras.catalogue import load_events
     from jetkeras.synthetic import render_event
 
-    monkeypatch.setattr(predict, "_BUNDLED_NOTE_SHOWN", False)
+    monkeypatch.setattr(runtime, "_BUNDLED_NOTE_SHOWN", False)
     events = load_events()
     for number, row in enumerate([events.iloc[5], events.iloc[1000]]):
         # The seed's own npz layout: arr_0 of shape (166, 166, 30), float64.
@@ -49,11 +49,11 @@ def test_predict_with_no_model_uses_the_bundle_once(tmp_path, capsys, monkeypatc
 
 def test_explicit_model_wins_and_a_missing_bundle_is_one_line(tiny_run, tmp_path,
                                                               monkeypatch, capsys):
-    import jetkeras.bundle
+    import jetkeras.runs
 
-    predictor = predict.load_predictor(tiny_run["run"])
+    predictor = runtime.load_predictor(tiny_run["run"])
     assert str(predictor.source) == str(tiny_run["run"])
-    monkeypatch.setattr(jetkeras.bundle, "BUNDLED_MODEL", tmp_path / "nothing")
+    monkeypatch.setattr(jetkeras.runs, "BUNDLED_MODEL", tmp_path / "nothing")
     write_cube(tmp_path / "cube.npz", Cube(np.ones((4, 32, 32), np.float32), source="test"))
     assert predict.main([str(tmp_path / "cube.npz")]) == 2
     error = capsys.readouterr().err.strip().splitlines()
@@ -76,5 +76,5 @@ def test_build_bundle_trains_scores_and_installs_atomically(tmp_path, monkeypatc
     assert provenance["threshold_rule"].startswith("highest threshold with validation recall")
     assert 0.0 <= provenance["rendered_test"]["roc_auc"] <= 1.0
     assert "--seed 3 --limit 24 --variants 2 --epochs 2" in provenance["command"]
-    predictor = predict.load_predictor(target)
+    predictor = runtime.load_predictor(target)
     assert (predictor.frames, predictor.size) == (4, 32)

@@ -38,7 +38,7 @@ def test_members_are_independent_networks_averaged():
 
 def test_ensemble_run_predicts_the_mean_logit_on_every_runtime(tiny_run, second_run,
                                                                make_aia_frames, tmp_path):
-    from jetkeras.predict import load_predictor
+    from jetkeras.runtime import load_predictor
 
     out = tmp_path / "ensemble"
     choice = build_ensemble(runs=[tiny_run["run"], second_run], records=tiny_run["records"],

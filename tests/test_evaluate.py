@@ -82,7 +82,7 @@ def test_sequence_gif_has_one_image_per_frame(tmp_path, make_aia_frames):
 
 def test_evaluate_writes_a_consistent_report(tiny_run, tmp_path):
     from jetkeras.pipeline import iterate_records
-    from jetkeras.predict import load_predictor
+    from jetkeras.runtime import load_predictor
 
     out = tmp_path / "report"
     metrics = evaluate_module.evaluate(run=tiny_run["run"], records=tiny_run["records"],
@@ -129,12 +129,14 @@ def test_evaluate_refuses_bad_input_and_leaves_nothing(tiny_run, tmp_path, monke
                                  str(tiny_run["records"]), "--out", str(out)])
     assert code == 2
     assert capsys.readouterr().err.strip() == (
-        f"evaluate: error: --out {out}: already exists; pass --overwrite to replace it or "
+        f"evaluate: error: {out}: already exists; pass --overwrite to replace it or "
         f"choose another folder")
     code = evaluate_module.main(["--run", str(tmp_path / "missing"), "--records",
                                  str(tiny_run["records"]), "--out", str(tmp_path / "r2")])
     assert code == 2
-    assert "run folder or SavedModel not found" in capsys.readouterr().err
+    error = capsys.readouterr().err
+    assert f"{tmp_path / 'missing'}: run folder or SavedModel not found" in error
+    assert "--model" not in error  # evaluate takes --run: the library names the folder
     with pytest.raises(ValueError, match=r"--max-gifs: expected an integer >= 0"):
         evaluate_module.evaluate(run=tiny_run["run"], records=tiny_run["records"],
                                  out=tmp_path / "r3", max_gifs=-1)

@@ -17,7 +17,7 @@ from jetkeras.models import (
     compile_model,
     count_parameters,
     estimate_flops,
-    resolve_runtime,
+    resolve_compute,
 )
 
 FRAMES, SIZE = 4, 32
@@ -252,25 +252,25 @@ def test_global_pooling_gives_last_width_features(pooling):
 
 
 # --------------------------------------------------------------------------- runtime
-def test_resolve_runtime_turns_cudnn_off_under_xla():
+def test_resolve_compute_turns_cudnn_off_under_xla():
     # jetkeras runs on the TensorFlow backend (tf.data pipeline).
-    on = resolve_runtime(tiny_config().replace(train={"jit": "on"}))
+    on = resolve_compute(tiny_config().replace(train={"jit": "on"}))
     assert on["backend"] == "tensorflow"
     assert on["jit"] is True and on["use_cudnn"] is False
-    off = resolve_runtime(tiny_config())
+    off = resolve_compute(tiny_config())
     assert off == {**off, "jit": False, "use_cudnn": "auto", "precision": "float32"}
-    automatic = resolve_runtime(tiny_config().replace(train={"jit": "auto"}))
+    automatic = resolve_compute(tiny_config().replace(train={"jit": "auto"}))
     assert automatic["jit"] is automatic["gpu"]  # XLA on TensorFlow only with a GPU
-    explicit = resolve_runtime(tiny_config().replace(train={"jit": "auto"},
+    explicit = resolve_compute(tiny_config().replace(train={"jit": "auto"},
                                                      model={"use_cudnn": "true"}))
     assert explicit["jit"] is False and explicit["use_cudnn"] is True
 
 
-def test_resolve_runtime_refuses_xla_with_explicit_cudnn():
+def test_resolve_compute_refuses_xla_with_explicit_cudnn():
     config = tiny_config().replace(train={"jit": "on"}, model={"use_cudnn": "true"})
     with pytest.raises(ValueError, match=r"config keys `train.jit` and `model.use_cudnn`"
                                          r": expected not both 'on' and 'true'"):
-        resolve_runtime(config)
+        resolve_compute(config)
 
 
 # --------------------------------------------------------------------------- metrics

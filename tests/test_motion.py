@@ -149,7 +149,7 @@ def test_warmup_of_the_whole_run_is_refused():
 
 def test_conv_head_litert_equals_keras(tmp_path):
     from jetkeras.export import write_litert
-    from jetkeras.predict import _litert_logits_function
+    from jetkeras.runtime import _litert_logits_function
 
     config = motion_config(motion="differences", temporal="conv", input_pool=2,
                            input_stem="patch")

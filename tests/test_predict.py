@@ -13,7 +13,7 @@ from PIL import Image
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from jetkeras import predict
+from jetkeras import predict, runtime
 from jetkeras.catalogue import load_events
 from jetkeras.cube import Cube
 from jetkeras.io import read_cube, write_cube
@@ -22,7 +22,8 @@ from jetkeras.synthetic import render_event
 
 @pytest.fixture(scope="module")
 def predictor(tiny_run):
-    return predict.load_predictor(tiny_run["run"])
+    """Shared by the module's tests: none may change it (each asserts it did not)."""
+    return runtime.load_predictor(tiny_run["run"])
 
 
 @pytest.fixture(scope="module")
@@ -50,15 +51,15 @@ def test_run_folder_savedmodel_and_keras_agree(tiny_run, tiny_export, predictor,
     from_keras = 1.0 / (1.0 + np.exp(-logits))
     assert predictor.runtime == "litert"  # the default where model.tflite exists
     for folder in (tiny_run["run"], tiny_export):
-        for runtime in ("litert", "tensorflow"):
-            loaded = predictor if (folder, runtime) == (tiny_run["run"], "litert") else \
-                predict.load_predictor(folder, runtime=runtime)
-            assert loaded.runtime == runtime
+        for runtime_name in ("litert", "tensorflow"):
+            loaded = predictor if (folder, runtime_name) == (tiny_run["run"], "litert") else \
+                runtime.load_predictor(folder, runtime=runtime_name)
+            assert loaded.runtime == runtime_name
             # Batches of 2 then 1: the LiteRT interpreter is resized between them.
             probabilities = loaded.predict_proba(frames, batch_size=2)
             assert probabilities.shape == (5,) and probabilities.dtype == np.float64
             np.testing.assert_allclose(probabilities, from_keras, atol=1e-5,
-                                       err_msg=f"{folder.name} on {runtime}")
+                                       err_msg=f"{folder.name} on {runtime_name}")
     # Normalisation is the training one: clip at clip_dn, then standardise.
     stats = json.loads((tiny_run["run"] / "normalisation.json").read_text())
     expected = (np.minimum(frames, stats["clip_dn"]) - stats["mean"]) / stats["std"]
@@ -103,10 +104,13 @@ def test_predict_cubes_of_every_format(tiny_run, predictor, event_cubes, make_se
         expected = predictor.predict_proba(cube.frames[None])[0]
         assert row["probability"] == pytest.approx(expected, abs=1e-6)
         assert row["label"] == int(row["probability"] >= predictor.threshold)
+    stored = predictor.threshold
     json_rows = predict.predict_cubes(cubes=[fits_dir], model=predictor,
                                       out=tmp_path / "p.json", threshold=0.0)
     assert json.loads((tmp_path / "p.json").read_text())[0]["label"] == 1
     assert json_rows[0]["threshold"] == 0.0
+    # The caller's Predictor keeps its own threshold (it used to be set to 0.0 in place).
+    assert predictor.threshold == stored and stored > 0.0
 
 
 def test_catalogue_inference_on_both_layouts(tiny_run, event_cubes, make_seed_npz_root,
@@ -141,6 +145,25 @@ def test_catalogue_inference_on_both_layouts(tiny_run, event_cubes, make_seed_np
     assert len(record_rows) == 4 and all(row["date"] for row in record_rows)
 
 
+def test_published_catalogue_with_a_records_split(tiny_run, tmp_path, capsys):
+    """``--catalogue <published SJH CSV> --records DIR`` once crashed with KeyError: 'event_id'."""
+    from jetkeras.catalogue import JET_CATALOGUE, _bundled
+
+    out = tmp_path / "records.csv"
+    code = predict.main(["--catalogue", str(_bundled(JET_CATALOGUE)), "--records",
+                         str(tiny_run["records"]), "--split", "test", "--model",
+                         str(tiny_run["run"]), "--out", str(out), "--quiet"])
+    assert code == 0, capsys.readouterr().err
+    with open(out) as handle:
+        rows = list(csv.DictReader(handle))
+    events = load_events().set_index("event_id")
+    assert len(rows) == 4
+    for row in rows:  # joined to the catalogue: jets carry their Solar Jet Hunter id
+        assert row["date"] == events.loc[row["event_id"], "date"]
+        if row["label"] == "1":
+            assert row["sjh_ID"] == str(events.loc[row["event_id"], "sjh_ID"])
+
+
 @pytest.mark.slow
 def test_dask_two_workers_equal_single_process(tiny_run, event_cubes):
     single = predict.predict_catalogue(model=tiny_run["run"], cubes=event_cubes, batch_size=1,
@@ -159,6 +182,12 @@ def test_timeline_slides_the_window(tiny_run, predictor, tmp_path):
     path = write_cube(tmp_path / "long.npz", cube)
     rows = predict.predict_timeline(cube=path, model=predictor, stride=2,
                                     out=tmp_path / "timeline.csv")
+    stored = predictor.threshold
+    anything = predict.predict_timeline(cube=path, model=predictor, stride=2, threshold=0.0,
+                                        out=tmp_path / "anything.csv")
+    # The threshold is honoured with a loaded Predictor too, and the Predictor unchanged.
+    assert {(row["threshold"], row["label"]) for row in anything} == {(0.0, 1)}
+    assert predictor.threshold == stored
     assert [row["start_frame"] for row in rows] == [0, 2, 4, 6]
     assert [row["start_s"] for row in rows] == [0.0, 48.0, 96.0, 144.0]
     assert rows[1]["start_time"] == cube.times[2]
@@ -190,8 +219,7 @@ def _cli(capsys, *argv):
     return code, capsys.readouterr()
 
 
-def test_cli_prints_a_table_and_refuses_bad_input(tiny_run, tiny_export, event_cubes,
-                                                  make_aia_frames, tmp_path, capsys):
+def test_cli_prints_a_table(tiny_run, tiny_export, event_cubes, tmp_path, capsys):
     run = tiny_run["run"]
     first = min(event_cubes.iterdir())
     code, captured = _cli(capsys, first, "--model", tiny_export, "--quiet", "--out",
@@ -203,74 +231,171 @@ def test_cli_prints_a_table_and_refuses_bad_input(tiny_run, tiny_export, event_c
     assert header.split() == ["file", "probability", "label", "threshold"]
     assert line.startswith(str(first))
 
-    def refused(*argv, match):
-        code, captured = _cli(capsys, *argv)
-        assert code == 2
-        lines = captured.err.strip().splitlines()
-        assert lines[-1].startswith("predict: error: ")
-        assert match in lines[-1], lines[-1]
 
-    with pytest.raises(SystemExit, match="2"):  # argparse refuses it before any work
-        predict.main([str(first), "--model", str(run), "--threshold", "1.5"])
-    assert capsys.readouterr().err.splitlines()[-1].endswith(
-        "error: argument --threshold: expected a probability in [0, 1], received 1.5")
-    refused(tmp_path / "absent.npz", "--model", run, match="absent.npz: cube not found")
-    (tmp_path / "notes.txt").write_text("not a cube")
-    refused(tmp_path / "notes.txt", "--model", run,
-            match="notes.txt: expected a .npz cube or a directory of FITS frames")
-    (tmp_path / "empty").mkdir()
-    refused(tmp_path / "empty", "--model", run,
-            match="empty: expected .npz cubes or FITS frames in this directory, found none")
-    mixed = tmp_path / "mixed"
-    mixed.mkdir()
-    shutil.copy(first, mixed / "a.npz")
-    write_cube(mixed / "b.npz", Cube(frames=make_aia_frames(n_frames=4, size=24)))
-    refused(mixed, "--model", run,
-            match="b.npz: cube of 4 frames of 24x24 px, but the model")
-    write_cube(tmp_path / "five.npz", Cube(frames=make_aia_frames(n_frames=5, size=32)))
-    refused(tmp_path / "five.npz", "--model", tiny_export,
-            match="five.npz: cube of 5 frames of 32x32 px, but the model")
-    refused(first, "--model", tmp_path / "nowhere", match="run folder or SavedModel not found")
-    refused(first, "--model", run, "--out", tmp_path / "p.xlsx",
-            match="expected a .csv or .json file name, received suffix '.xlsx'")
-    # Corrupt run folder and corrupt SavedModel.
-    broken_run = tmp_path / "broken_run"
-    shutil.copytree(run, broken_run)
-    (broken_run / "model.keras").write_bytes(b"garbage")
-    refused(first, "--model", broken_run, "--runtime", "tensorflow",
-            match="model.keras: cannot load the weights")
-    (broken_run / "model.tflite").write_bytes(b"garbage")
-    refused(first, "--model", broken_run, match="model.tflite: not a readable LiteRT model")
-    (broken_run / "model.tflite").unlink()
-    refused(first, "--model", broken_run, "--runtime", "litert",
-            match="expected model.tflite for --runtime litert (written by train and export)")
-    refused(first, "--model", run, "--runtime", "litert", "--jit",
-            match="--jit: XLA compiles the TensorFlow graph; it needs --runtime tensorflow")
-    half_run = tmp_path / "half_run"
-    half_run.mkdir()
-    (half_run / "config.json").write_text("{}")
-    refused(first, "--model", half_run, match="expected a finished run folder or a SavedModel")
-    broken_export = tmp_path / "broken_export"
-    shutil.copytree(tiny_export, broken_export)
-    (broken_export / "saved_model.pb").write_bytes(b"garbage")
-    refused(first, "--model", broken_export, "--runtime", "tensorflow",
-            match="cannot load the SavedModel")
-    for argv, flag in ((["--catalogue", tmp_path / "none.csv", "--cubes", event_cubes],
-                        "--catalogue: expected an existing file"),
-                       (["--timeline", first, "--stride", "0"],
-                        "--stride: expected an integer >= 1, received 0")):
-        with pytest.raises(SystemExit, match="2"):  # argparse refuses them before any work
-            predict.main([str(a) for a in argv] + ["--model", str(run)])
-        assert f"error: argument {flag}" in capsys.readouterr().err
-    # Nothing was written by the refused commands.
+def _broken_copy(folder, destination, name, content=b"garbage"):
+    shutil.copytree(folder, destination)
+    (destination / name).write_bytes(content)
+    return destination
+
+
+def _without_litert(run, destination):
+    _broken_copy(run, destination, "model.keras")
+    (destination / "model.tflite").unlink()
+    return destination
+
+
+def _half_run(destination):
+    destination.mkdir()
+    (destination / "config.json").write_text("{}")
+    return destination
+
+
+def _mixed_folder(first, make_aia_frames, destination):
+    destination.mkdir()
+    shutil.copy(first, destination / "a.npz")
+    write_cube(destination / "b.npz", Cube(frames=make_aia_frames(n_frames=4, size=24)))
+    return destination
+
+
+# Each scenario: (arguments, given the test's files; the text its one error line holds).
+CLI_ERRORS = {
+    "missing cube": (
+        lambda c: [c.tmp / "absent.npz", "--model", c.run], "absent.npz: cube not found"),
+    "not a cube": (
+        lambda c: [c.write("notes.txt", "not a cube"), "--model", c.run],
+        "notes.txt: expected a .npz cube or a directory of FITS frames"),
+    "empty folder": (
+        lambda c: [c.folder("empty"), "--model", c.run],
+        "empty: expected .npz cubes or FITS frames in this directory, found none"),
+    "cubes of another size": (
+        lambda c: [_mixed_folder(c.first, c.make_aia_frames, c.tmp / "mixed"), "--model", c.run],
+        "b.npz: cube of 4 frames of 24x24 px, but the model"),
+    "cube of another length, export": (
+        lambda c: [c.cube("five.npz", 5, 32), "--model", c.export],
+        "five.npz: cube of 5 frames of 32x32 px, but the model"),
+    "no such model": (
+        lambda c: [c.first, "--model", c.tmp / "nowhere"],
+        "nowhere: run folder or SavedModel not found"),
+    "bad output suffix": (
+        lambda c: [c.first, "--model", c.run, "--out", c.tmp / "p.xlsx"],
+        "expected a .csv or .json file name, received suffix '.xlsx'"),
+    "corrupt model.keras": (
+        lambda c: [c.first, "--model", _broken_copy(c.run, c.tmp / "broken", "model.keras"),
+                   "--runtime", "tensorflow"],
+        "model.keras: cannot load the weights"),
+    "corrupt model.tflite": (
+        lambda c: [c.first, "--model", _broken_copy(c.run, c.tmp / "broken", "model.tflite")],
+        "model.tflite: not a readable LiteRT model"),
+    "litert without model.tflite": (
+        lambda c: [c.first, "--model", _without_litert(c.run, c.tmp / "broken"),
+                   "--runtime", "litert"],
+        "expected model.tflite for the litert runtime (written by train and export)"),
+    "jit on litert": (
+        lambda c: [c.first, "--model", c.run, "--runtime", "litert", "--jit"],
+        "--jit: XLA compiles the TensorFlow graph; it needs --runtime tensorflow"),
+    "unfinished run folder": (
+        lambda c: [c.first, "--model", _half_run(c.tmp / "half_run")],
+        "expected a finished run folder or a SavedModel"),
+    "corrupt SavedModel": (
+        lambda c: [c.first, "--model", _broken_copy(c.export, c.tmp / "broken_export",
+                                                    "saved_model.pb"),
+                   "--runtime", "tensorflow"],
+        "cannot load the SavedModel"),
+    "missing catalogue": (
+        lambda c: ["--catalogue", c.tmp / "none.csv", "--cubes", c.cubes, "--model", c.run],
+        "none.csv: catalogue CSV file not found"),
+    "catalogue without cubes or records": (
+        lambda c: ["--catalogue", c.tmp / "none.csv", "--model", c.run],
+        "--catalogue: expected exactly one of --cubes ROOT or --records DIR"),
+    "catalogue and CUBE arguments": (
+        lambda c: [c.first, "--catalogue", c.tmp / "none.csv", "--cubes", c.cubes,
+                   "--model", c.run],
+        "--catalogue: expected --cubes ROOT or --records DIR, not CUBE arguments"),
+    "timeline and CUBE arguments": (
+        lambda c: [c.first, "--timeline", c.first, "--model", c.run],
+        "--timeline: expected one cube and no other CUBE arguments"),
+    "no cube at all": (lambda c: ["--model", c.run], "CUBE: expected at least one cube"),
+}
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--threshold", "1.5"], "--threshold: expected a probability in [0, 1], received 1.5"),
+    (["--threshold", "nan"], "--threshold: expected a probability in [0, 1], received 'nan'"),
+    (["--batch-size", "-1"], "--batch-size: expected a positive integer, received -1"),
+])
+def test_cli_flags_out_of_range_are_refused_by_argparse(argv, message, tmp_path, capsys):
+    with pytest.raises(SystemExit, match="2"):  # before any model or cube is read
+        predict.main([str(tmp_path / "cube.npz"), *argv])
+    assert capsys.readouterr().err.splitlines()[-1].endswith(f"error: argument {message}")
+
+
+@pytest.mark.parametrize("scenario", sorted(CLI_ERRORS))
+def test_cli_refuses_bad_input_in_one_line(scenario, tiny_run, tiny_export, event_cubes,
+                                           make_aia_frames, tmp_path, capsys):
+    from types import SimpleNamespace
+
+    def write(name, text):
+        (tmp_path / name).write_text(text)
+        return tmp_path / name
+
+    def folder(name):
+        (tmp_path / name).mkdir()
+        return tmp_path / name
+
+    def cube(name, frames, size):
+        return write_cube(tmp_path / name, Cube(frames=make_aia_frames(n_frames=frames,
+                                                                       size=size)))
+
+    context = SimpleNamespace(run=tiny_run["run"], export=tiny_export, cubes=event_cubes,
+                              first=min(event_cubes.iterdir()), tmp=tmp_path,
+                              make_aia_frames=make_aia_frames, write=write, folder=folder,
+                              cube=cube)
+    arguments, match = CLI_ERRORS[scenario]
+    code, captured = _cli(capsys, *arguments(context))
+    assert code == 2
+    lines = captured.err.strip().splitlines()
+    assert lines[-1].startswith("predict: error: ")
+    assert match in lines[-1], lines[-1]
+    assert "Traceback" not in captured.err
+    # Nothing was written by the refused command.
     assert not (tmp_path / "p.xlsx").exists() and not list(tmp_path.glob(".*tmp"))
 
 
-def test_xla_forward_pass_gives_the_same_probabilities(tiny_run):
-    from jetkeras.predict import load_predictor
+def test_stride_zero_is_refused_by_the_parser(tiny_run, event_cubes, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        predict.main(["--timeline", str(min(event_cubes.iterdir())), "--stride", "0"])
+    assert exit_info.value.code == 2
+    assert "--stride: expected a positive integer, received 0" in capsys.readouterr().err
 
-    plain = load_predictor(tiny_run["run"])
-    compiled = load_predictor(tiny_run["run"], jit=True)
+
+def test_cli_leaves_its_arguments_alone_and_passes_jit_to_every_mode(tiny_run, event_cubes,
+                                                                     monkeypatch):
+    calls = {}
+
+    def recorder(name):
+        def record(**kwargs):
+            calls[name] = kwargs
+            return [{"probability": 0.5, "start_frame": 0, "label": 0, "threshold": 0.5}]
+        return record
+
+    for name in ("predict_cubes", "predict_catalogue", "predict_timeline"):
+        monkeypatch.setattr(predict, name, recorder(name))
+    first = str(min(event_cubes.iterdir()))
+    model = ["--model", str(tiny_run["run"]), "--jit", "--quiet"]
+    for argv in ([first, *model], ["--cubes", str(event_cubes), *model],
+                 ["--timeline", first, *model]):
+        assert predict.main(argv) == 0
+    assert {name: kwargs["jit"] for name, kwargs in calls.items()} == {
+        "predict_cubes": True, "predict_catalogue": True, "predict_timeline": True}
+    parsed = predict._parser().parse_args(["--records", "r", *model])
+    before = dict(vars(parsed))
+    assert predict._check_flags(parsed) == "catalogue"
+    assert vars(parsed) == before
+
+
+def test_xla_forward_pass_gives_the_same_probabilities(tiny_run):
+    plain = runtime.load_predictor(tiny_run["run"])
+    compiled = runtime.load_predictor(tiny_run["run"], jit=True)
     frames = np.random.default_rng(0).gamma(2.0, 25.0, (3, plain.frames, plain.size,
                                                         plain.size)).astype(np.float32)
     np.testing.assert_allclose(compiled.predict_proba(frames), plain.predict_proba(frames),

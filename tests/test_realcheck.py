@@ -65,7 +65,7 @@ def test_motion_removed_copies(realjets):
 
 
 def test_check_scores_each_window_and_its_copies(realjets, tiny_run):
-    from jetkeras.predict import load_predictor
+    from jetkeras.runtime import load_predictor
 
     predictor = load_predictor(tiny_run["run"])
     result = real_jet_check(predictor, realjets, seed=0)

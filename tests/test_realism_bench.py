@@ -10,7 +10,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 
-import realism  # noqa: E402
+import realism
 
 
 def _power_law_field(rng, count, size, beta):

@@ -442,3 +442,14 @@ def test_sigint_says_how_to_resume_and_the_resume_loses_and_duplicates_nothing(t
                               limit=48, seed=5, records_per_shard=2, progress=False)
     assert json.dumps(reference["splits"], sort_keys=True) == json.dumps(manifest["splits"],
                                                                          sort_keys=True)
+
+
+def test_writer_and_parser_use_the_same_feature_keys():
+    """records.py says the writer writes exactly the keys of feature_spec: check it."""
+    import tensorflow as tf
+
+    from jetkeras.records import encode_example, feature_spec
+
+    frames = np.full((2, 4, 4), 7.0, dtype=np.float32)
+    example = tf.train.Example.FromString(encode_example(frames, 1, "jet_1", "group_1"))
+    assert set(example.features.feature) == set(feature_spec())

@@ -9,7 +9,8 @@ import pytest
 from jetkeras.build_records import build_records
 from jetkeras.config import JetConfig, model_preset
 from jetkeras.pipeline import make_dataset
-from jetkeras.train import load_run, main, predict_probabilities, train
+from jetkeras.runtime import load_run_model
+from jetkeras.train import main, predict_probabilities, train
 
 TINY = JetConfig().replace(
     data={"frames": 4, "size": 32},
@@ -56,7 +57,7 @@ def test_learning_rate_decays_over_the_run(run):
 
 def test_reload_gives_identical_predictions(run, records):
     out, _ = run
-    loaded = load_run(out)
+    loaded = load_run_model(out)
     direct = keras.saving.load_model(out / "model.keras")
     dataset = make_dataset(records, "test", loaded["config"])
     p1, labels = predict_probabilities(loaded["model"], dataset)
@@ -208,3 +209,30 @@ def test_sigint_says_how_to_resume_and_the_resume_loses_and_duplicates_nothing(r
     history = json.loads((out / "history.json").read_text())
     assert history["epoch"] == [float(e) for e in range(8)]  # nothing lost or run twice
     assert (out / "threshold.json").is_file() and not (out / "backup").exists()
+
+
+def test_banner_reports_the_xla_choice_of_resolve_compute():
+    """The banner once read runtime['jit_compile'] (no such key) and printed jit=None."""
+    from jetkeras.models import resolve_compute
+    from jetkeras.train import _banner
+
+    for jit, shown in (("on", "jit=True"), ("off", "jit=False")):
+        config = TINY.replace(train={"jit": jit})
+        line = _banner(config, 1234, 5, resolve_compute(config))
+        assert line == (f"train: td_lstm (tiny), 1,234 parameters, 5 steps/epoch, {shown}, "
+                        f"precision=float32")
+
+
+def test_training_prints_no_spurious_keras_warnings(records, tmp_path, recwarn):
+    """The pipeline shuffles and sizes its splits, so Keras has nothing to warn about."""
+    train(records=records, out=tmp_path / "quiet", config=TINY.replace(train={"epochs": 2}),
+          verbose=0)
+    messages = [str(warning.message) for warning in recwarn]
+    assert not [m for m in messages if "ran out of data" in m or "`shuffle=True`" in m], messages
+
+
+def test_evaluation_splits_have_a_known_length(records):
+    """make_dataset states the manifest's count, so ``len`` works on a val split."""
+    dataset = make_dataset(records, "val", TINY)
+    count = json.loads((records / "manifest.json").read_text())["splits"]["val"]["count"]
+    assert len(dataset) == -(-count // TINY.train.batch_size)

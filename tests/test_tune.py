@@ -20,7 +20,8 @@ from pathlib import Path
 import pytest
 
 from jetkeras.config import JetConfig
-from jetkeras.tune import load_space, main, tune
+from jetkeras.space import load_space
+from jetkeras.tune import main, tune
 
 REPO = Path(__file__).resolve().parents[1]
 TUNING = REPO / "tuning"
@@ -71,22 +72,22 @@ def test_seed_grid_is_the_seeds_18_points():
                       "train.schedule": ["exponential", "cosine", "plateau"]}
     assert space["fixed"] == {"model.arch": "epfl2d", "train.batch_size": 2,
                               "train.epochs": 100, "train.weight_decay": 0.005}
-    from jetkeras.tune import _grid_check
+    from jetkeras.space import grid_points
 
-    assert _grid_check(space) == 18
+    assert grid_points(space) == 18
 
 
 def test_architecture_space_maps_onto_one_config():
     import keras_tuner
 
-    from jetkeras.tune import _declare, apply_values, config_keys
+    from jetkeras.space import apply_values, config_keys, declare
 
     space = load_space(TUNING / "architecture.json")
     names = {spec["name"] for spec in space["hyperparameters"]}
     assert {"model.widths", "model.lstm_units", "model.dropout", "train.learning_rate",
             "train.batch_size", "data.max_angle_deg", "data.brightness_jitter"} <= names
     hp = keras_tuner.HyperParameters()
-    values = {spec["name"]: _declare(hp, spec, config_keys())
+    values = {spec["name"]: declare(hp, spec, config_keys())
               for spec in space["hyperparameters"]}
     config = apply_values(apply_values(JetConfig(), space["fixed"]), values)
     assert config.model.arch == "td_lstm"
@@ -94,13 +95,13 @@ def test_architecture_space_maps_onto_one_config():
     assert 1e-5 <= config.train.learning_rate <= 1e-2
     with pytest.raises(ValueError, match="--tuner grid: hyperparameter `model.dropout`.*"
                                          "continuous float range without `step`"):
-        from jetkeras.tune import _grid_check
+        from jetkeras.space import grid_points
 
-        _grid_check(space)
+        grid_points(space)
 
 
 def test_tiny_grid_expands_the_tiny_preset():
-    from jetkeras.tune import apply_values
+    from jetkeras.space import apply_values
 
     space = load_space(TUNING / "tiny_grid.json")
     config = apply_values(JetConfig(), space["fixed"])
@@ -182,7 +183,8 @@ def test_bad_oracle_and_role_flags(records, tmp_path):
 @pytest.mark.slow
 def test_grid_search_records_failed_trial_and_writes_best_run(records, tmp_path):
     from jetkeras.pipeline import make_dataset
-    from jetkeras.train import load_run, predict_probabilities
+    from jetkeras.runtime import load_run_model
+    from jetkeras.train import predict_probabilities
 
     space = write_space(tmp_path / "grid.json", [
         {"name": "train.batch_size", "type": "choice", "values": [4, 64]}])
@@ -204,7 +206,7 @@ def test_grid_search_records_failed_trial_and_writes_best_run(records, tmp_path)
     best = JetConfig.from_json(out / "best_config.json")
     assert best == result["best_config"]
     assert (best.train.batch_size, best.model.widths, best.data.size) == (4, (4, 8), 32)
-    run = load_run(out / "best_run")
+    run = load_run_model(out / "best_run")
     history = json.loads((out / "best_run" / "history.json").read_text())
     assert len(history["val_f1"]) == len(history["loss"]) == 2
     assert max(history["val_auc"]) == pytest.approx(float(rows[0]["val_auc"]))
@@ -431,3 +433,31 @@ def test_resume_refuses_a_changed_search_record(records, tmp_path, capsys):
                  "--tuner", "grid", "--out", str(out), "--resume"])
     assert code == 2
     assert "search.json: key `tuner`: expected one of" in capsys.readouterr().err
+
+
+def test_keras_tuner_outside_the_patched_versions_is_refused():
+    """tuners.py reaches into KerasTuner 1.4 internals: another minor release is refused."""
+    import keras_tuner
+
+    from jetkeras import tuners
+
+    tuners.check_version()  # the installed release is one the patches were written for
+    assert tuners.SUPPORTED_VERSIONS[0] <= tuple(
+        int(part) for part in keras_tuner.__version__.split(".")[:3]) < \
+        tuners.SUPPORTED_VERSIONS[1]
+    for version in ("1.5.0", "1.4.6", "2.0.0rc1"):
+        with pytest.raises(ValueError, match=rf"keras-tuner {version}: jetkeras.tune patches "
+                                             r"KerasTuner internals .*,<1\.5"):
+            tuners.check_version(version)
+
+
+def test_search_shows_trial_progress_with_the_best_so_far(records, tmp_path, capsys):
+    """At the default verbosity a search still reports each trial: k of n and the best."""
+    space = write_space(tmp_path / "progress.json", [
+        {"name": "train.learning_rate", "type": "choice", "values": [1e-3, 1e-2]}])
+    tune(records=records, space=space, tuner="grid", out=tmp_path / "progress", seed=0,
+         epochs=1)
+    error = capsys.readouterr().err
+    assert "tune: trials" in error and "2/2" in error, error
+    best = read_rows(tmp_path / "progress")[0]
+    assert f"best val_auc {float(best['val_auc']):.4f}" in error, error

@@ -73,7 +73,7 @@ def test_variants_flag_is_checked(tmp_path, capsys):
     with pytest.raises(SystemExit, match="2"):  # argparse refuses it before any work
         main(["--frames", "4", "--size", "32", "--limit", "8", "--variants", "0",
               "--out", str(tmp_path / "r")])
-    assert "argument --variants: expected an integer >= 1, received 0" in \
+    assert "argument --variants: expected a positive integer, received 0" in \
         capsys.readouterr().err
     with pytest.raises(ValueError, match="--variants: expected a positive integer, received 0"):
         build_records(source="synthetic", out=tmp_path / "r", variants=0, progress=False)

@@ -1,0 +1,397 @@
+"""What runs a trained network: :class:`Predictor` and :func:`load_predictor`.
+
+A *runtime* here is one thing only: the engine that evaluates the network's forward
+pass at prediction time. There are three:
+
+``litert``
+    the folder's ``model.tflite`` on the LiteRT interpreter (``ai-edge-litert``,
+    XNNPACK on every core). TensorFlow is never imported, so a cold start takes about
+    half a second instead of TensorFlow's import alone (6-12 s here), and a CPU runs
+    about 3x the sequences per second (``bench/predict.py``).
+``tensorflow``
+    the run folder's Keras model (a traced ``tf.function``, optionally compiled with
+    XLA: ``jit``) or the export's SavedModel ``serve`` endpoint.
+``auto``
+    ``litert`` when the folder holds ``model.tflite``, the package is installed and no
+    XLA is asked for; ``tensorflow`` otherwise.
+
+All of them agree to 1e-5 (``tests/test_predict.py``). Whatever runs the network, a
+:class:`Predictor` takes frames in DN and normalises them exactly as in training
+(:func:`jetkeras.pipeline.normalise` with the run's ``normalisation.json``).
+
+Reading a folder's files is :mod:`jetkeras.runs`; what to predict on (cubes, a
+catalogue, a timeline, a records split) is :mod:`jetkeras.predict`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import math
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from jetkeras import _cli, runs
+
+__all__ = [
+    "RUNTIMES",
+    "Predictor",
+    "check_positive_int",
+    "check_threshold",
+    "inference_config",
+    "load_predictor",
+    "load_run_model",
+    "resolve_model",
+]
+
+RUNTIMES = ("auto", "litert", "tensorflow")
+
+
+def check_threshold(threshold: float | None, name: str = "threshold") -> None:
+    """Refuse a decision threshold outside [0, 1] (None, the stored one, passes).
+
+    ``name`` is what the message calls it: the argument, or a command's flag.
+    """
+    if threshold is None:
+        return
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) \
+            or not 0.0 <= float(threshold) <= 1.0 or math.isnan(float(threshold)):
+        raise ValueError(f"{name}: expected a probability in [0, 1], received {threshold!r}")
+
+
+def check_positive_int(value, name: str) -> int:
+    """Refuse anything but an integer >= 1 (a bool too), naming the argument."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name}: expected a positive integer, received {value!r}")
+    return value
+
+
+def _sigmoid(logits: np.ndarray) -> np.ndarray:
+    """Probability of a jet from logits, float64 (stable for large |logit|)."""
+    logits = np.asarray(logits, dtype=np.float64).ravel()
+    return np.where(logits >= 0, 1.0 / (1.0 + np.exp(-np.abs(logits))),
+                    np.exp(-np.abs(logits)) / (1.0 + np.exp(-np.abs(logits))))
+
+
+# ------------------------------------------------------------------------- the model
+class Predictor:
+    """A trained jet classifier behind one interface, from a run folder or a SavedModel.
+
+    Build it with :func:`load_predictor`. ``predict_proba`` takes frames in DN and applies
+    the training normalisation itself, so callers never normalise.
+
+    Attributes
+    ----------
+    frames : int
+        Frames per sequence the model expects (T).
+    size : int
+        Pixels per side the model expects (S).
+    threshold : float
+        Decision threshold in [0, 1] (the run's, chosen on validation, unless overridden).
+    normalisation : dict
+        The run's ``normalisation.json`` (``clip_dn``, ``mean``, ``std``, ``scaling``...).
+    config : JetConfig
+        The run's configuration.
+    source : str
+        The run folder or SavedModel folder it came from.
+    kind : {"run", "saved_model"}
+    runtime : {"tensorflow", "litert"}
+        What runs the network.
+    """
+
+    def __init__(self, *, logits_function, frames, size, threshold, normalisation, config,
+                 source, kind, runtime="tensorflow"):
+        self._logits_function = logits_function
+        self.frames = int(frames)
+        self.size = int(size)
+        self.threshold = float(threshold)
+        self.normalisation = dict(normalisation)
+        self.config = config
+        self.source = str(source)
+        self.kind = kind
+        self.runtime = runtime
+
+    def __repr__(self) -> str:
+        return (f"Predictor({self.kind} {self.source!r} on {self.runtime}: {self.frames} frames of "
+                f"{self.size}x{self.size} px, threshold {self.threshold:.3f})")
+
+    def with_threshold(self, threshold: float | None) -> Predictor:
+        """This predictor deciding at ``threshold`` (itself when None); ``self`` is unchanged.
+
+        The copy shares the loaded network, so it costs nothing.
+        """
+        if threshold is None:
+            return self
+        check_threshold(threshold)
+        changed = copy.copy(self)
+        changed.threshold = float(threshold)
+        return changed
+
+    def normalise(self, frames_dn: np.ndarray) -> np.ndarray:
+        """DN ``(N, T, H, W)`` -> normalised float32 ``(N, T, H, W, 1)`` as in training."""
+        from jetkeras.pipeline import normalise
+
+        scaling = self.normalisation.get("scaling", self.config.data.scaling)
+        normalised = normalise(frames_dn, self.normalisation, scaling, numpy=True)
+        return np.asarray(normalised, dtype=np.float32)[..., None]
+
+    def predict_logits(self, frames_dn: np.ndarray, *, batch_size: int = 16) -> np.ndarray:
+        """Logits ``(N,)`` float64 of frames in DN ``(N, T, H, W)`` float32."""
+        frames_dn = self._check_batch(frames_dn)
+        check_positive_int(batch_size, "batch_size")
+        outputs = []
+        for start in range(0, frames_dn.shape[0], batch_size):
+            batch = self.normalise(frames_dn[start:start + batch_size])
+            outputs.append(np.asarray(self._logits_function(batch), dtype=np.float64).ravel())
+        if not outputs:
+            return np.zeros(0, dtype=np.float64)
+        return np.concatenate(outputs)
+
+    def predict_proba(self, frames_dn: np.ndarray, *, batch_size: int = 16) -> np.ndarray:
+        """Probability of a jet, ``(N,)`` float64 in [0, 1].
+
+        Parameters
+        ----------
+        frames_dn : numpy.ndarray
+            float32 ``(N, T, H, W)`` in DN (AIA level-1, as the records hold them), with
+            ``T == self.frames`` and ``H == W == self.size``.
+        batch_size : int
+            Sequences per forward pass. Defaults to 16.
+        """
+        return _sigmoid(self.predict_logits(frames_dn, batch_size=batch_size))
+
+    def _check_batch(self, frames_dn) -> np.ndarray:
+        array = np.asarray(frames_dn)
+        if array.ndim != 4:
+            raise ValueError(f"predict_proba: expected frames of shape (n_sequences, "
+                             f"n_frames, height, width), received shape {array.shape}")
+        if array.shape[1:] != (self.frames, self.size, self.size):
+            raise ValueError(
+                f"predict_proba: expected sequences of {self.frames} frames of "
+                f"{self.size}x{self.size} px, received {array.shape[1]} frames of "
+                f"{array.shape[2]}x{array.shape[3]} px")
+        return np.ascontiguousarray(array, dtype=np.float32)
+
+
+def inference_config(config):
+    """The run's config for CPU-safe inference: no cuDNN-only LSTM, float32 compute.
+
+    A model trained on a GPU with ``use_cudnn`` "true" cannot run on a CPU (the cuDNN
+    kernel is chosen when the graph is traced; keras-team/keras#18504), and mixed
+    precision gives no speed on a CPU; the weights are the same either way.
+    """
+    return config.replace(model={"use_cudnn": "false"}, train={"precision": "float32"})
+
+
+def load_run_model(run: str | os.PathLike) -> dict[str, Any]:
+    """Rebuild a run folder's network for inference and load its weights.
+
+    Returns
+    -------
+    dict
+        ``model`` (keras.Model rebuilt with ``use_cudnn="false"``), and what
+        :func:`jetkeras.runs.read_run` returns: ``config`` (the run's JetConfig,
+        unchanged), ``normalisation`` (dict), ``threshold`` (float), ``frames``, ``size``,
+        ``run`` (Path).
+
+    Raises
+    ------
+    FileNotFoundError, ValueError
+        As :func:`jetkeras.runs.read_run`; ValueError also when ``model.keras`` cannot be
+        loaded.
+    """
+    _cli.quiet_tensorflow()
+    loaded = runs.read_run(run)
+    from jetkeras.models import build_model
+
+    model = build_model(inference_config(loaded["config"]))
+    weights = loaded["run"] / runs.MODEL_FILE
+    try:
+        model.load_weights(weights)
+    except Exception as error:  # a corrupt archive is a user error, whatever Keras raises
+        raise ValueError(f"{weights}: cannot load the weights "
+                         f"({type(error).__name__}: {_cli.first_line(error)})") from None
+    return {"model": model, **loaded}
+
+
+# ------------------------------------------------------------------------- runtimes
+@contextlib.contextmanager
+def _native_stderr_silenced():
+    """Send file descriptor 2 to /dev/null: C++ libraries log there, past Python."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _litert_logits_function(path: Path):
+    """Logits of a batch from a LiteRT ``model.tflite`` (XNNPACK on every core).
+
+    The interpreter is resized whenever the batch size changes; TensorFlow is never
+    imported.
+    """
+    from ai_edge_litert.interpreter import Interpreter
+
+    try:
+        interpreter = Interpreter(model_path=str(path), num_threads=os.cpu_count() or 1)
+        input_index = interpreter.get_input_details()[0]["index"]
+        output_index = interpreter.get_output_details()[0]["index"]
+    except (ValueError, RuntimeError) as error:
+        raise ValueError(f"{path}: not a readable LiteRT model "
+                         f"({_cli.first_line(error)})") from None
+    allocated = {"shape": None}
+
+    def logits(batch):
+        if batch.shape != allocated["shape"]:
+            interpreter.resize_tensor_input(input_index, batch.shape)
+            with _native_stderr_silenced():  # XNNPACK announces itself on first use
+                interpreter.allocate_tensors()
+            allocated["shape"] = batch.shape
+        interpreter.set_tensor(input_index, batch)
+        interpreter.invoke()
+        return interpreter.get_tensor(output_index).copy()
+
+    return logits
+
+
+def _litert_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("ai_edge_litert") is not None
+
+
+def _choose_runtime(folder: Path, runtime: str, jit: bool) -> str:
+    """``litert`` or ``tensorflow`` for a run or SavedModel folder (see load_predictor)."""
+    if runtime not in RUNTIMES:
+        raise ValueError(f"runtime: expected one of {list(RUNTIMES)}, received {runtime!r}")
+    has_litert = (folder / runs.LITERT_FILE).is_file()
+    if runtime == "litert":
+        if jit:
+            raise ValueError("jit: XLA compiles the TensorFlow graph; it needs the "
+                             "tensorflow (or auto) runtime, received runtime litert")
+        if not has_litert:
+            raise ValueError(f"{folder}: expected {runs.LITERT_FILE} for the litert runtime "
+                             f"(written by train and export), found none")
+        if not _litert_available():
+            raise ValueError("runtime litert: the ai-edge-litert package is not installed "
+                             "(pip install ai-edge-litert)")
+        return "litert"
+    if runtime == "auto" and has_litert and not jit and _litert_available():
+        return "litert"
+    return "tensorflow"
+
+
+def _keras_logits_function(model, jit: bool = False):
+    """A traced forward pass (one trace per batch size: the shapes are static).
+
+    ``jit`` compiles it with XLA: about 0.7 s more at the first batch, about 20 % more
+    sequences per second on a CPU (measured in ``bench/predict.py``).
+    """
+    import tensorflow as tf
+
+    @tf.function(reduce_retracing=True, jit_compile=bool(jit))
+    def forward(frames):
+        return model(frames, training=False)
+
+    return lambda batch: forward(tf.constant(batch)).numpy()
+
+
+def _saved_model_logits_function(path: Path):
+    _cli.quiet_tensorflow()
+    import tensorflow as tf
+
+    try:
+        loaded = tf.saved_model.load(str(path))
+        serve = loaded.serve
+    except Exception as error:  # a corrupt SavedModel is a user error, whatever TF raises
+        raise ValueError(f"{path}: cannot load the SavedModel "
+                         f"({type(error).__name__}: {_cli.first_line(error)})") from None
+
+    def logits(batch):
+        return serve(tf.constant(batch)).numpy()
+
+    logits.keep_alive = loaded  # the endpoint needs its object graph alive
+    return logits
+
+
+# ------------------------------------------------------------------------- loading
+_BUNDLED_NOTE_SHOWN = False
+
+
+def resolve_model(model: str | os.PathLike | None) -> Path:
+    """The model folder to load: ``model`` itself, or the bundled default when None.
+
+    The first time the bundled model is chosen in a process, one line on stderr names it,
+    says it was trained on synthetic renders only, and where its model card is.
+
+    Raises
+    ------
+    FileNotFoundError
+        ``model`` is None and this installation holds no bundled model.
+    """
+    global _BUNDLED_NOTE_SHOWN
+    if model is not None:
+        return Path(model)
+    bundled = runs.BUNDLED_MODEL
+    if not (bundled / runs.THRESHOLD_FILE).is_file():
+        raise FileNotFoundError(
+            f"model: not given, and this installation has no bundled model at "
+            f"{bundled}; give a run or export folder or rebuild it with "
+            f"`python -m jetkeras.bundle --install`")
+    if not _BUNDLED_NOTE_SHOWN:
+        _BUNDLED_NOTE_SHOWN = True
+        print(f"jetkeras: no model given: using the bundled model jet304-synthetic "
+              f"({bundled}), trained on synthetic renders only; read its model card, "
+              f"docs/model_card.md, before quoting its probabilities", file=sys.stderr)
+    return bundled
+
+
+def load_predictor(model: str | os.PathLike | None = None, *,
+                   threshold: float | None = None,
+                   jit: bool = False, runtime: str = "auto") -> Predictor:
+    """A :class:`Predictor` from a run folder (``train``) or a SavedModel (``export``).
+
+    Parameters
+    ----------
+    model : path-like, optional
+        A finished run folder (``model.keras``, ``config.json``, ``normalisation.json``,
+        ``threshold.json``) or an exported SavedModel folder (``saved_model.pb`` and
+        ``assets/jetkeras.json``). None: the bundled default model (see
+        :func:`resolve_model` and ``docs/model_card.md``).
+    threshold : float, optional
+        Decision threshold in [0, 1]; default the one stored with the model.
+    jit : bool
+        Compile a run folder's forward pass with XLA (TensorFlow runtime only).
+    runtime : {"auto", "litert", "tensorflow"}
+        What runs the network (see the module docstring). ``auto``: LiteRT when the
+        folder has ``model.tflite`` and ai-edge-litert is installed, unless ``jit``.
+
+    Raises
+    ------
+    FileNotFoundError, ValueError
+        Missing or corrupt model, threshold outside [0, 1]: one line each.
+    """
+    check_threshold(threshold)
+    path = resolve_model(model)
+    stored = runs.read_model_folder(path)
+    chosen = _choose_runtime(path, runtime, jit)
+    if chosen == "litert":
+        logits_function = _litert_logits_function(path / runs.LITERT_FILE)
+    elif stored["kind"] == "saved_model":
+        logits_function = _saved_model_logits_function(path)
+    else:
+        logits_function = _keras_logits_function(load_run_model(path)["model"], jit)
+    return Predictor(logits_function=logits_function, frames=stored["frames"],
+                     size=stored["size"],
+                     threshold=stored["threshold"] if threshold is None else threshold,
+                     normalisation=stored["normalisation"], config=stored["config"],
+                     source=path, kind=stored["kind"], runtime=chosen)
