@@ -245,6 +245,11 @@ class JetTunerMixin:
             self.save()
             serve_oracle(self.oracle)
             return
+        if distribute_utils.has_chief_oracle():
+            # A worker's oracle is a gRPC client without `trials` or `max_trials`: the
+            # chief keeps the count, so a worker shows no bar.
+            super().search(*args, **kwargs)
+            return
         from tqdm.auto import tqdm
 
         ended = sum(trial.status in ENDED_STATUSES for trial in self.oracle.trials.values())
