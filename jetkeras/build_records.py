@@ -47,7 +47,9 @@ from jetkeras.records import (
     FORMAT,
     STORAGE,
     Encoding,
+    read_build,
     read_manifest,
+    read_sidecar,
     sha256_file,
     shard_name,
     prepare_examples,
@@ -308,10 +310,17 @@ def build_records(
                         variants=variants)
     todo = [t for t in tasks if not Path(t["path"] + ".json").is_file()]
     # Each task writes its own sidecar; the manifest then reads them all back.
-    _run_tasks(todo, workers=workers, processes=parallel == "processes" and workers > 1,
-               scheduler=scheduler, progress=progress,
-               total=sum(len(t["items"]) for t in tasks),
-               done=sum(len(t["items"]) for t in tasks if t not in todo))
+    try:
+        _run_tasks(todo, workers=workers, processes=parallel == "processes" and workers > 1,
+                   scheduler=scheduler, progress=progress,
+                   total=sum(len(t["items"]) for t in tasks),
+                   done=sum(len(t["items"]) for t in tasks if t not in todo))
+    except KeyboardInterrupt:
+        # Shards are renamed into place before their sidecar: a shard with a sidecar is
+        # whole, one without is rebuilt by the next run.
+        finished = sum(Path(t["path"] + ".json").is_file() for t in tasks)
+        raise _cli.Interrupted(f"after {finished} of {len(tasks)} shards",
+                               f"the {finished} finished shard(s) are kept in {out}") from None
     manifest = write_manifest(out, tasks, orphans, missing, config, identity, encoding)
     if progress:
         print(summary_table(manifest), file=sys.stderr)
@@ -397,8 +406,8 @@ def _plain(row: pd.Series) -> dict[str, Any]:
 def _claim_folder(out: Path, identity: dict[str, Any]) -> None:
     """Refuse a folder that holds records of another configuration."""
     build_path = out / "build.json"
-    if build_path.is_file():
-        previous = json.loads(build_path.read_text())
+    previous = read_build(out)
+    if previous is not None:
         for key in sorted(set(previous) | set(identity)):
             if previous.get(key) != identity.get(key):
                 raise ValueError(
@@ -492,7 +501,7 @@ def write_manifest(out, tasks, orphans, missing, config, identity, encoding):
     totals = {"count": 0, "sum": 0.0, "sum_sq": 0.0, "log_sum": 0.0, "log_sum_sq": 0.0}
     for task in tasks:
         path = Path(task["path"])
-        sidecar = json.loads(Path(task["path"] + ".json").read_text())
+        sidecar = read_sidecar(path)
         entry = splits.setdefault(task["split"], {"shards": [], "counts": {"jet": 0, "no_jet": 0},
                                                   "groups": set()})
         entry["shards"].append({"name": path.name, "sha256": sidecar["sha256"],
@@ -598,28 +607,37 @@ def describe_records(records_dir: str | Path, *, per_class: int = 2,
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m jetkeras.build_records",
                                      description=__doc__.split("\n\n")[0])
-    parser.add_argument("--describe", metavar="DIR",
+    parser.add_argument("--describe", metavar="DIR", type=_cli.existing_folder,
                         help="print the manifest of a records folder and write a contact sheet")
     parser.add_argument("--source", choices=SOURCES, default="synthetic",
                         help="where cubes come from; default synthetic (render the catalogue)")
-    parser.add_argument("--npz-root", help="seed npz layout root (data0/, data1/, ...) or a "
-                                           "folder of <event_id>.npz cubes")
-    parser.add_argument("--fits-root", help="folder holding one sub-folder of FITS per event id")
-    parser.add_argument("--catalogue", help="jet catalogue CSV (Solar Jet Hunter layout), or "
-                                            "an event table with an event_id column and a 0/1 "
-                                            "label in every row (npz or fits source); default: "
-                                            "the bundled catalogue")
-    parser.add_argument("--negatives", help="jet-free intervals CSV; default: the bundled one")
+    parser.add_argument("--npz-root", type=_cli.existing_folder,
+                        help="seed npz layout root (data0/, data1/, ...) or a "
+                             "folder of <event_id>.npz cubes")
+    parser.add_argument("--fits-root", type=_cli.existing_folder,
+                        help="folder holding one sub-folder of FITS per event id")
+    parser.add_argument("--catalogue", type=_cli.existing_file,
+                        help="jet catalogue CSV (Solar Jet Hunter layout), or an event table "
+                             "with an event_id column and a 0/1 label in every row (npz or "
+                             "fits source); default: the bundled catalogue")
+    parser.add_argument("--negatives", type=_cli.existing_file,
+                        help="jet-free intervals CSV; default: the bundled one")
     parser.add_argument("--out", help="output folder; default tfrecords/<source>")
-    parser.add_argument("--config", help="JetConfig JSON whose data section is used")
-    parser.add_argument("--frames", type=int, help="frames per sequence; default 30")
-    parser.add_argument("--size", type=int, help="pixels per side after pooling; default 166")
-    parser.add_argument("--limit", type=int, help="class-balanced subset of N sequences")
+    parser.add_argument("--config", type=_cli.existing_file,
+                        help="JetConfig JSON whose data section is used")
+    parser.add_argument("--frames", type=_cli.bounded_int(2, _cli.MAX_FRAMES),
+                        help=f"frames per sequence, 2 to {_cli.MAX_FRAMES}; default 30 (or the "
+                             f"--config's)")
+    parser.add_argument("--size", type=_cli.bounded_int(16, _cli.MAX_SIZE),
+                        help=f"pixels per side after pooling, 16 to {_cli.MAX_SIZE}; default 166 "
+                             f"(or the --config's)")
+    parser.add_argument("--limit", type=_cli.bounded_int(2),
+                        help="class-balanced subset of N >= 2 sequences; default all")
     parser.add_argument("--split", choices=("grouped", "seed"), default="grouped",
                         help="grouped: 70/15/15 by HEK event; seed: the seed's folders")
-    parser.add_argument("--records-per-shard", type=int, default=32,
+    parser.add_argument("--records-per-shard", type=_cli.positive_int, default=32,
                         help="sequences per shard; default 32")
-    parser.add_argument("--workers", type=int, default=1,
+    parser.add_argument("--workers", type=_cli.bounded_int(1, _cli.MAX_WORKERS), default=1,
                         help="sequences prepared at once; default 1")
     parser.add_argument("--parallel", choices=PARALLEL, default="auto",
                         help="threads (npz, synthetic) or a local Dask cluster of processes "
@@ -628,7 +646,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-match-position", dest="match_position", action="store_false",
                         help="with --limit: draw negatives at random instead of matching "
                              "the jets' distances from disk centre")
-    parser.add_argument("--variants", type=int, default=1,
+    parser.add_argument("--variants", type=_cli.positive_int, default=1,
                         help="synthetic only: independent renders of each training event "
                              "(an epoch of train is one pass over the events); default 1")
     _cli.add_seed_flag(parser)
@@ -644,7 +662,8 @@ def main(argv: list[str] | None = None) -> int:
             describe_records(args.describe)
             return
         config = JetConfig.from_json(args.config) if args.config else JetConfig()
-        changes = {k: v for k, v in (("frames", args.frames), ("size", args.size)) if v}
+        changes = {key: value for key, value in (("frames", args.frames), ("size", args.size))
+                   if value is not None}
         config = config.replace(data=changes) if changes else config
         build_records(source=args.source, out=args.out, config=config, seed=args.seed,
                       limit=args.limit, split=args.split, npz_root=args.npz_root,
@@ -654,7 +673,9 @@ def main(argv: list[str] | None = None) -> int:
                       scheduler=args.scheduler, variants=args.variants,
                       match_position=args.match_position)
 
-    return _cli.run_main(run, "build_records")
+    # The shard plan is a pure function of the flags: the same command picks up the
+    # shards without a sidecar (build.json refuses a changed configuration).
+    return _cli.run_main(run, "build_records", resume=_cli.resume_command("build_records", argv))
 
 
 if __name__ == "__main__":

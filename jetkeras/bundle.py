@@ -164,10 +164,10 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"renders of each training event; default {VARIANTS}")
     parser.add_argument("--epochs", type=_cli.positive_int,
                         help="training epochs; default train's")
-    parser.add_argument("--target-recall", type=float, default=TARGET_RECALL,
+    parser.add_argument("--target-recall", type=_cli.target_recall, default=TARGET_RECALL,
                         help=f"validation recall the threshold must reach; default "
                              f"{TARGET_RECALL}")
-    parser.add_argument("--workers", type=_cli.positive_int, default=2,
+    parser.add_argument("--workers", type=_cli.bounded_int(1, _cli.MAX_WORKERS), default=2,
                         help="render threads; default 2")
     parser.add_argument("--install", action="store_true",
                         help="replace the package's jetkeras/bundled with the new bundle")
@@ -175,15 +175,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     def run():
-        if not 0.0 < args.target_recall <= 1.0:
-            raise ValueError(f"--target-recall: expected a probability in (0, 1], received "
-                             f"{args.target_recall}")
         build_bundle(work=args.work, out=args.out or Path(args.work) / "jet304",
                      seed=args.seed, limit=args.limit, variants=args.variants,
                      epochs=args.epochs, target_recall=args.target_recall,
                      workers=args.workers, install=args.install)
 
-    return _cli.run_main(run, "bundle")
+    # Records, run and report in WORK are each kept when finished (the run resumes).
+    return _cli.run_main(run, "bundle", resume=_cli.resume_command("bundle", argv))
 
 
 if __name__ == "__main__":

@@ -53,6 +53,7 @@ Outputs in ``--out``:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import hashlib
 import io
@@ -262,7 +263,7 @@ def _write_fold_records(records: Path, manifest: dict[str, Any], sequences, role
 
     encoding = Encoding(offset_dn=manifest["encoding"]["offset_dn"],
                         clip_dn=manifest["encoding"]["clip_dn"])
-    per_shard = int(manifest.get("build", {}).get("records_per_shard") or 32)
+    per_shard = manifest["build"]["records_per_shard"]  # checked by read_manifest
     temporaries, state, tasks = {}, {}, {}
     for fold, target in targets.items():
         temporary = target.with_name(f".{target.name}.tmp")
@@ -328,6 +329,23 @@ def _write_fold_records(records: Path, manifest: dict[str, Any], sequences, role
 
 
 # ------------------------------------------------------------------------ one fold
+@contextlib.contextmanager
+def _interrupted_in_fold(fold: int, folds: int, out: Path):
+    """Turn Ctrl-C in fold ``fold`` into an :class:`~jetkeras._cli.Interrupted` saying so.
+
+    The folds before it are finished (``metrics.json``) and kept; the fold's own run keeps
+    its epochs (train's line is appended).
+    """
+    try:
+        yield
+    except KeyboardInterrupt as interrupt:
+        inner = interrupt if isinstance(interrupt, _cli.Interrupted) else None
+        where = f"in fold {fold} of folds 0-{folds - 1}"
+        raise _cli.Interrupted(f"{where}, {inner.where}" if inner and inner.where else where,
+                               f"{fold} finished fold(s) kept in {out}"
+                               + (f"; {inner.kept}" if inner else "")) from None
+
+
 def _run_fold(fold: int, fold_dir: Path, config, roles_of_fold, sequences,
               verbose: int) -> dict[str, Any]:
     """Train (or resume, or keep) the fold's run, score its test split, return its row."""
@@ -589,7 +607,8 @@ def crossval(
         if finished.is_file():
             row = json.loads(finished.read_text())
         else:
-            row = _run_fold(k, fold_dirs[k], config, roles[k], sequences, verbose)
+            with _interrupted_in_fold(k, folds, out):
+                row = _run_fold(k, fold_dirs[k], config, roles[k], sequences, verbose)
             atomic_write_text(finished, json.dumps(row, indent=2))
         rows.append(row)
         if verbose:
@@ -614,17 +633,19 @@ def crossval(
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m jetkeras.crossval",
                                      description=__doc__.split("\n\n")[0])
-    parser.add_argument("--records", required=True,
+    parser.add_argument("--records", required=True, type=_cli.existing_folder,
                         help="records folder (build_records); all of its splits are pooled")
-    parser.add_argument("--folds", type=int, default=5,
+    parser.add_argument("--folds", type=_cli.bounded_int(2), default=5,
                         help="K, the number of test folds (>= 2, at most the event groups of "
                              "the rarer class); default 5")
     parser.add_argument("--out", required=True, help="cross-validation folder to write")
-    parser.add_argument("--config", help="JetConfig JSON of every fold's training (e.g. the "
-                                         "best config of a search)")
+    parser.add_argument("--config", type=_cli.existing_file,
+                        help="JetConfig JSON of every fold's training (e.g. the "
+                             "best config of a search)")
     parser.add_argument("--preset", help="model widths preset: light (default), seed, tiny")
-    parser.add_argument("--epochs", type=int, help="passes over each fold's training split")
-    parser.add_argument("--seed", type=int,
+    parser.add_argument("--epochs", type=_cli.positive_int,
+                        help="passes over each fold's training split; default by frame size")
+    parser.add_argument("--seed", type=_cli.seed_int,
                         help="seed of the fold assignment and of training; default the "
                              "config's train.seed (0)")
     parser.add_argument("--overwrite", action="store_true",
@@ -639,15 +660,14 @@ def main(argv: list[str] | None = None) -> int:
     def run():
         from jetkeras.train import config_from_args
 
-        if args.folds < 2:  # before any file is read
-            raise ValueError(f"--folds: expected an integer >= 2, received {args.folds}")
-        if not Path(args.records).is_dir():
-            raise FileNotFoundError(f"--records {args.records}: records folder not found")
         config = config_from_args(args, records=args.records)
         crossval(records=args.records, out=args.out, folds=args.folds, config=config,
                  seed=config.train.seed, overwrite=args.overwrite)
 
-    return _cli.run_main(run, "crossval")
+    # A rerun keeps the finished folds and resumes the interrupted fold's training;
+    # --overwrite would throw them away.
+    return _cli.run_main(run, "crossval",
+                         resume=_cli.resume_command("crossval", argv, drop=["--overwrite"]))
 
 
 if __name__ == "__main__":

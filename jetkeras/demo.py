@@ -110,10 +110,12 @@ def run_demo(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     config = demo_config(full=full, epochs=epochs, seed=seed)
-    limit = None if full and limit is None else (limit or 480)
+    if limit is None and not full:
+        limit = 480
     started = time.perf_counter()
 
-    _step(1, f"render the Solar Jet Hunter catalogue ({limit or 'all'} sequences of "
+    count = "all" if limit is None else limit
+    _step(1, f"render the Solar Jet Hunter catalogue ({count} sequences of "
              f"{config.data.frames}x{config.data.size}x{config.data.size}) and build records")
     manifest = build_records(source="synthetic", out=out / "records", config=config,
                              seed=seed, limit=limit, workers=workers, variants=VARIANTS)
@@ -218,15 +220,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="demo_output", help="output folder; default demo_output")
     parser.add_argument("--full", action="store_true",
                         help="all 1,766 events at 30x166x166 (for a GPU machine)")
-    parser.add_argument("--limit", type=int, help="sequences to render; default 480 (CPU)")
+    parser.add_argument("--limit", type=_cli.bounded_int(2),
+                        help="sequences to render; default 480 (CPU)")
     parser.add_argument("--epochs", type=_cli.positive_int, help="training epochs; default 60")
-    parser.add_argument("--workers", type=_cli.positive_int, default=2,
+    parser.add_argument("--workers", type=_cli.bounded_int(1, _cli.MAX_WORKERS), default=2,
                         help="threads rendering sequences; default 2")
     _cli.add_seed_flag(parser)
     args = parser.parse_args(argv)
     return _cli.run_main(lambda: run_demo(out=args.out, full=args.full, limit=args.limit,
                                           epochs=args.epochs, seed=args.seed,
-                                          workers=args.workers), "demo")
+                                          workers=args.workers), "demo",
+                          # The records, the run (from its last epoch) and the later steps
+                          # pick up where they stopped.
+                          resume=_cli.resume_command("demo", argv))
 
 
 if __name__ == "__main__":

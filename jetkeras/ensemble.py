@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", nargs="+", required=True,
                         help="finished run folders of one config, different seeds")
-    parser.add_argument("--records", required=True,
+    parser.add_argument("--records", required=True, type=_cli.existing_folder,
                         help="their records folder (validation split: the threshold)")
     parser.add_argument("--out", required=True, help="the ensemble's run folder")
     parser.add_argument("--overwrite", action="store_true", help="replace --out")
@@ -125,7 +125,12 @@ def main(argv: list[str] | None = None) -> int:
               f"{', '.join(f'{auc:.3f}' for auc in choice['member_val_auc'])}); threshold "
               f"{choice['threshold']:.3f}; run in {args.out}")
 
-    return _cli.run_main(run, "ensemble")
+    # An interrupted ensemble folder has no threshold.json yet: it is rebuilt from the runs
+    # (seconds), which needs --overwrite once the folder exists.
+    return _cli.run_main(run, "ensemble", kept="the member runs are untouched",
+                         resume=lambda: _cli.resume_command(
+                             "ensemble", argv,
+                             add=["--overwrite"] if Path(args.out).exists() else []))
 
 
 if __name__ == "__main__":

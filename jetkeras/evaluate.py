@@ -272,11 +272,12 @@ def _parser() -> argparse.ArgumentParser:
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("--run", required=True,
                         help="finished run folder (or exported SavedModel folder)")
-    parser.add_argument("--records", required=True, help="records folder (build_records)")
+    parser.add_argument("--records", required=True, type=_cli.existing_folder,
+                        help="records folder (build_records)")
     parser.add_argument("--split", default="test", choices=("train", "val", "test"),
                         help="split to evaluate; default test")
     parser.add_argument("--out", required=True, help="report folder to create")
-    parser.add_argument("--max-gifs", type=int, default=20,
+    parser.add_argument("--max-gifs", type=_cli.non_negative_int, default=20,
                         help="most misclassified sequences animated as GIFs; default 20")
     parser.add_argument("--batch-size", type=_cli.positive_int, default=16,
                         help="sequences per forward pass; default 16")
@@ -298,7 +299,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{metrics['threshold']:.3f} ({metrics['count']} sequences); report in "
               f"{args.out}/report.md")
 
-    return _cli.run_main(run, "evaluate")
+    return _cli.run_main(run, "evaluate", resume=_cli.resume_command("evaluate", argv),
+                         kept="nothing written (the report folder appears whole or not at all)")
 
 
 if __name__ == "__main__":

@@ -219,7 +219,8 @@ def main(argv: list[str] | None = None) -> int:
               f"(None, {result['frames']}, {result['size']}, {result['size']}, 1); endpoints "
               f"serve, serve_proba; threshold {result['threshold']:.3f})")
 
-    return _cli.run_main(run, "export")
+    return _cli.run_main(run, "export", resume=_cli.resume_command("export", argv),
+                         kept="nothing written (the export folder appears whole or not at all)")
 
 
 if __name__ == "__main__":

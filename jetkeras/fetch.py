@@ -469,8 +469,6 @@ def fetch_events(
         ``attempts`` (cumulative over runs), ``error`` (None when done), ``cube`` (path
         or None), ``skipped`` (True when it was already done before this run).
     """
-    from tqdm.auto import tqdm
-
     email = jsoc_email(email)
     if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
         raise ValueError(f"`retries` expected an integer >= 0, received {retries!r}")
@@ -494,7 +492,29 @@ def fetch_events(
         for record in records
     ]
 
-    summary = []
+    summary: list[dict] = []
+    try:
+        _fetch_each(records, queries, summary, out=out, state=state, state_path=state_path,
+                    settings=settings, client=client, retries=retries, backoff_s=backoff_s,
+                    sleep=sleep, cadence_tolerance_s=cadence_tolerance_s,
+                    keep_fits=keep_fits, progress=progress, on_event=on_event)
+    except KeyboardInterrupt:
+        # The state is saved after each event; the event under way is fetched again.
+        done = sum(entry.get("status") == "done" for entry in state["events"].values())
+        raise _cli.Interrupted(f"after {len(summary)} of {len(records)} events",
+                               f"{done} fetched cube(s) and the state are kept in "
+                               f"{state_path}") from None
+    _remove_if_empty(out / "fits")
+    return pd.DataFrame(summary, columns=["event_id", "status", "attempts", "error", "cube",
+                                          "skipped"])
+
+
+def _fetch_each(records, queries, summary, *, out, state, state_path, settings, client,
+                retries, backoff_s, sleep, cadence_tolerance_s, keep_fits, progress,
+                on_event) -> None:
+    """The loop of :func:`fetch_events`: one row of ``summary`` per event handled."""
+    from tqdm.auto import tqdm
+
     for record, query in tqdm(list(zip(records, queries)), desc="fetch", unit="event",
                               disable=not progress):
         event_id = str(record["event_id"])
@@ -515,9 +535,6 @@ def fetch_events(
                         "cube": str(cube_path) if done else None, "skipped": skipped})
         if on_event is not None:
             on_event(summary[-1])
-    _remove_if_empty(out / "fits")
-    return pd.DataFrame(summary, columns=["event_id", "status", "attempts", "error", "cube",
-                                          "skipped"])
 
 
 def _remove_if_empty(folder: Path) -> None:
@@ -633,28 +650,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--negatives", action="store_true",
                         help="bundled catalogue only: fetch the jet-free intervals instead "
                              "of the jets; default off")
-    parser.add_argument("--rows", type=int, nargs="+", default=None,
+    parser.add_argument("--rows", type=_cli.non_negative_int, nargs="+", default=None,
                         help="catalogue CSV rows to fetch (the row column of --catalogue); "
                              "default all")
-    parser.add_argument("--limit", type=int, default=None,
+    parser.add_argument("--limit", type=_cli.positive_int, default=None,
                         help="fetch at most this many events; default no limit")
-    parser.add_argument("--wavelength", type=float, default=304.0,
+    parser.add_argument("--wavelength", type=_cli.positive_float, default=304.0,
                         help="AIA channel in angstrom; default 304")
-    parser.add_argument("--frames", type=int, default=30,
+    parser.add_argument("--frames", type=_cli.bounded_int(2, _cli.MAX_FRAMES), default=30,
                         help="frames per sequence; default 30")
-    parser.add_argument("--cadence", type=float, default=24.0,
+    parser.add_argument("--cadence", type=_cli.positive_float, default=24.0,
                         help="seconds between frames; default 24")
-    parser.add_argument("--cadence-tolerance", type=float, default=6.0,
+    parser.add_argument("--cadence-tolerance", type=_cli.non_negative_float, default=6.0,
                         help="allowed deviation of frame spacing in seconds; default 6")
-    parser.add_argument("--box", type=float, default=300.0,
+    parser.add_argument("--box", type=_cli.positive_float, default=300.0,
                         help="side of the square cutout in arcsec; default 300")
-    parser.add_argument("--pool", type=int, default=3,
+    parser.add_argument("--pool", type=_cli.positive_int, default=3,
                         help="max-pool factor when converting to a cube; default 3")
     parser.add_argument("--series", default="aia.lev1_euv_12s",
                         help="JSOC series; default aia.lev1_euv_12s")
-    parser.add_argument("--retries", type=int, default=3,
+    parser.add_argument("--retries", type=_cli.non_negative_int, default=3,
                         help="extra download attempts per event; default 3")
-    parser.add_argument("--backoff", type=float, default=60.0,
+    parser.add_argument("--backoff", type=_cli.non_negative_float, default=60.0,
                         help="seconds before the first retry, doubled each time; default 60")
     parser.add_argument("--keep-fits", action="store_true",
                         help="keep the raw FITS under <out>/fits/; default delete after conversion")
@@ -677,7 +694,8 @@ def main(argv: list[str] | None = None) -> int:
         return fetch_table(args.catalogue, out=args.out, rows=args.rows, limit=args.limit,
                            **options)
 
-    return _cli.run_main(run, prog="python -m jetkeras.fetch")
+    return _cli.run_main(run, prog="python -m jetkeras.fetch",
+                         resume=_cli.resume_command("fetch", argv))
 
 
 if __name__ == "__main__":

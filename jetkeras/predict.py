@@ -620,7 +620,7 @@ def _parser() -> argparse.ArgumentParser:
                         help="run folder (python -m jetkeras.train) or exported SavedModel "
                              "folder (python -m jetkeras.export); default the bundled model, "
                              "trained on synthetic renders (docs/model_card.md)")
-    parser.add_argument("--threshold", type=float,
+    parser.add_argument("--threshold", type=_cli.probability,
                         help="decision threshold, probability in [0, 1]; default the one "
                              "stored with the model (chosen on validation)")
     parser.add_argument("--out", help="write predictions to this .csv or .json file; "
@@ -651,7 +651,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--records", help="records folder, for catalogue-wide inference")
     parser.add_argument("--split", default="test", choices=("train", "val", "test"),
                         help="records split for --records; default test")
-    parser.add_argument("--workers", type=_cli.positive_int, default=1,
+    parser.add_argument("--workers", type=_cli.bounded_int(1, _cli.MAX_WORKERS), default=1,
                         help="Dask LocalCluster processes for --catalogue; default 1 "
                              "(no Dask)")
     parser.add_argument("--scheduler", help="address of a running Dask scheduler "
@@ -720,7 +720,10 @@ def main(argv: list[str] | None = None) -> int:
         if not args.quiet:
             print(format_table(rows))
 
-    return _cli.run_main(run, "predict")
+    # Predictions are written once every cube is scored: an interrupt keeps none.
+    return _cli.run_main(run, "predict", resume=_cli.resume_command("predict", argv),
+                         kept="nothing written (predictions are written when all cubes "
+                              "are scored)")
 
 
 if __name__ == "__main__":

@@ -244,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
         description="Score real 304 A jets against motion-removed copies of themselves "
                     "(validation only).")
     parser.add_argument("--model", required=True, help="run folder or SavedModel export")
-    parser.add_argument("--realjets", required=True,
+    parser.add_argument("--realjets", required=True, type=_cli.existing_folder,
                         help="the real-jet folder (index.csv + sequences/)")
     parser.add_argument("--out", help="write the per-window scores as CSV here")
     _cli.add_seed_flag(parser)
@@ -263,7 +263,8 @@ def main(argv: list[str] | None = None) -> int:
             atomic_write_text(args.out, pd.DataFrame(rows).to_csv(index=False))
         print(json.dumps(result, indent=2))
 
-    return _cli.run_main(run, "realcheck")
+    return _cli.run_main(run, "realcheck", resume=_cli.resume_command("realcheck", argv),
+                         kept="nothing written (the CSV is written at the end)")
 
 
 if __name__ == "__main__":

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import zlib
 from collections.abc import Iterable
@@ -62,7 +63,10 @@ __all__ = [
     "feature_spec",
     "parse_example",
     "quantise",
+    "check_manifest",
+    "read_build",
     "read_manifest",
+    "read_sidecar",
     "sha256_file",
     "shard_name",
     "split_events",
@@ -395,6 +399,7 @@ def write_prepared(path: Path, prepared: list[dict[str, Any]]) -> dict[str, Any]
             for key, value in entry.get("sums", {}).items():
                 sums[key] += value
     sidecar = {
+        "format": SIDECAR_FORMAT,
         "shard": path.name,
         "sha256": sha256_file(path),
         "bytes": path.stat().st_size,
@@ -419,8 +424,84 @@ def write_shard(
 
 
 # ------------------------------------------------------------------------ reading
+REBUILD = "rebuild the records with `python -m jetkeras.build_records` or fix the file"
+SIDECAR_FORMAT = "jetkeras-shard/1"  # a sidecar without "format" is this version
+_SHA256_DIGITS = frozenset("0123456789abcdef")
+
+
+class _Schema:
+    """One stored JSON file's checks: each failure is one line naming file and key."""
+
+    def __init__(self, path: Path, fix: str = REBUILD):
+        self.path, self.fix = path, fix
+
+    def fail(self, key: str, expected: str, received: Any) -> None:
+        raise ValueError(f"{self.path}: key `{key}`: expected {expected}, received "
+                         f"{received!r}; {self.fix}")
+
+    def get(self, mapping: dict, key: str, dotted: str) -> Any:
+        if key not in mapping:
+            self.fail(dotted, "it to be present", "nothing")
+        return mapping[key]
+
+    def object(self, value: Any, dotted: str) -> dict:
+        if not isinstance(value, dict):
+            self.fail(dotted, "a JSON object", type(value).__name__)
+        return value
+
+    def listing(self, value: Any, dotted: str) -> list:
+        if not isinstance(value, list):
+            self.fail(dotted, "a JSON list", type(value).__name__)
+        return value
+
+    def text(self, value: Any, dotted: str) -> str:
+        if not isinstance(value, str) or not value:
+            self.fail(dotted, "a non-empty string", value)
+        return value
+
+    def integer(self, value: Any, dotted: str, minimum: int = 0) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            self.fail(dotted, f"an integer >= {minimum}", value)
+        return value
+
+    def number(self, value: Any, dotted: str, *, positive: bool = False) -> float:
+        if (isinstance(value, bool) or not isinstance(value, (int, float))
+                or not math.isfinite(value) or (positive and value <= 0)):
+            self.fail(dotted, "a finite number > 0" if positive else "a finite number", value)
+        return float(value)
+
+    def sha256(self, value: Any, dotted: str) -> str:
+        if not isinstance(value, str) or len(value) != 64 or not set(value) <= _SHA256_DIGITS:
+            self.fail(dotted, "a SHA-256 of 64 hex digits", value)
+        return value
+
+    def version(self, value: Any, dotted: str, known: tuple[str, ...]) -> str:
+        if value not in known:
+            self.fail(dotted, f"a known version {list(known)} (files of another version "
+                              f"come from another jetkeras)", value)
+        return value
+
+
+def _load_json(path: Path, fix: str = REBUILD) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path}: expected JSON, received invalid JSON ({error}); "
+                         f"{fix}") from None
+
+
 def read_manifest(records_dir: str | os.PathLike) -> dict[str, Any]:
-    """Load ``manifest.json`` of a finished records folder, with clear errors."""
+    """Load ``manifest.json`` of a finished records folder, checked against its schema.
+
+    Raises
+    ------
+    FileNotFoundError
+        No folder, or no manifest (an unfinished build says so).
+    ValueError
+        Invalid JSON, an unknown format version, or a key missing, of the wrong type or
+        out of range (negative counts, non-finite or non-positive statistics, counts that
+        do not add up, frames and size other than the config's): one line naming the key.
+    """
     records_dir = Path(records_dir)
     manifest_path = records_dir / "manifest.json"
     if not records_dir.is_dir():
@@ -432,16 +513,151 @@ def read_manifest(records_dir: str | os.PathLike) -> dict[str, Any]:
             f"{records_dir}: expected manifest.json from `python -m jetkeras.build_records`, "
             f"found none{hint}"
         )
-    try:
-        manifest = json.loads(manifest_path.read_text())
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{manifest_path}: not valid JSON ({error})") from None
-    if manifest.get("format") != FORMAT:
+    manifest = _load_json(manifest_path)
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        found = manifest.get("format") if isinstance(manifest, dict) else manifest
         raise ValueError(
             f"{manifest_path}: expected records of format {FORMAT!r}, received "
-            f"{manifest.get('format')!r}; rebuild them with `python -m jetkeras.build_records`"
+            f"{found!r}; rebuild them with `python -m jetkeras.build_records`"
         )
+    check_manifest(manifest, manifest_path)
     return manifest
+
+
+def check_manifest(manifest: dict[str, Any], path: Path) -> None:
+    """Check a manifest's every key that a reader uses (see :func:`read_manifest`)."""
+    from jetkeras.config import JetConfig
+
+    schema = _Schema(path)
+    frames = schema.integer(schema.get(manifest, "frames", "frames"), "frames", minimum=1)
+    size = schema.integer(schema.get(manifest, "size", "size"), "size", minimum=1)
+    schema.text(schema.get(manifest, "source", "source"), "source")
+    config = schema.object(schema.get(manifest, "config", "config"), "config")
+    try:
+        config = JetConfig.from_dict(config, source=f"{path}: key `config`")
+    except ValueError as error:  # range checks name the key only, not the file
+        text = str(error) if str(error).startswith(str(path)) else f"{path}: key `config`: {error}"
+        raise ValueError(f"{text}; {REBUILD}") from None
+    if (config.data.frames, config.data.size) != (frames, size):
+        schema.fail("config.data", f"frames {frames} and size {size} as the records",
+                    f"frames {config.data.frames}, size {config.data.size}")
+    encoding = schema.object(schema.get(manifest, "encoding", "encoding"), "encoding")
+    schema.version(encoding.get("format"), "encoding.format", (FORMAT,))
+    offset = schema.number(schema.get(encoding, "offset_dn", "encoding.offset_dn"),
+                           "encoding.offset_dn")
+    clip = schema.number(schema.get(encoding, "clip_dn", "encoding.clip_dn"),
+                         "encoding.clip_dn")
+    if clip <= offset:
+        schema.fail("encoding.clip_dn", f"a number above offset_dn {offset:g}", clip)
+    normalisation = schema.object(schema.get(manifest, "normalisation", "normalisation"),
+                                  "normalisation")
+    for key in ("mean", "std", "log_mean", "log_std", "clip_dn"):
+        schema.number(schema.get(normalisation, key, f"normalisation.{key}"),
+                      f"normalisation.{key}", positive=key in ("std", "log_std"))
+    splits = schema.object(schema.get(manifest, "splits", "splits"), "splits")
+    if not splits or not set(splits) <= set(SPLITS):
+        schema.fail("splits", f"one or more of {list(SPLITS)}", sorted(splits))
+    total = 0
+    for name, entry in splits.items():
+        key = f"splits.{name}"
+        entry = schema.object(entry, key)
+        counts = schema.object(schema.get(entry, "counts", f"{key}.counts"), f"{key}.counts")
+        jets = schema.integer(schema.get(counts, "jet", f"{key}.counts.jet"),
+                              f"{key}.counts.jet")
+        others = schema.integer(schema.get(counts, "no_jet", f"{key}.counts.no_jet"),
+                                f"{key}.counts.no_jet")
+        count = schema.integer(schema.get(entry, "count", f"{key}.count"), f"{key}.count")
+        if count != jets + others:
+            schema.fail(f"{key}.count", f"jet + no_jet = {jets + others}", count)
+        schema.integer(entry.get("variants", 1), f"{key}.variants", minimum=1)
+        schema.listing(schema.get(entry, "groups", f"{key}.groups"), f"{key}.groups")
+        shards = schema.listing(schema.get(entry, "shards", f"{key}.shards"), f"{key}.shards")
+        in_shards = 0
+        for index, shard in enumerate(shards):
+            where = f"{key}.shards[{index}]"
+            shard = schema.object(shard, where)
+            name_ = schema.text(schema.get(shard, "name", f"{where}.name"), f"{where}.name")
+            if Path(name_).name != name_:
+                schema.fail(f"{where}.name", "a file name inside the records folder", name_)
+            schema.sha256(schema.get(shard, "sha256", f"{where}.sha256"), f"{where}.sha256")
+            schema.integer(schema.get(shard, "bytes", f"{where}.bytes"), f"{where}.bytes")
+            in_shards += schema.integer(schema.get(shard, "count", f"{where}.count"),
+                                        f"{where}.count")
+        if in_shards != count:
+            schema.fail(f"{key}.count", f"the sum of its shards' counts, {in_shards}", count)
+        total += count
+    count = schema.integer(schema.get(manifest, "count", "count"), "count")
+    if count != total:
+        schema.fail("count", f"the sum of the splits' counts, {total}", count)
+    schema.listing(manifest.get("rejected", []), "rejected")
+    check_build(schema.object(schema.get(manifest, "build", "build"), "build"),
+                _Schema(path), prefix="build.")
+
+
+def check_build(build: dict[str, Any], schema: _Schema, prefix: str = "") -> dict[str, Any]:
+    """Check a ``build.json`` identity (also the manifest's ``build``); return it."""
+    schema.version(build.get("format"), f"{prefix}format", (FORMAT,))
+    for key in ("frames", "size", "records_per_shard"):
+        schema.integer(schema.get(build, key, f"{prefix}{key}"), f"{prefix}{key}", minimum=1)
+    schema.integer(build.get("variants", 1), f"{prefix}variants", minimum=1)
+    schema.integer(schema.get(build, "seed", f"{prefix}seed"), f"{prefix}seed")
+    if build.get("limit") is not None:
+        schema.integer(build["limit"], f"{prefix}limit", minimum=1)
+    schema.text(schema.get(build, "source", f"{prefix}source"), f"{prefix}source")
+    return build
+
+
+def read_build(records_dir: str | os.PathLike) -> dict[str, Any] | None:
+    """The ``build.json`` of a records folder (what is being built), checked; None if absent.
+
+    Raises
+    ------
+    ValueError
+        Invalid JSON, an unknown ``format``, or a key of the wrong type or range.
+    """
+    path = Path(records_dir) / "build.json"
+    if not path.is_file():
+        return None
+    fix = "delete the folder and rerun build_records, or fix the file"
+    build = _load_json(path, fix)
+    return check_build(_Schema(path, fix).object(build, "(the file)"), _Schema(path, fix))
+
+
+def read_sidecar(shard: str | os.PathLike) -> dict[str, Any]:
+    """The sidecar ``<shard>.json`` of a written shard, checked against the shard on disk.
+
+    A sidecar without ``format`` is version 1 (``jetkeras-shard/1``), the only one.
+
+    Raises
+    ------
+    ValueError
+        Invalid JSON, an unknown version, a key of the wrong type or range, or a shard
+        whose size differs from the sidecar's: delete both and rerun to rebuild it.
+    """
+    shard = Path(shard)
+    path = shard.with_name(shard.name + ".json")
+    fix = (f"delete {shard.name} and its sidecar and rerun build_records to rebuild the "
+           f"shard")
+    schema = _Schema(path, fix)
+    sidecar = schema.object(_load_json(path, fix), "(the file)")
+    schema.version(sidecar.get("format", SIDECAR_FORMAT), "format", (SIDECAR_FORMAT,))
+    schema.sha256(schema.get(sidecar, "sha256", "sha256"), "sha256")
+    size = schema.integer(schema.get(sidecar, "bytes", "bytes"), "bytes")
+    if not shard.is_file() or shard.stat().st_size != size:
+        schema.fail("bytes", f"the size of {shard.name}",
+                    shard.stat().st_size if shard.is_file() else "no shard")
+    for list_key in ("written", "rejected"):
+        for index, record in enumerate(schema.listing(schema.get(sidecar, list_key, list_key),
+                                                      list_key)):
+            record = schema.object(record, f"{list_key}[{index}]")
+            if record.get("label") not in (0, 1) or isinstance(record.get("label"), bool):
+                schema.fail(f"{list_key}[{index}].label", "0 or 1", record.get("label"))
+            schema.get(record, "event_id", f"{list_key}[{index}].event_id")
+    sums = schema.object(schema.get(sidecar, "sums", "sums"), "sums")
+    schema.integer(schema.get(sums, "count", "sums.count"), "sums.count")
+    for key in ("sum", "sum_sq", "log_sum", "log_sum_sq"):
+        schema.number(schema.get(sums, key, f"sums.{key}"), f"sums.{key}")
+    return sidecar
 
 
 def verify_shards(records_dir: str | os.PathLike, manifest: dict, split: str) -> list[Path]:

@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -90,8 +91,11 @@ def _callbacks(out: Path, config: JetConfig):
 
     return [
         _learning_rate_logger(),  # first, so the CSV log and history see it
-        # Restores weights, optimiser state and epoch after an interruption.
-        keras.callbacks.BackupAndRestore(str(out / runs.BACKUP_FOLDER)),
+        # Restores weights, optimiser state and epoch after an interruption. Kept after
+        # the last epoch until threshold.json is written, so an interrupt while the
+        # threshold is chosen does not send the resume back to epoch 1.
+        keras.callbacks.BackupAndRestore(str(out / runs.BACKUP_FOLDER),
+                                         delete_checkpoint=False),
         # "last" saves every epoch, so the file holds the final weights.
         keras.callbacks.ModelCheckpoint(str(out / runs.MODEL_FILE), monitor="val_auc",
                                         mode="max",
@@ -109,6 +113,56 @@ def _banner(config: JetConfig, parameters: int, steps_per_epoch: int,
     return (f"train: {config.model.arch} ({config.model.preset}), {parameters:,} parameters, "
             f"{steps_per_epoch} steps/epoch, jit={compute['jit']}, "
             f"precision={config.train.precision}")
+
+
+class _EpochProgress:
+    """The epoch under way and the epochs finished, kept by two Keras callbacks.
+
+    :meth:`around` puts one callback first and one last: from the first epoch-end
+    callback to the last, Ctrl-C and SIGTERM are held (see
+    :func:`jetkeras._cli.hold_interrupts`).
+    """
+
+    def __init__(self):
+        import keras
+
+        self.epoch: int | None = None  # 0-based epoch under way
+        self.finished = 0
+        self.holding = False
+        progress = self
+
+        class Hold(keras.callbacks.Callback):
+            def on_epoch_end(self, epoch, logs=None):
+                _cli.hold_interrupts()
+                progress.holding = True
+
+        class Release(keras.callbacks.Callback):
+            def on_epoch_begin(self, epoch, logs=None):
+                progress.epoch, progress.finished = epoch, epoch
+
+            def on_epoch_end(self, epoch, logs=None):
+                progress.finished = epoch + 1
+                progress.holding = False
+                _cli.release_interrupts()
+
+        self._hold, self._release = Hold(), Release()
+
+    def around(self, callbacks: list) -> list:
+        """``callbacks`` between the holding callback and the releasing one."""
+        return [self._hold, *callbacks, self._release]
+
+    def interrupted(self, out: Path, epochs: int) -> _cli.Interrupted:
+        if self.epoch is None:
+            where = "before the first epoch"
+        elif self.finished > self.epoch:  # between epochs, or while one was being saved
+            where = f"after epoch {self.finished} of {epochs}"
+        else:
+            where = f"at epoch {self.epoch + 1} of {epochs}"
+        if (out / runs.BACKUP_FOLDER).is_dir():
+            kept = f"{self.finished} finished epoch(s) kept in {out / runs.BACKUP_FOLDER}"
+        else:
+            kept = f"no epoch finished, nothing to resume from in {out}"
+        return _cli.Interrupted(where, kept)
 
 
 def train(
@@ -180,9 +234,18 @@ def train(
         print(_banner(config, model.count_params(), steps_per_epoch, compute),
               file=sys.stderr)
     start = time.perf_counter()
-    model.fit(train_data, validation_data=val_data, epochs=config.train.epochs,
-              steps_per_epoch=steps_per_epoch, callbacks=_callbacks(out, config),
-              shuffle=False, verbose=verbose)  # make_dataset shuffles (seeded)
+    progress = _EpochProgress()
+    # The epoch-end saves (backup, checkpoint, CSV row) happen with Ctrl-C held, so an
+    # interrupt never leaves one of them ahead of the others.
+    try:
+        model.fit(train_data, validation_data=val_data, epochs=config.train.epochs,
+                  steps_per_epoch=steps_per_epoch,
+                  callbacks=progress.around(_callbacks(out, config)),
+                  shuffle=False, verbose=verbose)  # make_dataset shuffles (seeded)
+    except KeyboardInterrupt:
+        if progress.holding:
+            _cli.release_interrupts(raise_pending=False)
+        raise progress.interrupted(out, config.train.epochs) from None
     seconds = time.perf_counter() - start
     history = _history(out)
     if any(not math.isfinite(v) for v in history.get("loss", [])):
@@ -197,7 +260,14 @@ def train(
 
     # The threshold comes from validation predictions of the saved checkpoint.
     model = keras.saving.load_model(out / runs.MODEL_FILE, safe_mode=True)
-    choice = finish_training(model, config, out, val_data, train_seconds=seconds)
+    try:
+        choice = finish_training(model, config, out, val_data, train_seconds=seconds)
+    except KeyboardInterrupt:
+        raise _cli.Interrupted(
+            f"after the last of {config.train.epochs} epochs, while choosing the threshold",
+            f"the trained epochs are kept in {out / runs.BACKUP_FOLDER}") from None
+    # threshold.json now marks the run finished: the backup has done its work.
+    shutil.rmtree(out / runs.BACKUP_FOLDER, ignore_errors=True)
     if verbose:
         print(f"train: best val AUC {choice['val_auc']:.3f}; threshold {choice['threshold']:.3f} "
               f"({choice['rule']}: F1 {choice['f1']:.3f}); {seconds:.0f} s; run in {out}",
@@ -313,17 +383,22 @@ def predict_probabilities(model, dataset) -> tuple[np.ndarray, np.ndarray]:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m jetkeras.train",
                                      description=__doc__.split("\n\n")[0])
-    parser.add_argument("--records", required=True, help="records folder from build_records")
+    parser.add_argument("--records", required=True, type=_cli.existing_folder,
+                        help="records folder from build_records")
     parser.add_argument("--out", required=True, help="run folder to write")
-    parser.add_argument("--config", help="JetConfig JSON (e.g. the best config of a search)")
+    parser.add_argument("--config", type=_cli.existing_file,
+                        help="JetConfig JSON (e.g. the best config of a search)")
     parser.add_argument("--arch", choices=("td_lstm", "epfl2d"),
                         help="td_lstm (default): per-frame CNN -> LSTM; epfl2d: the seed's code")
     parser.add_argument("--preset", help="model widths preset: light (default), seed, tiny")
     parser.add_argument("--epochs", type=_cli.positive_int,
-                        help="passes over the training split")
-    parser.add_argument("--batch-size", type=_cli.positive_int, help="sequences per step")
+                        help="passes over the training split; default by frame size "
+                             "(60 up to 128 px)")
+    parser.add_argument("--batch-size", type=_cli.positive_int,
+                        help="sequences per step; default 8")
     parser.add_argument("--optimizer", choices=("adamw", "sgd"), help="adamw (default) or sgd")
-    parser.add_argument("--lr", type=float, help="initial learning rate; default 1e-3")
+    parser.add_argument("--lr", type=_cli.positive_float,
+                        help="peak learning rate, > 0; default the config's")
     parser.add_argument("--schedule", choices=("cosine", "exponential", "plateau", "constant"),
                         help="learning-rate schedule over the run; default cosine")
     parser.add_argument("--precision", choices=("float32", "mixed_bfloat16", "mixed_float16"),
@@ -332,14 +407,16 @@ def _parser() -> argparse.ArgumentParser:
                         help="XLA: auto = on GPU only")
     parser.add_argument("--distribute", choices=("none", "mirrored"),
                         help="mirrored: data-parallel over the GPUs of one node")
-    parser.add_argument("--target-recall", type=float,
+    parser.add_argument("--target-recall", type=_cli.target_recall,
                         help="choose the threshold reaching this validation recall "
                              "instead of max F1")
     parser.add_argument("--deterministic", action="store_true",
                         help="bitwise-reproducible kernels (slower); same seed -> same run")
     parser.add_argument("--overwrite", action="store_true", help="replace a finished run")
     parser.add_argument("--resume", action="store_true", help="continue an interrupted run")
-    parser.add_argument("--seed", type=int, help="seed for weights, shuffling, augmentation")
+    parser.add_argument("--seed", type=_cli.seed_int,
+                        help="seed for weights, shuffling, augmentation, in [0, 2**32 - 1]; "
+                             "default the config's")
     return parser
 
 
@@ -386,7 +463,13 @@ def main(argv: list[str] | None = None) -> int:
         train(records=args.records, out=args.out, config=config, overwrite=args.overwrite,
               resume=args.resume)
 
-    return _cli.run_main(run, "train")
+    def resume() -> str:
+        # --overwrite would throw away what the interrupted run kept.
+        kept = (Path(args.out) / runs.BACKUP_FOLDER).is_dir()
+        return _cli.resume_command("train", argv, add=["--resume"] if kept else [],
+                                   drop=["--overwrite"] if kept else ["--resume"])
+
+    return _cli.run_main(run, "train", resume=resume)
 
 
 if __name__ == "__main__":

@@ -86,10 +86,12 @@ from jetkeras._files import (atomic_output, read_json, staged_folder, union_colu
 from jetkeras.config import JetConfig, atomic_write_text
 from jetkeras.space import OBJECTIVES, apply_values, declare, grid_points, load_space
 
-__all__ = ["TUNERS", "main", "tune", "write_results"]
+__all__ = ["TUNERS", "main", "read_search_record", "read_trial_record", "tune",
+           "write_results"]
 
 TUNERS = ("grid", "random", "bayesian", "hyperband")
 PROJECT = "tuner"
+SEARCH_FORMAT = "jetkeras-search/1"  # search.json; a file without "format" is version 1
 
 
 # ============================================================================ distribution
@@ -118,6 +120,91 @@ def _parse_oracle(address: str) -> tuple[str, int]:
 
 
 # ============================================================================ search
+def _state_error(path: Path, key: str, expected: str, received: Any, fix: str) -> ValueError:
+    return ValueError(f"{path}: key `{key}`: expected {expected}, received {received!r}; "
+                      f"{fix}")
+
+
+def _state_version(path: Path, record: Any, known: str, fix: str) -> dict[str, Any]:
+    if not isinstance(record, dict):
+        raise _state_error(path, "(the file)", "a JSON object", type(record).__name__, fix)
+    version = record.get("format", known)  # files from before versions were written
+    if version != known:
+        raise _state_error(path, "format", f"the known version {known!r} (files of another "
+                                           f"version come from another jetkeras)", version, fix)
+    return record
+
+
+def read_search_record(out: str | os.PathLike) -> dict[str, Any]:
+    """``search.json`` of a tuning folder (what was searched), checked against its schema.
+
+    Raises
+    ------
+    FileNotFoundError
+        No ``search.json``.
+    ValueError
+        Invalid JSON, an unknown version, or a key missing or out of range.
+    """
+    path = Path(out) / "search.json"
+    fix = "start the search again without --resume (or in another --out), or fix the file"
+    record = _state_version(path, read_json(path, "search record"), SEARCH_FORMAT, fix)
+    for key in ("space", "space_file", "records"):
+        if not isinstance(record.get(key), str) or not record[key]:
+            raise _state_error(path, key, "a non-empty string", record.get(key), fix)
+    sha = record.get("space_sha256")
+    if not isinstance(sha, str) or len(sha) != 64:
+        raise _state_error(path, "space_sha256", "a SHA-256 of 64 hex digits", sha, fix)
+    if record.get("tuner") not in TUNERS:
+        raise _state_error(path, "tuner", f"one of {list(TUNERS)}", record.get("tuner"), fix)
+    if record.get("objective") not in OBJECTIVES:
+        raise _state_error(path, "objective", f"one of {sorted(OBJECTIVES)}",
+                           record.get("objective"), fix)
+    for key, minimum, optional in (("max_trials", 1, False), ("grid_points", 1, True),
+                                   ("seed", 0, False)):
+        value = record.get(key)
+        if optional and value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise _state_error(path, key, f"an integer >= {minimum}", value, fix)
+    try:
+        JetConfig.from_dict(record.get("base_config"), source=f"{path}: key `base_config`")
+    except ValueError as error:  # range checks name the key only, not the file
+        text = (str(error) if str(error).startswith(str(path))
+                else f"{path}: key `base_config`: {error}")
+        raise ValueError(f"{text}; {fix}") from None
+    return record
+
+
+def read_trial_record(path: str | os.PathLike) -> dict[str, Any]:
+    """A trial's ``jetkeras.json`` (wall time and per-epoch history), checked.
+
+    Raises
+    ------
+    ValueError
+        Invalid JSON, an unknown version, a negative or non-finite ``seconds``, or a
+        ``history`` that is not lists of numbers per metric.
+    """
+    from jetkeras.tuners import TRIAL_FORMAT
+
+    path = Path(path)
+    fix = f"delete {path.parent.name}/ and rerun the search with --resume, or fix the file"
+    record = _state_version(path, read_json(path, "trial record"), TRIAL_FORMAT, fix)
+    seconds = record.get("seconds")
+    if (isinstance(seconds, bool) or not isinstance(seconds, (int, float))
+            or not math.isfinite(seconds) or seconds < 0):
+        raise _state_error(path, "seconds", "a finite number >= 0", seconds, fix)
+    history = record.get("history", {})
+    if not isinstance(history, dict):
+        raise _state_error(path, "history", "an object of per-epoch lists",
+                           type(history).__name__, fix)
+    for metric, values in history.items():
+        # A diverged trial's loss is NaN (TerminateOnNaN): numbers, not only finite ones.
+        if not isinstance(values, list) or any(
+                isinstance(v, bool) or not isinstance(v, (int, float)) for v in values):
+            raise _state_error(path, f"history.{metric}", "a list of numbers", values, fix)
+    return record
+
+
 def _identity(space, tuner, objective) -> dict[str, Any]:
     return {"space": space["name"], "space_file": space["path"], "space_sha256": space["sha256"],
             "tuner": tuner, "objective": objective}
@@ -128,7 +215,7 @@ def _check_resume(out: Path, identity: dict[str, Any]) -> None:
     if not (out / PROJECT / "oracle.json").is_file() or not path.is_file():
         raise FileNotFoundError(f"{out}: --resume given but no search to resume there "
                                 f"(no search.json or {PROJECT}/oracle.json)")
-    previous = read_json(path, "search record")
+    previous = read_search_record(out)
     if previous.get("space_sha256") != identity["space_sha256"]:
         raise ValueError(
             f"--resume: {out} holds a search of space {previous.get('space')!r} "
@@ -306,8 +393,9 @@ def _search(*, records, out, manifest, config, space_spec, tuner, objective, ide
     out.mkdir(parents=True, exist_ok=True)
     if not is_worker:
         atomic_write_text(out / "search.json", json.dumps(
-            {**identity, "grid_points": grid_points, "max_trials": max_trials,
-             "seed": seed, "records": str(records), "base_config": config.to_dict()},
+            {"format": SEARCH_FORMAT, **identity, "grid_points": grid_points,
+             "max_trials": max_trials, "seed": seed, "records": str(records),
+             "base_config": config.to_dict()},
             indent=2))
 
     _cli.set_seed(seed)
@@ -337,6 +425,13 @@ def _search(*, records, out, manifest, config, space_spec, tuner, objective, ide
         if "consecutive failures" not in str(error):
             raise
         stopped_by_failures = str(error).splitlines()[0]
+    except KeyboardInterrupt:
+        from jetkeras.tuners import TRIAL_RECORD_FILE
+
+        # KerasTuner saves the oracle after each trial; the one under way reruns.
+        finished = len(list((out / PROJECT).glob(f"trial_*/{TRIAL_RECORD_FILE}")))
+        raise _cli.Interrupted(f"after {finished} finished trial execution(s)",
+                               f"the search state is kept in {out / PROJECT}") from None
     if is_worker:
         return {"trials": [], "best_config": None, "best_run": None, "out": str(out)}
     result = write_results(out=out, tuner=search_tuner, hypermodel=hypermodel,
@@ -372,7 +467,7 @@ def _trial_rows(oracle, space, objective, out: Path) -> list[dict[str, Any]]:
         trial = oracle.trials[trial_id]
         values = trial.hyperparameters.values
         record_path = out / PROJECT / f"trial_{trial_id}" / TRIAL_RECORD_FILE
-        record = json.loads(record_path.read_text()) if record_path.is_file() else {}
+        record = read_trial_record(record_path) if record_path.is_file() else {}
         seconds, history = record.get("seconds"), record.get("history", {})
         score = trial.score if trial.status == "COMPLETED" else None
         row = {"trial_id": trial_id, "status": trial.status,
@@ -512,23 +607,28 @@ def write_results(*, out, tuner, hypermodel, space, objective, records, manifest
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m jetkeras.tune",
                                      description=__doc__.split("\n\n")[0])
-    parser.add_argument("--records", required=True, help="records folder (train and val)")
-    parser.add_argument("--space", required=True, help="search-space JSON, e.g. "
-                        "tuning/seed_grid.json")
+    parser.add_argument("--records", required=True, type=_cli.existing_folder,
+                        help="records folder (train and val)")
+    parser.add_argument("--space", required=True, type=_cli.existing_file,
+                        help="search-space JSON, e.g. "
+                             "tuning/seed_grid.json")
     parser.add_argument("--tuner", required=True, choices=TUNERS, help="search algorithm")
     parser.add_argument("--out", required=True, help="output folder, e.g. tuning/runs/<name>")
-    parser.add_argument("--max-trials", type=_cli.positive_int, help="trials at most; default: the grid "
-                        "size for grid, 10 for random/bayesian (hyperband: set by --epochs)")
-    parser.add_argument("--epochs", type=_cli.positive_int, help="epochs per trial (hyperband: the most "
-                        "per trial); default the space's train.epochs")
+    parser.add_argument("--max-trials", type=_cli.positive_int,
+                        help="trials at most; default: the grid "
+                             "size for grid, 10 for random/bayesian (hyperband: set by --epochs)")
+    parser.add_argument("--epochs", type=_cli.positive_int,
+                        help="epochs per trial (hyperband: the most "
+                             "per trial); default the space's train.epochs")
     parser.add_argument("--objective", default="val_auc", choices=sorted(OBJECTIVES),
                         help="validation metric to optimise (loss minimised, AUC/F1 "
                              "maximised); default val_auc")
     _cli.add_seed_flag(parser)
     parser.add_argument("--resume", action="store_true", help="continue the search in --out "
                         "(default: start it again)")
-    parser.add_argument("--base-config", help="JetConfig JSON the space applies to; default "
-                        "the built-in defaults")
+    parser.add_argument("--base-config", type=_cli.existing_file,
+                        help="JetConfig JSON the space applies to; default "
+                             "the built-in defaults")
     parser.add_argument("--precision", choices=("float32", "mixed_bfloat16", "mixed_float16"),
                         help="compute dtype of every trial; default the space's or float32")
     parser.add_argument("--jit", choices=("auto", "on", "off"),
@@ -538,9 +638,10 @@ def _parser() -> argparse.ArgumentParser:
                              "default: one process does both")
     parser.add_argument("--oracle", help="HOST:PORT of the chief's oracle (with --role), "
                         "e.g. 127.0.0.1:8000")
-    parser.add_argument("--worker-id", type=int, help="this worker's number 0, 1, ... "
-                        "(KERASTUNER_TUNER_ID tuner<N>); required with --role worker")
-    parser.add_argument("--connect-timeout", type=float, default=60.0,
+    parser.add_argument("--worker-id", type=_cli.non_negative_int,
+                        help="this worker's number 0, 1, ... "
+                             "(KERASTUNER_TUNER_ID tuner<N>); required with --role worker")
+    parser.add_argument("--connect-timeout", type=_cli.positive_float, default=60.0,
                         help="seconds a worker waits for the chief before failing; default 60")
     parser.add_argument("--max-failures", type=_cli.positive_int, default=3,
                         help="stop after this many failed trials in a row; default 3")
@@ -569,7 +670,14 @@ def main(argv: list[str] | None = None) -> int:
                   f"{Path(args.out) / 'results.md'}; best run {result['best_run']}",
                   file=sys.stderr)
 
-    return _cli.run_main(run, "tune")
+    def resume() -> str:
+        out = Path(args.out)
+        saved = (out / "search.json").is_file() and (out / PROJECT / "oracle.json").is_file()
+        if args.role == "worker" or not saved:  # a worker rejoins with the same command
+            return _cli.resume_command("tune", argv)
+        return _cli.resume_command("tune", argv, add=["--resume"])
+
+    return _cli.run_main(run, "tune", resume=resume)
 
 
 if __name__ == "__main__":

@@ -42,6 +42,7 @@ from jetkeras.space import OBJECTIVES, apply_values, config_keys, declare
 
 __all__ = [
     "SUPPORTED_VERSIONS",
+    "TRIAL_FORMAT",
     "TRIAL_RECORD_FILE",
     "JetHyperModel",
     "atomic_save_json",
@@ -56,6 +57,7 @@ __all__ = [
 ENDED_STATUSES = (trial_module.TrialStatus.COMPLETED, trial_module.TrialStatus.INVALID,
                   trial_module.TrialStatus.FAILED)
 TRIAL_RECORD_FILE = "jetkeras.json"  # in each trial folder: wall time and per-epoch history
+TRIAL_FORMAT = "jetkeras-trial/1"  # its version; a record without "format" is version 1
 
 # The KerasTuner releases whose internals the patches below were written and tested for:
 # at least the first, below the second.
@@ -222,7 +224,7 @@ class JetHyperModel(kt.HyperModel):
         callbacks = list(callbacks or []) + fit_callbacks(
             config, monitor=self.objective, mode=OBJECTIVES[self.objective])
         return model.fit(train_data, validation_data=val_data,
-                         epochs=epochs or config.train.epochs,
+                         epochs=config.train.epochs if epochs is None else epochs,
                          initial_epoch=initial_epoch, steps_per_epoch=steps,
                          callbacks=callbacks, shuffle=False,  # make_dataset shuffles
                          verbose=verbose)
@@ -252,7 +254,8 @@ class JetTunerMixin:
         history = {key: [float(value) for value in values]
                    for key, values in history.items()}
         atomic_write_text(Path(self.get_trial_dir(trial.trial_id)) / TRIAL_RECORD_FILE,
-                          json.dumps({"seconds": time.perf_counter() - start,
+                          json.dumps({"format": TRIAL_FORMAT,
+                                      "seconds": time.perf_counter() - start,
                                       "tuner_id": self.tuner_id, "history": history}))
         return results
 
@@ -264,12 +267,14 @@ class JetTunerMixin:
             self.save()
             serve_oracle(self.oracle)
             return
+        if distribute_utils.has_chief_oracle():
+            # A worker's oracle is a gRPC client without `trials` or `max_trials`: the
+            # chief keeps the count, so a worker shows no bar.
+            super().search(*args, **kwargs)
+            return
         from tqdm.auto import tqdm
 
-        # A worker's oracle is an OracleClient, which holds no trials (they live on the
-        # chief): a worker's bar counts only the trials it runs itself.
-        trials = {} if distribute_utils.has_chief_oracle() else self.oracle.trials
-        ended = sum(trial.status in ENDED_STATUSES for trial in trials.values())
+        ended = sum(trial.status in ENDED_STATUSES for trial in self.oracle.trials.values())
         # A search runs for hours (the seed's grid): one line per trial, even at verbose 0.
         with tqdm(total=self.oracle.max_trials, initial=ended, unit="trial",
                   desc="tune: trials", disable=not self.progress, file=sys.stderr) as bar:

@@ -64,9 +64,11 @@ def test_a_group_in_two_roles_is_refused():
 
 def test_bad_folds_and_missing_records_are_one_line_errors(records, tmp_path, capsys):
     out = str(tmp_path / "cv")
-    assert main(["--records", str(records), "--folds", "1", "--out", out]) == 2
-    assert capsys.readouterr().err == ("crossval: error: --folds: expected an integer >= 2, "
-                                       "received 1\n")
+    with pytest.raises(SystemExit, match="2"):
+        main(["--records", str(records), "--folds", "1", "--out", out])
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "python -m jetkeras.crossval: error: argument --folds: expected an integer >= 2, "
+        "received 1")
     sequences = read_sequences(records)
     most = min(sequences.loc[sequences["label"] == label, "group"].nunique()
                for label in (0, 1))
@@ -76,9 +78,11 @@ def test_bad_folds_and_missing_records_are_one_line_errors(records, tmp_path, ca
                             f"(the event groups holding ")
     assert error.endswith(f"received {most + 1}\n") and error.count("\n") == 1
     missing = tmp_path / "nowhere"
-    assert main(["--records", str(missing), "--folds", "2", "--out", out]) == 2
-    assert capsys.readouterr().err == (f"crossval: error: --records {missing}: records folder "
-                                       f"not found\n")
+    with pytest.raises(SystemExit, match="2"):
+        main(["--records", str(missing), "--folds", "2", "--out", out])
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"python -m jetkeras.crossval: error: argument --records: expected an existing "
+        f"folder, received '{missing}' (nothing there); check the path")
     assert not (tmp_path / "cv").exists()
 
 

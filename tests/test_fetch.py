@@ -298,3 +298,30 @@ def test_fetch_without_network_stops_in_one_line(aia_fits_dir, tmp_path, monkeyp
     assert code == 2 and len(error.splitlines()) == 1
     assert error.startswith("python -m jetkeras.fetch: error: JSOC cannot be reached")
     assert not list(tmp_path.glob("*.npz")) and not (tmp_path / "fits").exists()
+
+
+def test_an_interrupted_fetch_keeps_finished_events_and_the_rerun_fetches_the_rest(
+        aia_fits_dir, tmp_path, monkeypatch):
+    from jetkeras import _cli
+
+    monkeypatch.setenv("JSOC_EMAIL", EMAIL)
+    out = tmp_path / "out"
+
+    class CtrlC(FlakyClient):
+        def __call__(self, query, directory):
+            if len(self.calls) == 1:  # Ctrl-C in the middle of the second download
+                (directory / "partial.fits").write_bytes(b"SIMPLE  =")
+                raise KeyboardInterrupt
+            return super().__call__(query, directory)
+
+    with pytest.raises(_cli.Interrupted) as interrupt:
+        fetch_events(_events(3), out=out, client=CtrlC(aia_fits_dir), frames=6,
+                     progress=False)
+    assert interrupt.value.where == "after 1 of 3 events"
+    assert interrupt.value.kept == (f"1 fetched cube(s) and the state are kept in "
+                                    f"{out / STATE_FILE}")
+    rerun = FlakyClient(aia_fits_dir)
+    summary = fetch_events(_events(3), out=out, client=rerun, frames=6, progress=False)
+    assert summary["skipped"].tolist() == [True, False, False]
+    assert summary["attempts"].tolist() == [1, 1, 1]  # the interrupted try is not counted
+    assert len(rerun.calls) == 2 and len(list(out.glob("*.npz"))) == 3

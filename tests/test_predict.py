@@ -261,9 +261,6 @@ def _mixed_folder(first, make_aia_frames, destination):
 
 # Each scenario: (arguments, given the test's files; the text its one error line holds).
 CLI_ERRORS = {
-    "threshold above 1": (
-        lambda c: [c.first, "--model", c.run, "--threshold", "1.5"],
-        "--threshold: expected a probability in [0, 1], received 1.5"),
     "missing cube": (
         lambda c: [c.tmp / "absent.npz", "--model", c.run], "absent.npz: cube not found"),
     "not a cube": (
@@ -321,6 +318,17 @@ CLI_ERRORS = {
         "--timeline: expected one cube and no other CUBE arguments"),
     "no cube at all": (lambda c: ["--model", c.run], "CUBE: expected at least one cube"),
 }
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--threshold", "1.5"], "--threshold: expected a probability in [0, 1], received 1.5"),
+    (["--threshold", "nan"], "--threshold: expected a probability in [0, 1], received 'nan'"),
+    (["--batch-size", "-1"], "--batch-size: expected a positive integer, received -1"),
+])
+def test_cli_flags_out_of_range_are_refused_by_argparse(argv, message, tmp_path, capsys):
+    with pytest.raises(SystemExit, match="2"):  # before any model or cube is read
+        predict.main([str(tmp_path / "cube.npz"), *argv])
+    assert capsys.readouterr().err.splitlines()[-1].endswith(f"error: argument {message}")
 
 
 @pytest.mark.parametrize("scenario", sorted(CLI_ERRORS))

@@ -222,8 +222,12 @@ def test_parallel_build_writes_the_same_records(tmp_path, parallel):
 
 
 def test_bad_parallel_flags_are_one_line_errors(tmp_path, capsys):
-    assert main(["--out", str(tmp_path / "o"), "--workers", "0"]) == 2
-    assert "--workers: expected >= 1, received 0" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--out", str(tmp_path / "o"), "--workers", "0"])
+    assert exit_info.value.code == 2
+    assert ("argument --workers: expected an integer in [1, 1024], received 0"
+            in capsys.readouterr().err)
+    assert not (tmp_path / "o").exists()
 
 
 def test_describe_prints_table_and_writes_contact_sheet(tiny_records, tmp_path, capsys):
@@ -282,6 +286,162 @@ def test_real_aia_integer_dn_round_trip_exactly_and_store_smaller(make_aia_frame
     for cube, serialized in zip(cubes, tf.data.TFRecordDataset(str(tmp_path / "s.tfrecord"))):
         back = parse_example(serialized, 8, 64)["frames"].numpy()[..., 0]
         np.testing.assert_array_equal(back, np.clip(cube, STORAGE.offset_dn, STORAGE.clip_dn))
+
+
+# ------------------------------------------------------------ stored artefacts
+def _copy_records(tiny_records, tmp_path):
+    import shutil
+
+    out = tmp_path / "copy"
+    shutil.copytree(tiny_records[0], out)
+    return out
+
+
+def _set(document, dotted, value):
+    *parents, last = dotted.split(".")
+    for key in parents:
+        document = document[int(key)] if key.isdigit() else document[key]
+    if value is _DELETE:
+        del document[last]
+    else:
+        document[last] = value
+
+
+_DELETE = object()
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("normalisation.std", 0.0, "key `normalisation.std`: expected a finite number > 0, "
+                               "received 0.0"),
+    ("normalisation.log_std", -1.0, "key `normalisation.log_std`: expected a finite number > 0"),
+    ("normalisation.mean", float("nan"), "key `normalisation.mean`: expected a finite number, "
+                                         "received nan"),
+    ("normalisation", _DELETE, "key `normalisation`: expected it to be present, received "
+                               "'nothing'"),
+    ("frames", 0, "key `frames`: expected an integer >= 1, received 0"),
+    ("size", "32", "key `size`: expected an integer >= 1, received '32'"),
+    ("count", -1, "key `count`: expected an integer >= 0, received -1"),
+    ("count", 41, "key `count`: expected the sum of the splits' counts, 40, received 41"),
+    ("splits.train.count", 1000, "key `splits.train.count`: expected jet + no_jet"),
+    ("splits.train.counts.jet", -3, "key `splits.train.counts.jet`: expected an integer >= 0"),
+    ("splits.val.shards.0.name", "../elsewhere.tfrecord",
+     "key `splits.val.shards[0].name`: expected a file name inside the records folder"),
+    ("splits.val.shards.0.sha256", "abc", "key `splits.val.shards[0].sha256`: expected a "
+                                          "SHA-256 of 64 hex digits"),
+    ("encoding.format", "jetkeras-records/9", "key `encoding.format`: expected a known version"),
+    ("encoding.clip_dn", -20.0, "key `encoding.clip_dn`: expected a number above offset_dn"),
+    ("config.data.frames", 8, "key `config.data`: expected frames 4 and size 32 as the "
+                              "records"),
+    ("config.train.epochs", 0, "config key `train.epochs`: expected a positive integer"),
+    ("build.format", "jetkeras-records/1", "key `build.format`: expected a known version"),
+    ("splits.holdout", {}, "key `splits`: expected one or more of ['train', 'val', 'test']"),
+])
+def test_a_changed_manifest_is_refused_with_the_key(tiny_records, tmp_path, key, value,
+                                                    message):
+    out = _copy_records(tiny_records, tmp_path)
+    manifest = json.loads((out / "manifest.json").read_text())
+    _set(manifest, key, value)
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ValueError) as error:
+        read_manifest(out)
+    line = str(error.value)
+    assert line.startswith(f"{out / 'manifest.json'}: ") and "\n" not in line
+    assert message in line, line
+    assert line.endswith("rebuild the records with `python -m jetkeras.build_records` or fix "
+                         "the file")
+
+
+def test_a_manifest_of_another_format_or_not_json_is_refused(tiny_records, tmp_path):
+    out = _copy_records(tiny_records, tmp_path)
+    manifest = json.loads((out / "manifest.json").read_text())
+    (out / "manifest.json").write_text(json.dumps({**manifest, "format": "jetkeras-records/3"}))
+    with pytest.raises(ValueError, match="expected records of format 'jetkeras-records/2', "
+                                         "received 'jetkeras-records/3'; rebuild them"):
+        read_manifest(out)
+    (out / "manifest.json").write_text("[1, 2")
+    with pytest.raises(ValueError, match="manifest.json: expected JSON, received invalid JSON"):
+        read_manifest(out)
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("format", "jetkeras-records/7", "key `format`: expected a known version"),
+    ("seed", -1, "key `seed`: expected an integer >= 0, received -1"),
+    ("records_per_shard", 0, "key `records_per_shard`: expected an integer >= 1"),
+])
+def test_a_changed_build_json_is_refused_before_building(tiny_records, tmp_path, capsys, key,
+                                                         value, message):
+    out = _copy_records(tiny_records, tmp_path)
+    build = json.loads((out / "build.json").read_text())
+    build[key] = value
+    (out / "build.json").write_text(json.dumps(build))
+    code = main(["--frames", "4", "--size", "32", "--limit", "40", "--seed", "3",
+                 "--records-per-shard", "8", "--out", str(out)])
+    assert code == 2
+    line = capsys.readouterr().err.strip()
+    assert line.startswith(f"build_records: error: {out / 'build.json'}: {message}"), line
+    assert line.endswith("delete the folder and rerun build_records, or fix the file")
+
+
+def test_sidecars_are_checked_and_old_ones_without_a_version_still_read(tiny_records,
+                                                                        tmp_path, capsys):
+    out = _copy_records(tiny_records, tmp_path)
+    sidecars = sorted(out.glob("*.tfrecord.json"))
+    for path in sidecars:  # as written before sidecars carried a version
+        sidecar = json.loads(path.read_text())
+        assert sidecar.pop("format") == "jetkeras-shard/1"
+        path.write_text(json.dumps(sidecar))
+    (out / "manifest.json").unlink()
+    argv = ["--frames", "4", "--size", "32", "--limit", "40", "--seed", "3",
+            "--records-per-shard", "8", "--out", str(out)]
+    assert main(argv) == 0
+    assert read_manifest(out)["splits"] == tiny_records[1]["splits"]
+    sidecar = json.loads(sidecars[0].read_text())
+    sidecar["sums"]["count"] = -5
+    sidecars[0].write_text(json.dumps(sidecar))
+    (out / "manifest.json").unlink()
+    capsys.readouterr()
+    assert main(argv) == 2
+    line = capsys.readouterr().err.strip().splitlines()[-1]  # after the progress bar
+    assert line.startswith(f"build_records: error: {sidecars[0]}: key `sums.count`: expected "
+                           f"an integer >= 0, received -5; delete {sidecars[0].name[:-5]} and "
+                           f"its sidecar and rerun build_records"), line
+
+
+@pytest.mark.slow
+def test_sigint_says_how_to_resume_and_the_resume_loses_and_duplicates_nothing(tmp_path):
+    import shlex
+
+    out = tmp_path / "interrupted"
+    command = [sys.executable, "-m", "jetkeras.build_records", "--source", "synthetic",
+               "--frames", "8", "--size", "96", "--limit", "48", "--records-per-shard", "2",
+               "--out", str(out), "--seed", "5"]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    with open(tmp_path / "stderr.txt", "w") as stderr:
+        process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
+        deadline = time.time() + 120
+        while time.time() < deadline and len(list(out.glob("*.tfrecord.json"))) < 3:
+            time.sleep(0.05)
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=60) == 130
+    line = (tmp_path / "stderr.txt").read_text().strip().splitlines()[-1]
+    finished = len(list(out.glob("*.tfrecord.json")))
+    shards = int(line.split(" of ")[1].split(" shards")[0])
+    assert 3 <= finished < shards, "the interrupt should land mid-build"
+    assert not (out / "manifest.json").exists()
+    assert line == (f"build_records: interrupted after {finished} of {shards} shards; the "
+                    f"{finished} finished shard(s) are kept in {out}; resume with: python -m "
+                    f"jetkeras.build_records {shlex.join(command[3:])}")
+    resume = shlex.split(line.split("resume with: ")[1])
+    subprocess.run([sys.executable, *resume[1:]], env=env, check=True, capture_output=True)
+    manifest = read_manifest(out)
+    assert shards == sum(len(entry["shards"]) for entry in manifest["splits"].values())
+    ids = [r["event_id"] for split in manifest["splits"] for r in iterate_records(out, split)]
+    assert len(ids) == len(set(ids)) == 48
+    reference = build_records(source="synthetic", out=tmp_path / "clean",
+                              config=JetConfig().replace(data={"frames": 8, "size": 96}),
+                              limit=48, seed=5, records_per_shard=2, progress=False)
+    assert json.dumps(reference["splits"], sort_keys=True) == json.dumps(manifest["splits"],
+                                                                         sort_keys=True)
 
 
 def test_writer_and_parser_use_the_same_feature_keys():

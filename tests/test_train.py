@@ -162,6 +162,55 @@ def test_seeded_short_training_beats_chance_on_held_out_events(tmp_path):
     assert roc_auc_score(labels, probabilities) > 0.65
 
 
+@pytest.mark.slow
+def test_sigint_says_how_to_resume_and_the_resume_loses_and_duplicates_nothing(records,
+                                                                               tmp_path):
+    import csv
+    import os
+    import re
+    import shlex
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    config = tmp_path / "config.json"
+    TINY.replace(train={"epochs": 8}).to_json(config)
+    out = tmp_path / "run"
+    arguments = ["--records", str(records), "--out", str(out), "--config", str(config),
+                 "--overwrite"]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    with open(tmp_path / "stderr.txt", "w") as stderr:
+        process = subprocess.Popen([sys.executable, "-m", "jetkeras.train", *arguments],
+                                   env=env, stdout=subprocess.DEVNULL, stderr=stderr)
+        deadline = time.time() + 300
+        history = out / "history.csv"
+        while time.time() < deadline and (
+                not history.is_file() or len(history.read_text().splitlines()) < 3):
+            time.sleep(0.05)  # header + two finished epochs
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=120) == 130
+    line = (tmp_path / "stderr.txt").read_text().strip().splitlines()[-1]
+    match = re.fullmatch(r"train: interrupted (at|after) epoch (\d) of 8; (\d) finished "
+                         r"epoch\(s\) kept in (.*); resume with: (.*)", line)
+    assert match, line
+    at_or_after, epoch, finished, backup, command = match.groups()
+    assert int(finished) == int(epoch) - (at_or_after == "at") and 2 <= int(finished) < 8
+    assert backup == str(out / "backup") and (out / "backup").is_dir()
+    assert not (out / "threshold.json").exists()
+    with open(out / "history.csv") as handle:  # the CSV row of every kept epoch, no more
+        assert len(list(csv.DictReader(handle))) == int(finished)
+    # --overwrite would throw the kept epochs away: the resume command drops it.
+    assert command == shlex.join(["python", "-m", "jetkeras.train", *arguments[:-1],
+                                  "--resume"])
+    resumed = subprocess.run([sys.executable, *shlex.split(command)[1:]], env=env,
+                             capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    history = json.loads((out / "history.json").read_text())
+    assert history["epoch"] == [float(e) for e in range(8)]  # nothing lost or run twice
+    assert (out / "threshold.json").is_file() and not (out / "backup").exists()
+
+
 def test_banner_reports_the_xla_choice_of_resolve_compute():
     """The banner once read runtime['jit_compile'] (no such key) and printed jit=None."""
     from jetkeras.models import resolve_compute

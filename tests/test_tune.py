@@ -373,6 +373,88 @@ def test_chief_and_two_workers_run_every_trial_once(records, tmp_path):
     assert (out / "best_run" / "threshold.json").is_file()
 
 
+# ------------------------------------------------------------ stored state
+def _search_record(**changes):
+    from jetkeras.tune import SEARCH_FORMAT
+
+    record = {"format": SEARCH_FORMAT, "space": "tiny_grid", "space_file": "tiny_grid.json",
+              "space_sha256": "0" * 64, "tuner": "grid", "objective": "val_auc",
+              "grid_points": 2, "max_trials": 2, "seed": 0, "records": "tfrecords/x",
+              "base_config": JetConfig().to_dict()}
+    record.update(changes)
+    return {key: value for key, value in record.items() if value is not _ABSENT}
+
+
+_ABSENT = object()
+
+
+def test_search_record_is_read_and_an_old_one_is_version_1(tmp_path):
+    from jetkeras.tune import read_search_record
+
+    (tmp_path / "search.json").write_text(json.dumps(_search_record()))
+    assert read_search_record(tmp_path)["tuner"] == "grid"
+    (tmp_path / "search.json").write_text(json.dumps(_search_record(format=_ABSENT)))
+    assert read_search_record(tmp_path)["space"] == "tiny_grid"
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"format": "jetkeras-search/2"}, "key `format`: expected the known version "
+                                      "'jetkeras-search/1'"),
+    ({"tuner": "annealing"}, "key `tuner`: expected one of ['grid', 'random', 'bayesian', "
+                             "'hyperband'], received 'annealing'"),
+    ({"objective": "val_acc"}, "key `objective`: expected one of"),
+    ({"max_trials": 0}, "key `max_trials`: expected an integer >= 1, received 0"),
+    ({"seed": -1}, "key `seed`: expected an integer >= 0, received -1"),
+    ({"space_sha256": "abc"}, "key `space_sha256`: expected a SHA-256"),
+    ({"records": _ABSENT}, "key `records`: expected a non-empty string, received None"),
+    ({"base_config": {"train": {"epochs": 0}}},
+     "key `base_config`: config key `train.epochs`: expected a positive integer"),
+])
+def test_a_changed_search_record_is_refused_with_the_key(tmp_path, changes, message):
+    from jetkeras.tune import read_search_record
+
+    (tmp_path / "search.json").write_text(json.dumps(_search_record(**changes)))
+    with pytest.raises(ValueError) as error:
+        read_search_record(tmp_path)
+    line = str(error.value)
+    assert line.startswith(f"{tmp_path / 'search.json'}: "), line
+    assert message in line, line
+    assert line.endswith("start the search again without --resume (or in another --out), or "
+                         "fix the file")
+
+
+def test_trial_record_is_checked(tmp_path):
+    from jetkeras.tune import read_trial_record
+
+    path = tmp_path / "trial_00" / "jetkeras.json"
+    path.parent.mkdir()
+    # Version 1 without "format"; a diverged trial's NaN loss is a number.
+    path.write_text(json.dumps({"seconds": 1.5, "tuner_id": "tuner0",
+                                "history": {"loss": [0.7, float("nan")]}}))
+    assert read_trial_record(path)["seconds"] == 1.5
+    for record, message in (
+            ({"seconds": -1.0}, "key `seconds`: expected a finite number >= 0, received -1.0"),
+            ({"seconds": 1.0, "history": {"loss": ["x"]}},
+             "key `history.loss`: expected a list of numbers"),
+            ({"format": "jetkeras-trial/2", "seconds": 1.0}, "key `format`: expected the known "
+                                                             "version 'jetkeras-trial/1'")):
+        path.write_text(json.dumps(record))
+        with pytest.raises(ValueError, match="rerun the search with --resume") as error:
+            read_trial_record(path)
+        assert message in str(error.value)
+
+
+def test_resume_refuses_a_changed_search_record(records, tmp_path, capsys):
+    out = tmp_path / "search"
+    (out / "tuner").mkdir(parents=True)
+    (out / "tuner" / "oracle.json").write_text("{}")
+    (out / "search.json").write_text(json.dumps(_search_record(tuner="sideways")))
+    code = main(["--records", str(records), "--space", str(TUNING / "tiny_grid.json"),
+                 "--tuner", "grid", "--out", str(out), "--resume"])
+    assert code == 2
+    assert "search.json: key `tuner`: expected one of" in capsys.readouterr().err
+
+
 def test_keras_tuner_outside_the_patched_versions_is_refused():
     """tuners.py reaches into KerasTuner 1.4 internals: another minor release is refused."""
     import keras_tuner

@@ -70,9 +70,13 @@ def test_an_epoch_is_one_pass_over_the_events(built):
 
 
 def test_variants_flag_is_checked(tmp_path, capsys):
-    assert main(["--frames", "4", "--size", "32", "--limit", "8", "--variants", "0",
-                 "--out", str(tmp_path / "r")]) == 2
-    assert "--variants: expected a positive integer, received 0" in capsys.readouterr().err
+    with pytest.raises(SystemExit, match="2"):  # argparse refuses it before any work
+        main(["--frames", "4", "--size", "32", "--limit", "8", "--variants", "0",
+              "--out", str(tmp_path / "r")])
+    assert "argument --variants: expected a positive integer, received 0" in \
+        capsys.readouterr().err
+    with pytest.raises(ValueError, match="--variants: expected a positive integer, received 0"):
+        build_records(source="synthetic", out=tmp_path / "r", variants=0, progress=False)
     assert main(["--source", "npz", "--npz-root", str(tmp_path), "--variants", "2",
                  "--out", str(tmp_path / "r")]) == 2
     assert "--variants: only the synthetic source" in capsys.readouterr().err

@@ -1,0 +1,303 @@
+"""_cli: flag types of every CLI, the interrupt line, SIGTERM, held interrupts."""
+
+import argparse
+import importlib
+import math
+import os
+import signal
+
+import pytest
+
+from jetkeras import _cli
+
+
+# ------------------------------------------------------------------ flag types
+@pytest.mark.parametrize("kind, text, value", [
+    (_cli.positive_int, "3", 3),
+    (_cli.non_negative_int, "0", 0),
+    (_cli.seed_int, str(2**32 - 1), 2**32 - 1),
+    (_cli.bounded_int(2, 5), "5", 5),
+    (_cli.positive_float, "1e-4", 1e-4),
+    (_cli.non_negative_float, "0", 0.0),
+    (_cli.probability, "0", 0.0),
+    (_cli.probability, "1", 1.0),
+    (_cli.target_recall, "1", 1.0),
+])
+def test_types_accept_values_in_range(kind, text, value):
+    assert kind(text) == value
+
+
+@pytest.mark.parametrize("kind, text, expected", [
+    (_cli.positive_int, "0", "expected a positive integer, received 0"),
+    (_cli.positive_int, "-2", "expected a positive integer, received -2"),
+    (_cli.positive_int, "2.5", "expected a positive integer, received '2.5'"),
+    (_cli.positive_int, "nan", "expected a positive integer, received 'nan'"),
+    (_cli.non_negative_int, "-1", "expected an integer >= 0, received -1"),
+    (_cli.seed_int, "-1", "expected an integer in [0, 4294967295], received -1"),
+    (_cli.seed_int, str(2**32), "expected an integer in [0, 4294967295], received 4294967296"),
+    (_cli.bounded_int(2, 5), "6", "expected an integer in [2, 5], received 6"),
+    (_cli.positive_float, "0", "expected a finite number > 0, received 0"),
+    (_cli.positive_float, "-1e-3", "expected a finite number > 0, received -0.001"),
+    (_cli.positive_float, "nan", "expected a finite number > 0, received 'nan'"),
+    (_cli.positive_float, "inf", "expected a finite number > 0, received 'inf'"),
+    (_cli.non_negative_float, "-0.5", "expected a finite number >= 0, received -0.5"),
+    (_cli.non_negative_float, "NaN", "expected a finite number >= 0, received 'NaN'"),
+    (_cli.probability, "1.5", "expected a probability in [0, 1], received 1.5"),
+    (_cli.probability, "-0.1", "expected a probability in [0, 1], received -0.1"),
+    (_cli.probability, "nan", "expected a probability in [0, 1], received 'nan'"),
+    (_cli.target_recall, "0", "expected a recall in (0, 1], received 0"),
+])
+def test_types_refuse_zero_negative_nan_and_too_large(kind, text, expected):
+    with pytest.raises(argparse.ArgumentTypeError) as error:
+        kind(text)
+    assert str(error.value) == expected
+
+
+def test_path_types_name_what_is_there(tmp_path):
+    (tmp_path / "a.json").write_text("{}")
+    assert _cli.existing_file(str(tmp_path / "a.json")) == str(tmp_path / "a.json")
+    assert _cli.existing_folder(str(tmp_path)) == str(tmp_path)
+    assert _cli.existing_path(str(tmp_path / "a.json")) == str(tmp_path / "a.json")
+    with pytest.raises(argparse.ArgumentTypeError, match=r"existing file, received .*\(a folder"):
+        _cli.existing_file(str(tmp_path))
+    with pytest.raises(argparse.ArgumentTypeError, match=r"existing folder, received .*\(a file"):
+        _cli.existing_folder(str(tmp_path / "a.json"))
+    with pytest.raises(argparse.ArgumentTypeError, match=r"received .*\(nothing there\)"):
+        _cli.existing_path(str(tmp_path / "absent"))
+
+
+# ------------------------------------------------------- every CLI's flags
+def _folders(tmp_path):
+    records = tmp_path / "records"
+    records.mkdir(exist_ok=True)
+    (tmp_path / "space.json").write_text("{}")
+    out = str(tmp_path / "out")
+    return str(records), str(tmp_path / "space.json"), out
+
+
+# (module, arguments given besides the bad flag, bad flag, bad value)
+BAD_FLAGS = [
+    ("build_records", [], "--frames", "0"),
+    ("build_records", [], "--frames", "-30"),
+    ("build_records", [], "--frames", "100000"),
+    ("build_records", [], "--size", "nan"),
+    ("build_records", [], "--size", "8"),
+    ("build_records", [], "--limit", "0"),
+    ("build_records", [], "--records-per-shard", "0"),
+    ("build_records", [], "--workers", "-1"),
+    ("build_records", [], "--variants", "0"),
+    ("build_records", [], "--seed", "-1"),
+    ("build_records", [], "--catalogue", "{tmp}/absent.csv"),
+    ("build_records", [], "--npz-root", "{tmp}/absent"),
+    ("build_records", [], "--describe", "{tmp}/absent"),
+    ("fetch", ["--out", "{out}"], "--frames", "0"),
+    ("fetch", ["--out", "{out}"], "--limit", "0"),
+    ("fetch", ["--out", "{out}"], "--rows", "-1"),
+    ("fetch", ["--out", "{out}"], "--wavelength", "0"),
+    ("fetch", ["--out", "{out}"], "--cadence", "nan"),
+    ("fetch", ["--out", "{out}"], "--cadence-tolerance", "-1"),
+    ("fetch", ["--out", "{out}"], "--box", "-300"),
+    ("fetch", ["--out", "{out}"], "--pool", "0"),
+    ("fetch", ["--out", "{out}"], "--retries", "-1"),
+    ("fetch", ["--out", "{out}"], "--backoff", "inf"),
+    ("train", ["--records", "{records}", "--out", "{out}"], "--epochs", "0"),
+    ("train", ["--records", "{records}", "--out", "{out}"], "--batch-size", "-4"),
+    ("train", ["--records", "{records}", "--out", "{out}"], "--lr", "0"),
+    ("train", ["--records", "{records}", "--out", "{out}"], "--lr", "nan"),
+    ("train", ["--records", "{records}", "--out", "{out}"], "--target-recall", "1.2"),
+    ("train", ["--records", "{records}", "--out", "{out}"], "--seed", "4294967296"),
+    ("train", ["--out", "{out}"], "--records", "{tmp}/absent"),
+    ("train", ["--records", "{records}", "--out", "{out}"], "--config", "{tmp}/absent.json"),
+    ("tune", ["--records", "{records}", "--space", "{space}", "--tuner", "grid", "--out",
+              "{out}"], "--max-trials", "0"),
+    ("tune", ["--records", "{records}", "--space", "{space}", "--tuner", "grid", "--out",
+              "{out}"], "--epochs", "-1"),
+    ("tune", ["--records", "{records}", "--space", "{space}", "--tuner", "grid", "--out",
+              "{out}"], "--worker-id", "-1"),
+    ("tune", ["--records", "{records}", "--space", "{space}", "--tuner", "grid", "--out",
+              "{out}"], "--connect-timeout", "0"),
+    ("tune", ["--records", "{records}", "--space", "{space}", "--tuner", "grid", "--out",
+              "{out}"], "--max-failures", "0"),
+    ("tune", ["--records", "{records}", "--tuner", "grid", "--out", "{out}"], "--space",
+     "{tmp}/absent.json"),
+    ("evaluate", ["--run", "{records}", "--records", "{records}", "--out", "{out}"],
+     "--max-gifs", "-1"),
+    ("evaluate", ["--run", "{records}", "--records", "{records}", "--out", "{out}"],
+     "--batch-size", "0"),
+    ("predict", [], "--threshold", "nan"),
+    ("predict", [], "--threshold", "-0.1"),
+    ("predict", [], "--batch-size", "0"),
+    ("predict", [], "--workers", "0"),
+    ("predict", [], "--stride", "0"),
+    ("crossval", ["--records", "{records}", "--out", "{out}"], "--folds", "1"),
+    ("crossval", ["--records", "{records}", "--out", "{out}"], "--epochs", "0"),
+    ("crossval", ["--records", "{records}", "--out", "{out}"], "--seed", "-5"),
+    ("demo", [], "--limit", "0"),
+    ("demo", [], "--epochs", "0"),
+    ("demo", [], "--workers", "0"),
+    ("bundle", [], "--target-recall", "0"),
+    ("bundle", [], "--target-recall", "nan"),
+    ("bundle", [], "--limit", "0"),
+    ("ensemble", ["--runs", "{records}", "--out", "{out}"], "--records", "{tmp}/absent"),
+    ("realcheck", ["--model", "{records}"], "--realjets", "{tmp}/absent"),
+]
+
+
+@pytest.mark.parametrize("module, given, flag, value", BAD_FLAGS,
+                         ids=[f"{m}{f}={v.replace('{tmp}/', '')}" for m, _, f, v in BAD_FLAGS])
+def test_every_cli_refuses_out_of_range_flags_before_any_work(module, given, flag, value,
+                                                              tmp_path, capsys):
+    records, space, out = _folders(tmp_path)
+
+    def fill(text):
+        return text.format(tmp=tmp_path, records=records, space=space, out=out)
+
+    main = importlib.import_module(f"jetkeras.{module}").main
+    with pytest.raises(SystemExit) as exit_info:
+        main([fill(a) for a in given] + [flag, fill(value)])
+    assert exit_info.value.code == 2
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert f"error: argument {flag}: expected " in line, line
+    assert f"received {fill(value)!r}" in line or f"received {value}" in line or \
+        f"received {float(value):g}" in line, line
+    assert not os.path.exists(out)  # nothing was started
+
+
+def test_build_records_frames_default_comes_from_the_config_not_a_falsy_test(tmp_path):
+    from jetkeras.build_records import main
+    from jetkeras.records import read_manifest
+
+    config = tmp_path / "config.json"
+    config.write_text('{"data": {"frames": 4, "size": 32}}')
+    out = tmp_path / "records"
+    assert main(["--config", str(config), "--limit", "8", "--out", str(out),
+                 "--records-per-shard", "8"]) == 0
+    assert (read_manifest(out)["frames"], read_manifest(out)["size"]) == (4, 32)
+
+
+# ---------------------------------------------------------------- interrupts
+def test_resume_command_adds_and_drops_flags():
+    command = _cli.resume_command("train", ["--records", "my records", "--out", "r",
+                                            "--overwrite"], add=["--resume"],
+                                  drop=["--overwrite"])
+    assert command == "python -m jetkeras.train --records 'my records' --out r --resume"
+    assert _cli.resume_command("train", ["--resume"], add=["--resume"]).count("--resume") == 1
+
+
+def test_interrupt_prints_what_was_kept_and_how_to_resume(capsys):
+    def job():
+        raise _cli.Interrupted("at epoch 3 of 9", "2 finished epoch(s) kept in r/backup")
+
+    assert _cli.run_main(job, "train", resume="python -m jetkeras.train --resume") == 130
+    assert capsys.readouterr().err == (
+        "train: interrupted at epoch 3 of 9; 2 finished epoch(s) kept in r/backup; resume "
+        "with: python -m jetkeras.train --resume\n")
+
+    def plain():
+        raise KeyboardInterrupt
+
+    assert _cli.run_main(plain, "predict", resume=lambda: "python -m jetkeras.predict x",
+                         kept="nothing written") == 130
+    assert capsys.readouterr().err == ("predict: interrupted; nothing written; resume with: "
+                                       "python -m jetkeras.predict x\n")
+
+
+def test_sigterm_is_an_interrupt_and_the_old_handlers_come_back(capsys):
+    before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+
+    def job():
+        os.kill(os.getpid(), signal.SIGTERM)
+        for _ in range(1000):  # the handler runs between bytecodes
+            math.sqrt(2.0)
+        raise AssertionError("SIGTERM did not interrupt the job")
+
+    assert _cli.run_main(job, "survey") == 130
+    assert capsys.readouterr().err.startswith("survey: interrupted; finished work is kept; "
+                                              "resume with: ")
+    assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before
+
+
+def test_held_interrupts_wait_for_the_end_of_the_block(capsys):
+    steps = []
+
+    def job():
+        with _cli.held_interrupts():
+            os.kill(os.getpid(), signal.SIGINT)
+            for _ in range(1000):
+                math.sqrt(2.0)
+            steps.append("the block finished")
+        steps.append("after the block")
+
+    assert _cli.run_main(job, "train") == 130
+    assert steps == ["the block finished"]
+    assert "train: interrupted" in capsys.readouterr().err
+
+
+def _raise(error):
+    def function(*args, **kwargs):
+        raise error
+
+    return function
+
+
+def test_each_command_names_its_resume_command(tmp_path, monkeypatch, capsys):
+    import jetkeras.demo
+    import jetkeras.fetch
+    import jetkeras.predict
+    import jetkeras.tune
+
+    records, space, out = _folders(tmp_path)
+    monkeypatch.setattr(jetkeras.predict, "predict_cubes", _raise(KeyboardInterrupt()))
+    assert jetkeras.predict.main(["cube.npz", "--model", out, "--quiet"]) == 130
+    assert capsys.readouterr().err == (
+        f"predict: interrupted; nothing written (predictions are written when all cubes are "
+        f"scored); resume with: python -m jetkeras.predict cube.npz --model {out} --quiet\n")
+
+    monkeypatch.setattr(jetkeras.fetch, "fetch_catalogue", _raise(
+        _cli.Interrupted("after 1 of 3 events", "1 fetched cube(s) and the state are kept")))
+    assert jetkeras.fetch.main(["--out", out, "--limit", "3"]) == 130
+    assert capsys.readouterr().err.endswith(
+        "interrupted after 1 of 3 events; 1 fetched cube(s) and the state are kept; resume "
+        f"with: python -m jetkeras.fetch --out {out} --limit 3\n")
+
+    monkeypatch.setattr(jetkeras.demo, "run_demo", _raise(_cli.Interrupted(
+        "after 2 of 9 shards", "the 2 finished shard(s) are kept in demo/records")))
+    assert jetkeras.demo.main(["--out", out]) == 130
+    assert capsys.readouterr().err == (
+        f"demo: interrupted after 2 of 9 shards; the 2 finished shard(s) are kept in "
+        f"demo/records; resume with: python -m jetkeras.demo --out {out}\n")
+
+    # tune: --resume only once the search state is on disk; a worker just rejoins.
+    monkeypatch.setattr(jetkeras.tune, "tune", _raise(_cli.Interrupted(
+        "after 0 finished trial execution(s)", "the search state is kept in OUT/tuner")))
+    argv = ["--records", records, "--space", space, "--tuner", "grid", "--out", out]
+    assert jetkeras.tune.main(argv) == 130
+    assert capsys.readouterr().err.endswith(f"--out {out}\n")
+    os.makedirs(os.path.join(out, "tuner"))
+    for name in ("search.json", os.path.join("tuner", "oracle.json")):
+        with open(os.path.join(out, name), "w") as handle:
+            handle.write("{}")
+    assert jetkeras.tune.main(argv) == 130
+    assert capsys.readouterr().err.endswith(f"--out {out} --resume\n")
+    worker = argv + ["--role", "worker", "--oracle", "127.0.0.1:8000", "--worker-id", "0"]
+    assert jetkeras.tune.main(worker) == 130
+    assert capsys.readouterr().err.endswith("--worker-id 0\n")
+
+
+def test_short_commands_say_nothing_was_written(tmp_path, monkeypatch, capsys):
+    import jetkeras.ensemble
+    import jetkeras.evaluate
+
+    records, _, out = _folders(tmp_path)
+    monkeypatch.setattr(jetkeras.evaluate, "evaluate", _raise(KeyboardInterrupt()))
+    argv = ["--run", records, "--records", records, "--out", out]
+    assert jetkeras.evaluate.main(argv) == 130
+    assert capsys.readouterr().err == (
+        f"evaluate: interrupted; nothing written (the report folder appears whole or not at "
+        f"all); resume with: python -m jetkeras.evaluate {' '.join(argv)}\n")
+    # An ensemble folder interrupted half-way is rebuilt, which needs --overwrite.
+    os.makedirs(out)
+    monkeypatch.setattr(jetkeras.ensemble, "build_ensemble", _raise(KeyboardInterrupt()))
+    argv = ["--runs", records, "--records", records, "--out", out]
+    assert jetkeras.ensemble.main(argv) == 130
+    assert capsys.readouterr().err.endswith(f"{' '.join(argv)} --overwrite\n")
