@@ -2,8 +2,8 @@
 
 Every ``python -m jetkeras.<stage>`` module is a thin ``main(argv=None)``: it parses
 flags (help on every flag, with its unit and default) and calls one library function
-with keyword-only arguments. User errors (``ValueError``, ``FileNotFoundError``) become
-one line on stderr and exit status 2 -- never a traceback.
+with keyword-only arguments. User errors (``ValueError``, ``FileNotFoundError``) and a
+full disk become one line on stderr and exit status 2 -- never a traceback.
 
 Flag values are checked by argparse, with the types below (``positive_int``,
 ``probability``, ``existing_file``, ...): 0, negatives, NaN and out-of-range values are
@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import math
 import os
+import re
 import shlex
 import signal
 import sys
@@ -28,8 +30,9 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
-__all__ = ["Interrupted", "add_seed_flag", "bounded_int", "existing_file", "existing_folder",
-           "existing_path", "held_interrupts", "hold_interrupts", "non_negative_float",
+__all__ = ["Interrupted", "add_seed_flag", "bounded_int", "disk_full_message", "existing_file",
+           "existing_folder", "existing_path", "held_interrupts", "hold_interrupts",
+           "make_parser", "non_negative_float",
            "non_negative_int", "positive_float", "positive_int", "probability",
            "quiet_tensorflow", "release_interrupts", "resume_command", "run_main", "seed_int",
            "set_seed", "target_recall"]
@@ -43,6 +46,29 @@ MAX_WORKERS = 1024  # threads or processes on one machine
 def quiet_tensorflow() -> None:
     """Silence TensorFlow's C++ start-up chatter (oneDNN, cuInit) before it is imported."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+# ---------------------------------------------------------------------- parsers
+def make_parser(module: str, description: str,
+                examples: Sequence[str]) -> argparse.ArgumentParser:
+    """The parser of ``python -m jetkeras.<module>``, the same shape for every command.
+
+    Parameters
+    ----------
+    module : str
+        Entry point, e.g. ``"predict"``.
+    description : str
+        Plain text (no reST markup): what the command does, a sentence or two.
+    examples : list of str
+        Arguments of example command lines, each shown as
+        ``python -m jetkeras.<module> ARGS`` under "examples:" at the end of ``--help``.
+    """
+    lines = "\n".join(f"  python -m jetkeras.{module} {example}".rstrip()
+                      for example in examples)
+    return argparse.ArgumentParser(prog=f"python -m jetkeras.{module}",
+                                   description=description,
+                                   epilog=f"examples:\n{lines}",
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
 
 
 # ---------------------------------------------------------------- argparse types
@@ -182,6 +208,49 @@ def first_line(error: BaseException, limit: int = 200) -> str:
     return text.splitlines()[0][:limit] if text else ""
 
 
+# -------------------------------------------------------------------- full disk
+_DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)})
+_DISK_FULL_TEXTS = ("no space left on device", "disk quota exceeded")
+_PATH_IN_TEXT = re.compile(r"(?:[A-Za-z]:)?[\\/][^\s'\"`,;:()\[\]{}<>]+")
+
+
+def _is_disk_full(error: BaseException) -> bool:
+    """True for ENOSPC/EDQUOT OSErrors and for errors (TensorFlow's ResourceExhaustedError,
+    h5py's OSError) whose message says the disk is full."""
+    if isinstance(error, OSError) and error.errno in _DISK_FULL_ERRNOS:
+        return True
+    text = str(error).lower()
+    return any(phrase in text for phrase in _DISK_FULL_TEXTS)
+
+
+def _disk_full_cause(error: BaseException) -> BaseException | None:
+    """``error`` or the first error it was raised from that says the disk is full."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if _is_disk_full(error):
+            return error
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return None
+
+
+def disk_full_message(error: BaseException, prog: str, resume: str | None = None) -> str:
+    """One line for a full disk: what was being written, the cause, and how to go on.
+
+    The path is the OSError's ``filename`` when set, else the first path in the message,
+    else the command's output. ``resume`` is the command line that resumes (default:
+    "rerun the same command").
+    """
+    where = getattr(error, "filename", None)
+    if not where:
+        found = _PATH_IN_TEXT.search(str(error))
+        where = found.group(0).rstrip(".") if found else f"the output of {prog}"
+    cause = getattr(error, "strerror", None) or first_line(error) or type(error).__name__
+    then = f"resume with: {resume}" if resume else "rerun the same command to resume"
+    return (f"{prog}: error: no space left on device writing {os.fspath(where)} ({cause}); "
+            f"free some space and {then}")
+
+
 # ------------------------------------------------------------------- interrupts
 class Interrupted(KeyboardInterrupt):
     """Ctrl-C or SIGTERM caught by a long job, with what the job kept.
@@ -291,6 +360,13 @@ def _default_resume(prog: str) -> str:
     return "rerun the same command"
 
 
+def _report_disk_full(error: BaseException, prog: str,
+                      resume: str | Callable[[], str] | None) -> int:
+    command = resume() if callable(resume) else resume
+    print(disk_full_message(error, prog, command), file=sys.stderr)
+    return 2
+
+
 def run_main(function: Callable[[], object], prog: str, *,
              resume: str | Callable[[], str] | None = None,
              kept: str = "finished work is kept") -> int:
@@ -298,6 +374,8 @@ def run_main(function: Callable[[], object], prog: str, *,
 
     Ctrl-C (SIGINT) and SIGTERM exit with 130 and one line: what was kept (the
     :class:`Interrupted` text of the job, else ``kept``) and the command that resumes.
+    A full disk (ENOSPC or EDQUOT, or TensorFlow's "No space left on device") exits with
+    2 and one line naming what was being written (:func:`disk_full_message`).
 
     Parameters
     ----------
@@ -315,6 +393,8 @@ def run_main(function: Callable[[], object], prog: str, *,
         with _signals_raise_keyboard_interrupt():
             function()
     except (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError) as error:
+        if cause := _disk_full_cause(error):
+            return _report_disk_full(cause, prog, resume)
         message = first_line(error, limit=10_000) or repr(error)
         print(f"{prog}: error: {message}", file=sys.stderr)
         return 2
@@ -333,4 +413,11 @@ def run_main(function: Callable[[], object], prog: str, *,
               f"pip install 'jetkeras[cpu]' (or 'jetkeras[gpu]' on a CUDA machine)",
               file=sys.stderr)
         return 2
+    except Exception as error:
+        # A full disk: an OSError (ENOSPC, EDQUOT) or TensorFlow's ResourceExhaustedError
+        # ("... No space left on device"), told by errno or message, not by importing TF.
+        cause = _disk_full_cause(error)
+        if cause is None:
+            raise
+        return _report_disk_full(cause, prog, resume)
     return 0
