@@ -24,6 +24,7 @@ import math
 import os
 import re
 import shlex
+import shutil
 import signal
 import sys
 import threading
@@ -41,6 +42,7 @@ SEED_MAX = 2**32 - 1  # NumPy's legacy seeding and Keras both refuse larger seed
 MAX_FRAMES = 1000  # frames per sequence: 400 min at AIA's 24 s cadence, beyond any jet
 MAX_SIZE = 4096  # pixels per side: AIA's detector
 MAX_WORKERS = 1024  # threads or processes on one machine
+HELP_WIDTH = 80  # columns of --help's description and examples at most
 
 
 def quiet_tensorflow() -> None:
@@ -58,17 +60,43 @@ def make_parser(module: str, description: str,
     module : str
         Entry point, e.g. ``"predict"``.
     description : str
-        Plain text (no reST markup): what the command does, a sentence or two.
+        Plain text (no reST markup): what the command does, a sentence or two; wrapped
+        to the terminal (at most ``HELP_WIDTH`` columns).
     examples : list of str
         Arguments of example command lines, each shown as
-        ``python -m jetkeras.<module> ARGS`` under "examples:" at the end of ``--help``.
+        ``python -m jetkeras.<module> ARGS`` under "examples:" at the end of ``--help``
+        (a long one continued on the next line with a backslash, ready to paste).
     """
-    lines = "\n".join(f"  python -m jetkeras.{module} {example}".rstrip()
-                      for example in examples)
+    import textwrap
+
+    width = min(shutil.get_terminal_size().columns, HELP_WIDTH) - 2
+    lines = [_example_lines(f"python -m jetkeras.{module} {example}", width)
+             for example in examples]
     return argparse.ArgumentParser(prog=f"python -m jetkeras.{module}",
-                                   description=description,
-                                   epilog=f"examples:\n{lines}",
+                                   description=textwrap.fill(" ".join(description.split()),
+                                                             width),
+                                   epilog="examples:\n" + "\n".join(lines),
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+def _example_lines(command: str, width: int) -> str:
+    """``command`` indented by 2; past ``width`` columns it goes on after " \\" and a
+    newline, breaking only before a flag so that each flag keeps its value."""
+    chunks: list[str] = []
+    for word in command.split():
+        if chunks and not word.startswith("-"):
+            chunks[-1] += " " + word
+        else:
+            chunks.append(word)
+    lines = ["  " + chunks[0]]
+    for index, chunk in enumerate(chunks[1:], start=2):
+        room = 0 if index == len(chunks) else 2  # the last chunk needs no " \\"
+        if len(lines[-1]) + 1 + len(chunk) + room > width:
+            lines[-1] += " \\"
+            lines.append("      " + chunk)
+        else:
+            lines[-1] += " " + chunk
+    return "\n".join(lines)
 
 
 # ---------------------------------------------------------------- argparse types

@@ -605,17 +605,26 @@ def describe_records(records_dir: str | Path, *, per_class: int = 2,
 
 # --------------------------------------------------------------------------- CLI
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m jetkeras.build_records",
-                                     description=__doc__.split("\n\n")[0])
+    parser = _cli.make_parser(
+        "build_records",
+        "Turn jet and jet-free cubes (synthetic renders of the catalogue, npz cubes or FITS "
+        "frames) into TFRecord shards split into train, val and test by HEK event, with a "
+        "manifest.json. Interrupt it at any time: the same command resumes.",
+        ["--source synthetic --frames 16 --size 64 --limit 400",
+         "--source npz --npz-root ml-project-2-jac/data --split seed",
+         "--source fits --fits-root jsoc/ --workers 4",
+         "--describe tfrecords/synthetic"])
     parser.add_argument("--describe", metavar="DIR", type=_cli.existing_folder,
-                        help="print the manifest of a records folder and write a contact sheet")
+                        help="print the manifest of a records folder and write a contact sheet "
+                             "(describe.png in it); default: build instead")
     parser.add_argument("--source", choices=SOURCES, default="synthetic",
                         help="where cubes come from; default synthetic (render the catalogue)")
     parser.add_argument("--npz-root", type=_cli.existing_folder,
-                        help="seed npz layout root (data0/, data1/, ...) or a "
-                             "folder of <event_id>.npz cubes")
+                        help="seed npz layout root (data0/, data1/, ...) or a folder of "
+                             "<event_id>.npz cubes; required with --source npz")
     parser.add_argument("--fits-root", type=_cli.existing_folder,
-                        help="folder holding one sub-folder of FITS per event id")
+                        help="folder holding one sub-folder of FITS per event id; required with "
+                             "--source fits")
     parser.add_argument("--catalogue", type=_cli.existing_file,
                         help="jet catalogue CSV (Solar Jet Hunter layout), or an event table "
                              "with an event_id column and a 0/1 label in every row (npz or "
@@ -624,7 +633,8 @@ def _parser() -> argparse.ArgumentParser:
                         help="jet-free intervals CSV; default: the bundled one")
     parser.add_argument("--out", help="output folder; default tfrecords/<source>")
     parser.add_argument("--config", type=_cli.existing_file,
-                        help="JetConfig JSON whose data section is used")
+                        help="JetConfig JSON whose data section is used; default the built-in "
+                             "defaults")
     parser.add_argument("--frames", type=_cli.bounded_int(2, _cli.MAX_FRAMES),
                         help=f"frames per sequence, 2 to {_cli.MAX_FRAMES}; default 30 (or the "
                              f"--config's)")
@@ -634,18 +644,20 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--limit", type=_cli.bounded_int(2),
                         help="class-balanced subset of N >= 2 sequences; default all")
     parser.add_argument("--split", choices=("grouped", "seed"), default="grouped",
-                        help="grouped: 70/15/15 by HEK event; seed: the seed's folders")
+                        help="grouped: 70/15/15 %% by HEK event; seed: the seed's own train/val/"
+                             "test folders; default grouped")
     parser.add_argument("--records-per-shard", type=_cli.positive_int, default=32,
-                        help="sequences per shard; default 32")
+                        help="sequences per shard file; default 32")
     parser.add_argument("--workers", type=_cli.bounded_int(1, _cli.MAX_WORKERS), default=1,
-                        help="sequences prepared at once; default 1")
+                        help="sequences prepared at once (threads or processes); default 1")
     parser.add_argument("--parallel", choices=PARALLEL, default="auto",
                         help="threads (npz, synthetic) or a local Dask cluster of processes "
                              "(FITS); default auto")
-    parser.add_argument("--scheduler", help="address of a Dask scheduler to run on")
+    parser.add_argument("--scheduler", help="address of a Dask scheduler to run on "
+                                            "(tcp://host:8786); default none (local)")
     parser.add_argument("--no-match-position", dest="match_position", action="store_false",
                         help="with --limit: draw negatives at random instead of matching "
-                             "the jets' distances from disk centre")
+                             "the jets' distances from disk centre; default: match")
     parser.add_argument("--variants", type=_cli.positive_int, default=1,
                         help="synthetic only: independent renders of each training event "
                              "(an epoch of train is one pass over the events); default 1")

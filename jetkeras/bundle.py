@@ -29,7 +29,6 @@ Examples
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 import sys
@@ -151,26 +150,29 @@ def build_bundle(*, work: str | Path, out: str | Path, seed: int = 0, limit: int
 
 def main(argv: list[str] | None = None) -> int:
     _cli.quiet_tensorflow()
-    parser = argparse.ArgumentParser(
-        prog="python -m jetkeras.bundle",
-        description="Rebuild the bundled default model from a fixed seed: render, train, "
-                    "score, and write the bundle folder.")
+    parser = _cli.make_parser(
+        "bundle",
+        "Rebuild the bundled default model from a fixed seed: render synthetic events, "
+        "train, score, and write the bundle folder (with --install, replace the one "
+        "shipped in the package).",
+        ["--work bundle_work", "--work bundle_work --install"])
     parser.add_argument("--work", default="bundle_work",
                         help="working folder (records, run, report); default bundle_work")
-    parser.add_argument("--out", help="bundle folder to write; default WORK/jet304")
+    parser.add_argument("--out", help="bundle folder to write; default WORK/jet304 (WORK is --work)")
     parser.add_argument("--limit", type=_cli.positive_int, default=LIMIT,
                         help=f"events to render; default {LIMIT}")
     parser.add_argument("--variants", type=_cli.positive_int, default=VARIANTS,
                         help=f"renders of each training event; default {VARIANTS}")
     parser.add_argument("--epochs", type=_cli.positive_int,
-                        help="training epochs; default train's")
+                        help="training epochs; default train's (by frame size)")
     parser.add_argument("--target-recall", type=_cli.target_recall, default=TARGET_RECALL,
                         help=f"validation recall the threshold must reach; default "
                              f"{TARGET_RECALL}")
     parser.add_argument("--workers", type=_cli.bounded_int(1, _cli.MAX_WORKERS), default=2,
                         help="render threads; default 2")
     parser.add_argument("--install", action="store_true",
-                        help="replace the package's jetkeras/bundled with the new bundle")
+                        help="replace the package's jetkeras/bundled with the new bundle; "
+                             "default off")
     _cli.add_seed_flag(parser)
     args = parser.parse_args(argv)
 

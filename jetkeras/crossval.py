@@ -631,20 +631,28 @@ def crossval(
 
 # --------------------------------------------------------------------------- CLI
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m jetkeras.crossval",
-                                     description=__doc__.split("\n\n")[0])
+    parser = _cli.make_parser(
+        "crossval",
+        "Grouped, class-stratified K-fold cross-validation: pool every split of a records "
+        "folder, train one model per fold and test each sequence exactly once, no HEK "
+        "event group in two test folds. Interrupt it at any time: the same command resumes.",
+        ["--records tfrecords/demo --folds 5 --out reports/crossval",
+         "--records tfrecords/demo --folds 5 --out reports/cv-best "
+         "--config tuning/runs/arch/best_config.json --epochs 10 --seed 1"])
     parser.add_argument("--records", required=True, type=_cli.existing_folder,
-                        help="records folder (build_records); all of its splits are pooled")
+                        help="records folder (python -m jetkeras.build_records); all of its "
+                             "splits are pooled")
     parser.add_argument("--folds", type=_cli.bounded_int(2), default=5,
                         help="K, the number of test folds (>= 2, at most the event groups of "
                              "the rarer class); default 5")
     parser.add_argument("--out", required=True, help="cross-validation folder to write")
     parser.add_argument("--config", type=_cli.existing_file,
                         help="JetConfig JSON of every fold's training (e.g. the "
-                             "best config of a search)")
+                             "best config of a search); default the built-in defaults")
     parser.add_argument("--preset", help="model widths preset: light (default), seed, tiny")
     parser.add_argument("--epochs", type=_cli.positive_int,
-                        help="passes over each fold's training split; default by frame size")
+                        help="passes over each fold's training split; default by frame size "
+                             "(60 epochs up to 128 px)")
     parser.add_argument("--seed", type=_cli.seed_int,
                         help="seed of the fold assignment and of training; default the "
                              "config's train.seed (0)")

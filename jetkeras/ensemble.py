@@ -20,7 +20,6 @@ Examples
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 from pathlib import Path
@@ -108,14 +107,20 @@ def build_ensemble(*, runs: list[str | Path], records: str | Path, out: str | Pa
 
 def main(argv: list[str] | None = None) -> int:
     _cli.quiet_tensorflow()
-    parser = argparse.ArgumentParser(prog="python -m jetkeras.ensemble",
-                                     description=__doc__.split("\n\n")[0])
+    parser = _cli.make_parser(
+        "ensemble",
+        "Average the logits of runs trained with one configuration and different seeds, "
+        "and write the result as an ordinary run folder (one Keras model, threshold chosen "
+        "on the validation split) that evaluate, export and predict read.",
+        ["--runs runs/s0 runs/s1 runs/s2 --records tfrecords/demo --out runs/ensemble"])
     parser.add_argument("--runs", nargs="+", required=True,
-                        help="finished run folders of one config, different seeds")
+                        help="finished run folders (python -m jetkeras.train) of one config, "
+                             "different seeds; at least 2")
     parser.add_argument("--records", required=True, type=_cli.existing_folder,
-                        help="their records folder (validation split: the threshold)")
-    parser.add_argument("--out", required=True, help="the ensemble's run folder")
-    parser.add_argument("--overwrite", action="store_true", help="replace --out")
+                        help="their records folder; its validation split chooses the "
+                             "threshold")
+    parser.add_argument("--out", required=True, help="the ensemble's run folder to write")
+    parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists; default: refuse")
     args = parser.parse_args(argv)
 
     def run():

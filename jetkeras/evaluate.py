@@ -268,15 +268,24 @@ def _report(metrics, *, run, records, split, manifest, gifs, predictor) -> str:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m jetkeras.evaluate",
-                                     description=__doc__.split("\n\n")[0])
+    parser = _cli.make_parser(
+        "evaluate",
+        "Score a trained run (or an exported SavedModel) on one split of a records folder "
+        "at the threshold stored with it, and write a report folder: metrics.json, "
+        "predictions.csv, ROC, precision-recall and threshold plots, the confusion matrix, "
+        "GIFs of the worst errors and report.md.",
+        ["--run runs/light --records tfrecords/synthetic --out reports/light",
+         "--run exports/light --records tfrecords/seed --split val --out reports/light-val "
+         "--max-gifs 5"])
     parser.add_argument("--run", required=True,
-                        help="finished run folder (or exported SavedModel folder)")
+                        help="finished run folder (python -m jetkeras.train) or exported "
+                             "SavedModel folder (python -m jetkeras.export)")
     parser.add_argument("--records", required=True, type=_cli.existing_folder,
-                        help="records folder (build_records)")
+                        help="records folder (python -m jetkeras.build_records)")
     parser.add_argument("--split", default="test", choices=("train", "val", "test"),
                         help="split to evaluate; default test")
-    parser.add_argument("--out", required=True, help="report folder to create")
+    parser.add_argument("--out", required=True, help="report folder to create (refused if it "
+                        "exists, unless --overwrite)")
     parser.add_argument("--max-gifs", type=_cli.non_negative_int, default=20,
                         help="most misclassified sequences animated as GIFs; default 20")
     parser.add_argument("--batch-size", type=_cli.positive_int, default=16,

@@ -200,10 +200,15 @@ def graph_ops(saved_model: str | os.PathLike) -> set[str]:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m jetkeras.export",
-                                     description=__doc__.split("\n\n")[0])
-    parser.add_argument("--run", required=True, help="finished run folder (jetkeras.train)")
-    parser.add_argument("--out", required=True, help="SavedModel folder to create")
+    parser = _cli.make_parser(
+        "export",
+        "Export a finished run as a TensorFlow SavedModel for serving (endpoints serve and "
+        "serve_proba over normalised frames), with model.tflite for the LiteRT interpreter "
+        "and assets/jetkeras.json holding the normalisation and threshold.",
+        ["--run runs/light --out exports/light"])
+    parser.add_argument("--run", required=True, help="finished run folder (python -m jetkeras.train)")
+    parser.add_argument("--out", required=True, help="SavedModel folder to create (refused if it "
+                        "exists, unless --overwrite)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace --out if it exists; default: refuse")
     return parser

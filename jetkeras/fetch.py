@@ -49,7 +49,6 @@ level-1 cutout, Rice-compressed in HDU 1 as JSOC exports it). The default client
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
@@ -637,12 +636,14 @@ def fetch_table(
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m jetkeras.fetch``: fetch catalogue events from JSOC into cube npz files."""
-    parser = argparse.ArgumentParser(
-        prog="python -m jetkeras.fetch",
-        description="Download AIA cutouts of catalogue events from JSOC (needs JSOC_EMAIL) "
-                    "and store each as <out>/<event_id>.npz. Resumable: rerun to continue.",
-    )
-    parser.add_argument("--out", required=True, help="output folder (cubes, fetch_state.json)")
+    parser = _cli.make_parser(
+        "fetch",
+        "Download AIA cutouts of catalogue events from JSOC (needs JSOC_EMAIL set to an "
+        "address registered with JSOC) and store each as <out>/<event_id>.npz. Resumable: "
+        "rerun the same command to continue.",
+        ["--out jsoc/ --limit 10",
+         "--catalogue events.csv --out jsoc/ --wavelength 171"])
+    parser.add_argument("--out", required=True, help="output folder (cubes, fetch_state.json); created if missing")
     parser.add_argument("--catalogue", metavar="TABLE", default=None,
                         help="event table to fetch: python -m jetkeras.hek's CSV, the Solar "
                              "Jet Hunter CSV as published, or a jet-free-interval CSV; "
@@ -666,7 +667,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--box", type=_cli.positive_float, default=300.0,
                         help="side of the square cutout in arcsec; default 300")
     parser.add_argument("--pool", type=_cli.positive_int, default=3,
-                        help="max-pool factor when converting to a cube; default 3")
+                        help="max-pool factor when converting to a cube (3 = 3x3 px into one); "
+                             "default 3")
     parser.add_argument("--series", default="aia.lev1_euv_12s",
                         help="JSOC series; default aia.lev1_euv_12s")
     parser.add_argument("--retries", type=_cli.non_negative_int, default=3,
@@ -675,7 +677,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="seconds before the first retry, doubled each time; default 60")
     parser.add_argument("--keep-fits", action="store_true",
                         help="keep the raw FITS under <out>/fits/; default delete after conversion")
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar; default "
+                        "shown")
     args = parser.parse_args(argv)
     options = dict(
         wavelength_angstrom=args.wavelength, frames=args.frames, cadence_s=args.cadence,

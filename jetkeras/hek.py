@@ -471,17 +471,14 @@ def query_hek(
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m jetkeras.hek",
-        description="Query the HEK for events (coronal jets by default) between two UTC\n"
-                    "times and write one event table (CSV) that fetch, predict and survey\n"
-                    "read. Raw pages are cached: a rerun does not query again.\n\n"
-                    "example:\n  python -m jetkeras.hek --start 2017-01-01 --end 2017-02-01 "
-                    "--out events.csv",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--start", required=True, help="start time, ISO 8601 UTC (2017-01-01)")
-    parser.add_argument("--end", required=True, help="end time, ISO 8601 UTC, exclusive")
+    parser = _cli.make_parser(
+        "hek",
+        "Query the HEK for events (coronal jets by default) between two UTC\n"
+        "times and write one event table (CSV) that fetch, predict and survey\n"
+        "read. Raw pages are cached: a rerun does not query again.",
+        ["--start 2017-01-01 --end 2017-02-01 --out events.csv"])
+    parser.add_argument("--start", required=True, help="start time, ISO 8601 UTC (2017-01-01); required")
+    parser.add_argument("--end", required=True, help="end time, ISO 8601 UTC, exclusive; required")
     parser.add_argument("--out", required=True, help="event table to write (.csv)")
     parser.add_argument("--event-type", default="CJ",
                         help="two-letter HEK event type; default CJ (coronal jet)")
@@ -489,7 +486,7 @@ def _parser() -> argparse.ArgumentParser:
                         help="folder for the raw HEK pages; default hek_cache/ beside --out")
     parser.add_argument("--window-days", type=float, default=30.0,
                         help="longest time window per HEK query, days; default 30")
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar; default shown")
     return parser
 
 

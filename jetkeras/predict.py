@@ -611,8 +611,18 @@ def _offsets_s(cube, cadence_s: float) -> np.ndarray:
 
 # ------------------------------------------------------------------------- CLI
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m jetkeras.predict",
-                                     description=__doc__.split("\n\n")[0])
+    from jetkeras.config import DataConfig
+
+    parser = _cli.make_parser(
+        "predict",
+        "Give the probability of a coronal jet for each cube (npz cubes, folders of them or "
+        "folders of FITS frames), for every event of a catalogue, or along a longer cube as "
+        "a timeline, with a trained run, an exported SavedModel or the bundled model.",
+        ["cube.npz --model runs/light",
+         "cubes/ aia_fits/ --model exports/light --out predictions.csv",
+         "--catalogue events.csv --cubes jsoc/ --model runs/light --workers 4 "
+         "--out catalogue_predictions.csv",
+         "--timeline long_cube.npz --model runs/light --stride 2 --out timeline.csv"])
     parser.add_argument("cubes", nargs="*", metavar="CUBE_OR_DIR",
                         help=".npz cubes (seed arr_0 or jetkeras-cube/1), folders of npz "
                              "cubes, or folders of FITS frames")
@@ -624,7 +634,8 @@ def _parser() -> argparse.ArgumentParser:
                         help="decision threshold, probability in [0, 1]; default the one "
                              "stored with the model (chosen on validation)")
     parser.add_argument("--out", help="write predictions to this .csv or .json file; "
-                                      "default: print only (timeline: timeline.csv)")
+                                      "default: print only (--timeline: timeline.csv "
+                                      "in the current folder)")
     parser.add_argument("--runtime", choices=RUNTIMES, default="auto",
                         help="litert: the folder's model.tflite on the LiteRT interpreter (no "
                              "TensorFlow: fast start, ~3x throughput on a CPU); tensorflow: "
@@ -634,34 +645,42 @@ def _parser() -> argparse.ArgumentParser:
                         help="compile the TensorFlow forward pass with XLA: ~0.7 s more at "
                              "start, ~20 %% faster over many cubes (run folders only)")
     parser.add_argument("--batch-size", type=_cli.positive_int, default=16,
-                        help="sequences per forward pass (and per Dask task); default 16")
+                        help="sequences per forward pass (and per Dask task); default 16; "
+                             "memory grows with it")
     parser.add_argument("--resample", action="store_true",
-                        help="interpolate cubes of another frame count or size to the "
-                             "model's instead of refusing them")
+                        help="interpolate cubes of another frame count or size (px) to the "
+                             "model's instead of refusing them; default refuse")
     parser.add_argument("--any-channel", action="store_true",
-                        help="accept cubes of another wavelength or instrument than the "
-                             "model's (a 171 A folder for a 304 A model); default refuse")
+                        help="accept cubes of another wavelength (angstrom) or instrument "
+                             "than the model's (a 171 A folder for a 304 A model); default "
+                             "refuse")
     parser.add_argument("--catalogue", help="catalogue CSV (an event index with event_id, "
                                             "the published Solar Jet Hunter CSV or jet-free "
                                             "intervals); predict every event with a cube "
-                                            "(--cubes or --records)")
+                                            "(--cubes or --records); default none")
     parser.add_argument("--cubes", dest="cubes_root",
                         help="folder of <event_id>.npz cubes or the seed's data0/data1 tree, "
-                             "for --catalogue")
-    parser.add_argument("--records", help="records folder, for catalogue-wide inference")
+                             "for --catalogue; default none")
+    parser.add_argument("--records", help="records folder (python -m jetkeras.build_records) "
+                                          "whose --split to predict; default none")
     parser.add_argument("--split", default="test", choices=("train", "val", "test"),
                         help="records split for --records; default test")
     parser.add_argument("--workers", type=_cli.bounded_int(1, _cli.MAX_WORKERS), default=1,
                         help="Dask LocalCluster processes for --catalogue; default 1 "
                              "(no Dask)")
     parser.add_argument("--scheduler", help="address of a running Dask scheduler "
-                                            "(tcp://host:8786) for --catalogue")
+                                            "(tcp://host:8786) for --catalogue; default "
+                                            "none (local)")
     parser.add_argument("--timeline", metavar="CUBE",
                         help="slide the model's window over this longer cube; writes "
-                             "probability per window (CSV) and a PNG beside it")
+                             "probability per window start (CSV, times in seconds) and a PNG "
+                             "beside the CSV; default none")
     parser.add_argument("--stride", type=_cli.positive_int, default=1,
-                        help="frames between window starts for --timeline; default 1")
-    parser.add_argument("--quiet", action="store_true", help="no table, no progress bar")
+                        help=f"frames between window starts for --timeline, an integer >= 1 "
+                             f"(seconds: stride x the model's cadence); default 1 frame = "
+                             f"{DataConfig.cadence_s:g} s at the seed's cadence")
+    parser.add_argument("--quiet", action="store_true", help="no table, no progress bar; default: show "
+                        "both")
     return parser
 
 

@@ -36,7 +36,6 @@ Examples
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 from typing import Any
@@ -239,14 +238,20 @@ def real_jet_check(predictor, folder: str | Path, *, seed: int = 0,
 
 def main(argv: list[str] | None = None) -> int:
     _cli.quiet_tensorflow()
-    parser = argparse.ArgumentParser(
-        prog="python -m jetkeras.realcheck",
-        description="Score real 304 A jets against motion-removed copies of themselves "
-                    "(validation only).")
-    parser.add_argument("--model", required=True, help="run folder or SavedModel export")
+    parser = _cli.make_parser(
+        "realcheck",
+        "Sim-to-real check: score real 304 angstrom jets against copies of the same "
+        "pixels with the motion taken out (frozen and shuffled frames), to see whether a "
+        "model trained on renders sees jet motion in real data. For validation only; "
+        "prints the summary as JSON.",
+        ["--model runs/light --realjets ../shared/data/realjets",
+         "--model runs/light --realjets ../shared/data/realjets --out realcheck.csv"])
+    parser.add_argument("--model", required=True, help="run folder (python -m jetkeras.train) or "
+                        "SavedModel export (python -m jetkeras.export)")
     parser.add_argument("--realjets", required=True, type=_cli.existing_folder,
                         help="the real-jet folder (index.csv + sequences/)")
-    parser.add_argument("--out", help="write the per-window scores as CSV here")
+    parser.add_argument("--out", help="write the per-window scores as CSV here; default: print the "
+                        "summary only")
     _cli.add_seed_flag(parser)
     args = parser.parse_args(argv)
 

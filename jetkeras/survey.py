@@ -601,18 +601,16 @@ def survey(
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m jetkeras.survey",
-        description="Survey the HEK: query the HEK for events between two UTC times, fetch\n"
-                    "their AIA cutouts from JSOC (needs JSOC_EMAIL), predict a jet probability\n"
-                    "for each, and write events.csv, timeline.png, a gallery and report.md\n"
-                    "into --out. Resumable: rerun the same command.\n\n"
-                    "example:\n  python -m jetkeras.survey --start 2017-01-01 --end 2017-02-01 "
-                    "--out survey_2017_01",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--start", required=True, help="start time, ISO 8601 UTC (2017-01-01)")
-    parser.add_argument("--end", required=True, help="end time, ISO 8601 UTC, exclusive")
+    parser = _cli.make_parser(
+        "survey",
+        "Survey the HEK: query the HEK for events between two UTC times, fetch\n"
+        "their AIA cutouts from JSOC (needs JSOC_EMAIL), predict a jet probability\n"
+        "for each, and write events.csv, timeline.png, a gallery and report.md\n"
+        "into --out. Resumable: rerun the same command.",
+        ["--start 2017-01-01 --end 2017-02-01 --out survey_2017_01",
+         "--start 2017-01-01 --end 2017-02-01 --out survey_2017_01 --limit 20 --workers 4"])
+    parser.add_argument("--start", required=True, help="start time, ISO 8601 UTC (2017-01-01); required")
+    parser.add_argument("--end", required=True, help="end time, ISO 8601 UTC, exclusive; required")
     parser.add_argument("--out", required=True, help="survey folder (created; rerun to resume)")
     parser.add_argument("--model", default=None,
                         help="run folder or exported SavedModel; default the bundled model "
@@ -634,15 +632,17 @@ def _parser() -> argparse.ArgumentParser:
                         help="Dask LocalCluster processes for the predict stage; default 1 "
                              "(no Dask)")
     parser.add_argument("--scheduler", default=None,
-                        help="address of a running Dask scheduler (tcp://host:8786)")
+                        help="address of a running Dask scheduler (tcp://host:8786); default "
+                             "none (local)")
     parser.add_argument("--resample", action="store_true",
-                        help="interpolate cubes of another geometry to the model's")
+                        help="interpolate cubes of another frame count or size (px) to the "
+                             "model's; default refuse them")
     parser.add_argument("--retries", type=int, default=3,
                         help="extra download attempts per event; default 3")
     parser.add_argument("--backoff", type=float, default=60.0,
                         help="seconds before the first download retry, doubled each time; "
                              "default 60")
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar; default shown")
     return parser
 
 

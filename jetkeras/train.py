@@ -381,42 +381,59 @@ def predict_probabilities(model, dataset) -> tuple[np.ndarray, np.ndarray]:
 
 # --------------------------------------------------------------------------- CLI
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m jetkeras.train",
-                                     description=__doc__.split("\n\n")[0])
+    parser = _cli.make_parser(
+        "train",
+        "Train a jet classifier on a records folder and write a run folder (model.keras, "
+        "model.tflite, config, normalisation, the threshold chosen on validation, history) "
+        "that predict, evaluate and export read. An interrupted run resumes with --resume.",
+        ["--records tfrecords/synthetic --out runs/light",
+         "--records tfrecords/seed --out runs/epfl2d --arch epfl2d --lr 1e-4 --batch-size 2",
+         "--records tfrecords/synthetic --out runs/light --resume"])
     parser.add_argument("--records", required=True, type=_cli.existing_folder,
-                        help="records folder from build_records")
-    parser.add_argument("--out", required=True, help="run folder to write")
+                        help="records folder (python -m jetkeras.build_records)")
+    parser.add_argument("--out", required=True, help="run folder to write (refused if a "
+                        "finished run is there, unless --overwrite)")
     parser.add_argument("--config", type=_cli.existing_file,
-                        help="JetConfig JSON (e.g. the best config of a search)")
+                        help="JetConfig JSON (e.g. the best config of a search); default the "
+                             "built-in defaults")
     parser.add_argument("--arch", choices=("td_lstm", "epfl2d"),
-                        help="td_lstm (default): per-frame CNN -> LSTM; epfl2d: the seed's code")
+                        help="td_lstm: per-frame CNN -> LSTM; epfl2d: the seed's code; default "
+                             "the config's (td_lstm)")
     parser.add_argument("--preset", help="model widths preset: light (default), seed, tiny")
     parser.add_argument("--epochs", type=_cli.positive_int,
                         help="passes over the training split; default by frame size "
-                             "(60 up to 128 px)")
+                             "(60 epochs up to 128 px)")
     parser.add_argument("--batch-size", type=_cli.positive_int,
-                        help="sequences per step; default 8")
-    parser.add_argument("--optimizer", choices=("adamw", "sgd"), help="adamw (default) or sgd")
+                        help="sequences per step; default the config's (8)")
+    parser.add_argument("--optimizer", choices=("adamw", "sgd"), help="adamw or sgd (Nesterov momentum 0.9); default the "
+                        "config's (adamw)")
     parser.add_argument("--lr", type=_cli.positive_float,
-                        help="peak learning rate, > 0; default the config's")
+                        help="peak learning rate (after the warm-up), > 0; default the config's "
+                             "(2e-3)")
     parser.add_argument("--schedule", choices=("cosine", "exponential", "plateau", "constant"),
-                        help="learning-rate schedule over the run; default cosine")
+                        help="learning-rate schedule over the run; default the config's "
+                             "(cosine)")
     parser.add_argument("--precision", choices=("float32", "mixed_bfloat16", "mixed_float16"),
-                        help="compute dtype policy; the logit stays float32")
+                        help="compute dtype policy (the logit stays float32); default the "
+                             "config's (float32)")
     parser.add_argument("--jit", choices=("auto", "on", "off"),
-                        help="XLA: auto = on GPU only")
+                        help="XLA compilation: auto = on GPU only; default the "
+                             "config's (auto)")
     parser.add_argument("--distribute", choices=("none", "mirrored"),
-                        help="mirrored: data-parallel over the GPUs of one node")
+                        help="mirrored: data-parallel over the GPUs of one node; default the "
+                             "config's (none)")
     parser.add_argument("--target-recall", type=_cli.target_recall,
-                        help="choose the threshold reaching this validation recall "
-                             "instead of max F1")
+                        help="choose the threshold reaching this validation recall, in (0, "
+                             "1], instead of max F1; default: max F1")
     parser.add_argument("--deterministic", action="store_true",
-                        help="bitwise-reproducible kernels (slower); same seed -> same run")
-    parser.add_argument("--overwrite", action="store_true", help="replace a finished run")
-    parser.add_argument("--resume", action="store_true", help="continue an interrupted run")
+                        help="bitwise-reproducible kernels (slower); same seed -> same run; "
+                             "default off")
+    parser.add_argument("--overwrite", action="store_true", help="replace a finished run; default: refuse")
+    parser.add_argument("--resume", action="store_true", help="continue an interrupted run from its last "
+                        "finished epoch; default: start afresh")
     parser.add_argument("--seed", type=_cli.seed_int,
                         help="seed for weights, shuffling, augmentation, in [0, 2**32 - 1]; "
-                             "default the config's")
+                             "default the config's (0)")
     return parser
 
 

@@ -605,14 +605,22 @@ def write_results(*, out, tuner, hypermodel, space, objective, records, manifest
 
 # ============================================================================ CLI
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m jetkeras.tune",
-                                     description=__doc__.split("\n\n")[0])
+    parser = _cli.make_parser(
+        "tune",
+        "Search hyperparameters with KerasTuner (grid, random, Bayesian or Hyperband) over a "
+        "search-space JSON of JetConfig keys; write every trial, results.md and the best "
+        "config as best_config.json. An interrupted search continues with --resume.",
+        ["--records tfrecords/seed --space tuning/seed_grid.json --tuner grid "
+         "--out tuning/runs/seed_grid",
+         "--records tfrecords/synthetic --space tuning/architecture.json --tuner random "
+         "--max-trials 20 --epochs 15 --out tuning/runs/arch"])
     parser.add_argument("--records", required=True, type=_cli.existing_folder,
-                        help="records folder (train and val)")
+                        help="records folder (python -m jetkeras."
+                             "build_records); its train and val splits are used")
     parser.add_argument("--space", required=True, type=_cli.existing_file,
                         help="search-space JSON, e.g. "
                              "tuning/seed_grid.json")
-    parser.add_argument("--tuner", required=True, choices=TUNERS, help="search algorithm")
+    parser.add_argument("--tuner", required=True, choices=TUNERS, help="search algorithm; required")
     parser.add_argument("--out", required=True, help="output folder, e.g. tuning/runs/<name>")
     parser.add_argument("--max-trials", type=_cli.positive_int,
                         help="trials at most; default: the grid "
@@ -625,7 +633,7 @@ def _parser() -> argparse.ArgumentParser:
                              "maximised); default val_auc")
     _cli.add_seed_flag(parser)
     parser.add_argument("--resume", action="store_true", help="continue the search in --out "
-                        "(default: start it again)")
+                        "(finished trials kept); default: start it again")
     parser.add_argument("--base-config", type=_cli.existing_file,
                         help="JetConfig JSON the space applies to; default "
                              "the built-in defaults")
@@ -637,7 +645,7 @@ def _parser() -> argparse.ArgumentParser:
                         help="distributed search: chief serves the oracle, workers train; "
                              "default: one process does both")
     parser.add_argument("--oracle", help="HOST:PORT of the chief's oracle (with --role), "
-                        "e.g. 127.0.0.1:8000")
+                        "e.g. 127.0.0.1:8000; required with --role")
     parser.add_argument("--worker-id", type=_cli.non_negative_int,
                         help="this worker's number 0, 1, ... "
                              "(KERASTUNER_TUNER_ID tuner<N>); required with --role worker")
