@@ -643,7 +643,7 @@ def _parser() -> argparse.ArgumentParser:
                              "model.tflite is there)")
     parser.add_argument("--jit", action="store_true",
                         help="compile the TensorFlow forward pass with XLA: ~0.7 s more at "
-                             "start, ~20 %% faster over many cubes (run folders only)")
+                             "start, ~20 %% faster over many cubes (run folders only); default off")
     parser.add_argument("--batch-size", type=_cli.positive_int, default=16,
                         help="sequences per forward pass (and per Dask task); default 16; "
                              "memory grows with it")
