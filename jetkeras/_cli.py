@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import errno
 import math
 import os
 import re
@@ -30,6 +29,8 @@ import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+
+from jetkeras._files import is_disk_full
 
 __all__ = ["Interrupted", "add_seed_flag", "bounded_int", "disk_full_message", "existing_file",
            "existing_folder", "existing_path", "held_interrupts", "hold_interrupts",
@@ -237,25 +238,16 @@ def first_line(error: BaseException, limit: int = 200) -> str:
 
 
 # -------------------------------------------------------------------- full disk
-_DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)})
-_DISK_FULL_TEXTS = ("no space left on device", "disk quota exceeded")
-_PATH_IN_TEXT = re.compile(r"(?:[A-Za-z]:)?[\\/][^\s'\"`,;:()\[\]{}<>]+")
-
-
-def _is_disk_full(error: BaseException) -> bool:
-    """True for ENOSPC/EDQUOT OSErrors and for errors (TensorFlow's ResourceExhaustedError,
-    h5py's OSError) whose message says the disk is full."""
-    if isinstance(error, OSError) and error.errno in _DISK_FULL_ERRNOS:
-        return True
-    text = str(error).lower()
-    return any(phrase in text for phrase in _DISK_FULL_TEXTS)
+_TENSORFLOW_FUNCTION = re.compile(r"\{\{.*?\}\}\s*")  # "{{function_node ...}} " prefixes
+# An absolute path at the start of the message or after a space, quote or "(".
+_PATH_IN_TEXT = re.compile(r"(?<![^\s'\"(=])/[^\s'\"`,;:()\[\]{}<>]+")
 
 
 def _disk_full_cause(error: BaseException) -> BaseException | None:
     """``error`` or the first error it was raised from that says the disk is full."""
     seen = set()
     while error is not None and id(error) not in seen:
-        if _is_disk_full(error):
+        if is_disk_full(error):
             return error
         seen.add(id(error))
         error = error.__cause__ or error.__context__
@@ -269,11 +261,13 @@ def disk_full_message(error: BaseException, prog: str, resume: str | None = None
     else the command's output. ``resume`` is the command line that resumes (default:
     "rerun the same command").
     """
+    text = _TENSORFLOW_FUNCTION.sub("", str(error)).strip()
     where = getattr(error, "filename", None)
     if not where:
-        found = _PATH_IN_TEXT.search(str(error))
+        found = _PATH_IN_TEXT.search(text)
         where = found.group(0).rstrip(".") if found else f"the output of {prog}"
-    cause = getattr(error, "strerror", None) or first_line(error) or type(error).__name__
+    cause = (getattr(error, "strerror", None) or (text.splitlines() or [""])[0][:200]
+             or type(error).__name__)
     then = f"resume with: {resume}" if resume else "rerun the same command to resume"
     return (f"{prog}: error: no space left on device writing {os.fspath(where)} ({cause}); "
             f"free some space and {then}")

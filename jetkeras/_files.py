@@ -10,13 +10,47 @@ rows go to CSV with :func:`write_csv`; NumPy values go to JSON through
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_output", "atomic_write_text", "json_default", "plain", "read_format_json", "read_json",
-           "replace_folder", "staged_folder", "union_columns", "write_csv"]
+__all__ = ["atomic_output", "atomic_write_text", "is_disk_full", "json_default", "plain",
+           "read_format_json", "read_json", "replace_folder", "staged_folder", "union_columns",
+           "write_csv"]
+
+DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)})
+_DISK_FULL_TEXTS = {"no space left on device": errno.ENOSPC,
+                    "disk quota exceeded": getattr(errno, "EDQUOT", errno.ENOSPC)}
+
+
+def is_disk_full(error: BaseException) -> bool:
+    """True for an OSError with errno ENOSPC or EDQUOT, or any error whose message says
+    "No space left on device" or "Disk quota exceeded" (TensorFlow's
+    ``ResourceExhaustedError``, h5py's errors), told without importing TensorFlow."""
+    if isinstance(error, OSError) and error.errno in DISK_FULL_ERRNOS:
+        return True
+    text = str(error).lower()
+    return any(phrase in text for phrase in _DISK_FULL_TEXTS)
+
+
+@contextlib.contextmanager
+def _naming_target_when_disk_full(target: Path) -> Iterator[None]:
+    """Re-raise a full disk inside the block as an OSError whose filename is ``target``.
+
+    Writers fail on a temporary file, or name no file at all (Python's ``write`` and
+    ``close``); the user needs the output they asked for.
+    """
+    try:
+        yield
+    except Exception as error:
+        if not is_disk_full(error):
+            raise
+        number = (error.errno if isinstance(error, OSError) and error.errno in DISK_FULL_ERRNOS
+                  else next((n for phrase, n in _DISK_FULL_TEXTS.items()
+                             if phrase in str(error).lower()), errno.ENOSPC))
+        raise OSError(number, os.strerror(number), os.fspath(target)) from error
 
 
 @contextlib.contextmanager
@@ -35,8 +69,9 @@ def atomic_output(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp{suffix}")
     try:
-        yield temporary
-        os.replace(temporary, path)
+        with _naming_target_when_disk_full(path):
+            yield temporary
+            os.replace(temporary, path)
     finally:
         if temporary.exists():
             temporary.unlink()
@@ -81,8 +116,9 @@ def staged_folder(target: str | os.PathLike) -> Iterator[Path]:
                                     dir=target.parent))
     os.chmod(staging, 0o755)  # mkdtemp makes it private; outputs are for reading
     try:
-        yield staging
-        replace_folder(staging, target)
+        with _naming_target_when_disk_full(target):
+            yield staging
+            replace_folder(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
