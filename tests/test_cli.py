@@ -301,3 +301,108 @@ def test_short_commands_say_nothing_was_written(tmp_path, monkeypatch, capsys):
     argv = ["--runs", records, "--records", records, "--out", out]
     assert jetkeras.ensemble.main(argv) == 130
     assert capsys.readouterr().err.endswith(f"{' '.join(argv)} --overwrite\n")
+
+
+# ----------------------------------------------------------------- full disk
+def test_a_full_disk_is_one_line_naming_the_file(capsys):
+    import errno
+
+    error = OSError(errno.ENOSPC, "No space left on device", "/some/folder/file")
+    assert _cli.run_main(_raise(error), "build_records",
+                         resume="python -m jetkeras.build_records --out x") == 2
+    assert capsys.readouterr().err == (
+        "build_records: error: no space left on device writing /some/folder/file (No space "
+        "left on device); free some space and resume with: python -m jetkeras.build_records "
+        "--out x\n")
+    quota = RuntimeError("saving failed")
+    quota.__cause__ = OSError(errno.EDQUOT, "Disk quota exceeded")
+    assert _cli.run_main(_raise(quota), "fetch") == 2
+    assert capsys.readouterr().err == (
+        "fetch: error: no space left on device writing the output of fetch (Disk quota "
+        "exceeded); free some space and rerun the same command to resume\n")
+
+
+def test_tensorflow_resource_exhausted_full_disk_names_the_path_in_its_message(capsys):
+    class ResourceExhaustedError(Exception):  # TensorFlow's, without importing TensorFlow
+        pass
+
+    error = ResourceExhaustedError("{{function_node __wrapped__WriteFile_device_/job:localhost/"
+                                   "replica:0/task:0/device:CPU:0}} /tmp/x/shard.tfrecord; No "
+                                   "space left on device [Op:WriteFile]\nmore lines")
+    assert _cli.run_main(_raise(error), "train") == 2
+    line = capsys.readouterr().err
+    assert line.startswith("train: error: no space left on device writing /tmp/x/shard.tfrecord "
+                           "(/tmp/x/shard.tfrecord; No space left on device [Op:WriteFile]); "
+                           "free some space and "), line
+    assert line.count("\n") == 1
+    # Out of GPU memory is the same class but not a full disk: it stays a traceback.
+    with pytest.raises(ResourceExhaustedError):
+        _cli.run_main(_raise(ResourceExhaustedError("OOM when allocating tensor")), "train")
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs Linux's /dev/full")
+def test_real_full_disk_writes_name_the_file_asked_for(tmp_path, capsys):
+    """/dev/full answers every write with ENOSPC: Python names no file, TensorFlow names
+    a temporary one; both become the file the command was asked to write."""
+    from jetkeras import _files
+
+    def write_text():
+        with _files.atomic_output(tmp_path / "table.csv"), open("/dev/full", "w") as full:
+            full.write("x" * 100_000)
+
+    assert _cli.run_main(write_text, "predict") == 2
+    assert capsys.readouterr().err.startswith(
+        f"predict: error: no space left on device writing {tmp_path / 'table.csv'} (No space "
+        f"left on device); ")
+
+    def write_records():
+        import tensorflow as tf
+
+        with _files.staged_folder(tmp_path / "records"), tf.io.TFRecordWriter("/dev/full") \
+                as writer:
+            writer.write(b"x" * 100_000)
+
+    assert _cli.run_main(write_records, "build_records") == 2
+    assert capsys.readouterr().err.startswith(
+        f"build_records: error: no space left on device writing {tmp_path / 'records'} (No "
+        f"space left on device); ")
+    assert os.listdir(tmp_path) == []  # no temporary file or folder left behind
+
+
+def test_build_records_on_a_full_disk_keeps_only_what_the_resume_needs(tmp_path, monkeypatch,
+                                                                        capsys):
+    import errno
+
+    import jetkeras.records
+    from jetkeras.build_records import main
+    from jetkeras.records import read_manifest
+
+    out = tmp_path / "records"
+    argv = ["--frames", "4", "--size", "32", "--limit", "8", "--records-per-shard", "2",
+            "--out", str(out)]
+    encode, calls = jetkeras.records.encode_example, []
+
+    def encode_until_the_disk_is_full(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 5:  # the first sequence of the third shard
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return encode(*args, **kwargs)
+
+    monkeypatch.setattr(jetkeras.records, "encode_example", encode_until_the_disk_is_full)
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    line = err.strip().splitlines()[-1]
+    shards = sorted(out.glob("*.tfrecord"))
+    assert len(shards) == 2
+    assert line.startswith(f"build_records: error: no space left on device writing {out}"
+                           f"{os.sep}"), line
+    assert line.endswith(f"(No space left on device); free some space and resume with: python "
+                         f"-m jetkeras.build_records {' '.join(argv)}"), line
+    # Whole shards with their sidecars and build.json; no temporary file, no manifest.
+    assert sorted(path.name for path in out.iterdir()) == sorted(
+        ["build.json"] + [p.name for p in shards] + [p.name + ".json" for p in shards])
+    monkeypatch.setattr(jetkeras.records, "encode_example", encode)
+    assert main(argv) == 0
+    manifest = read_manifest(out)
+    assert sum(entry["count"] for entry in manifest["splits"].values()) == 8
