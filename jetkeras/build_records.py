@@ -38,7 +38,7 @@ import pandas as pd
 
 import jetkeras
 from jetkeras import _cli
-from jetkeras._files import plain
+from jetkeras._files import is_disk_full, plain
 from jetkeras.catalogue import load_events, load_jets, load_negatives, table_layout
 from jetkeras.config import DataConfig, JetConfig, atomic_write_text
 from jetkeras.io import match_cubes
@@ -197,6 +197,8 @@ def _prepare_item(item: dict[str, Any], task: dict[str, Any]) -> dict[str, Any]:
         frames = _load_frames(item, task["source"], task["data"], task["seed"])
         example = (item["event_id"], item["label"], item["group"], frames, None)
     except (ValueError, OSError) as error:
+        if is_disk_full(error):  # not this sequence's fault: stop the build (run_main)
+            raise
         example = (item["event_id"], item["label"], item["group"], None, str(error))
     return prepare_examples([example], log_stats=task["split"] == "train",
                             encoding=Encoding(**task["encoding"]))[0]

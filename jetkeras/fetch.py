@@ -49,6 +49,7 @@ level-1 cutout, Rice-compressed in HDU 1 as JSOC exports it). The default client
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -64,7 +65,7 @@ import numpy as np
 import pandas as pd
 
 from jetkeras import _cli
-from jetkeras._files import plain, read_format_json
+from jetkeras._files import is_disk_full, plain, read_format_json
 from jetkeras.config import atomic_write_text
 from jetkeras.io import read_fits_dir, write_cube
 
@@ -359,7 +360,14 @@ def _download(client, query, raw_directory: Path, *, retries: int, backoff_s: fl
             _remove_if_empty(raw_directory.parent)
             raise
         except Exception as error:
-            # Any download failure is retried, then recorded in the state file.
+            if is_disk_full(error):
+                # A full disk fails every event alike: stop with one line (run_main) and
+                # keep the state, instead of recording each event as failed.
+                shutil.rmtree(raw_directory, ignore_errors=True)
+                _remove_if_empty(raw_directory.parent)
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC),
+                              str(raw_directory)) from error
+            # Any other download failure is retried, then recorded in the state file.
             error_text = _one_line(error)
             continue
         return attempt + 1, None

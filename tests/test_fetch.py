@@ -325,3 +325,35 @@ def test_an_interrupted_fetch_keeps_finished_events_and_the_rerun_fetches_the_re
     assert summary["skipped"].tolist() == [True, False, False]
     assert summary["attempts"].tolist() == [1, 1, 1]  # the interrupted try is not counted
     assert len(rerun.calls) == 2 and len(list(out.glob("*.npz"))) == 3
+
+
+def test_a_full_disk_stops_the_fetch_at_once_with_one_line(tmp_path, monkeypatch, capsys):
+    """Not retried for minutes nor recorded as a failed event: every event would fail."""
+    import errno
+
+    import jetkeras.fetch
+
+    monkeypatch.setenv("JSOC_EMAIL", EMAIL)
+    out, calls, waits = tmp_path / "out", [], []
+
+    def full(query, directory):
+        calls.append(directory)
+        (directory / "partial.fits").write_bytes(b"x")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(OSError) as error:
+        fetch_events(_events(2), out=out, client=full, frames=6, retries=3,
+                     sleep=waits.append, progress=False)
+    assert error.value.errno == errno.ENOSPC and len(calls) == 1 and waits == []
+    assert not (out / "fits").exists()  # the partial download is gone
+    state = out / STATE_FILE
+    assert not state.exists() or "failed" not in state.read_text()
+
+    monkeypatch.setattr(jetkeras.fetch, "fetch_catalogue",
+                        lambda **kwargs: fetch_events(_events(2), client=full, progress=False,
+                                                      **{k: kwargs[k] for k in ("out",)}))
+    assert main(["--out", str(out), "--limit", "2"]) == 2
+    assert capsys.readouterr().err == (
+        f"python -m jetkeras.fetch: error: no space left on device writing "
+        f"{out / 'fits' / _events(1)['event_id'][0]} (No space left on device); free some "
+        f"space and resume with: python -m jetkeras.fetch --out {out} --limit 2\n")
