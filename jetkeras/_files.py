@@ -2,7 +2,9 @@
 
 A reader (or a rerun after a crash) never sees half a file: either the old content or the
 new. Used by every stage that writes outputs. Folders are written in a temporary sibling
-and swapped in the same way (:func:`staged_folder`, :func:`replace_folder`). Tables of
+and swapped in the same way (:func:`staged_folder`, :func:`replace_folder`). A full disk
+inside either is re-raised as an ``OSError`` (ENOSPC) naming the final file or folder, not
+the temporary one (:func:`is_disk_full` tells one, TensorFlow's errors included). Tables of
 rows go to CSV with :func:`write_csv`; NumPy values go to JSON through
 :func:`json_default`.
 """
@@ -20,7 +22,7 @@ __all__ = ["atomic_output", "atomic_write_text", "is_disk_full", "json_default",
            "read_format_json", "read_json", "replace_folder", "staged_folder", "union_columns",
            "write_csv"]
 
-DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)})
+_DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)})
 _DISK_FULL_TEXTS = {"no space left on device": errno.ENOSPC,
                     "disk quota exceeded": getattr(errno, "EDQUOT", errno.ENOSPC)}
 
@@ -29,7 +31,7 @@ def is_disk_full(error: BaseException) -> bool:
     """True for an OSError with errno ENOSPC or EDQUOT, or any error whose message says
     "No space left on device" or "Disk quota exceeded" (TensorFlow's
     ``ResourceExhaustedError``, h5py's errors), told without importing TensorFlow."""
-    if isinstance(error, OSError) and error.errno in DISK_FULL_ERRNOS:
+    if isinstance(error, OSError) and error.errno in _DISK_FULL_ERRNOS:
         return True
     text = str(error).lower()
     return any(phrase in text for phrase in _DISK_FULL_TEXTS)
@@ -47,7 +49,7 @@ def _naming_target_when_disk_full(target: Path) -> Iterator[None]:
     except Exception as error:
         if not is_disk_full(error):
             raise
-        number = (error.errno if isinstance(error, OSError) and error.errno in DISK_FULL_ERRNOS
+        number = (error.errno if isinstance(error, OSError) and error.errno in _DISK_FULL_ERRNOS
                   else next((n for phrase, n in _DISK_FULL_TEXTS.items()
                              if phrase in str(error).lower()), errno.ENOSPC))
         raise OSError(number, os.strerror(number), os.fspath(target)) from error
