@@ -254,18 +254,20 @@ def _disk_full_cause(error: BaseException) -> BaseException | None:
     return None
 
 
-def disk_full_message(error: BaseException, prog: str, resume: str | None = None) -> str:
+def disk_full_message(error: BaseException, prog: str, resume: str | None = None,
+                      out: str | os.PathLike | None = None) -> str:
     """One line for a full disk: what was being written, the cause, and how to go on.
 
     The path is the OSError's ``filename`` when set, else the first path in the message,
-    else the command's output. ``resume`` is the command line that resumes (default:
-    "rerun the same command").
+    else ``out`` (the command's output folder), else "the output of PROG". ``resume`` is
+    the command line that resumes (default: "rerun the same command").
     """
     text = _TENSORFLOW_FUNCTION.sub("", str(error)).strip()
     where = getattr(error, "filename", None)
     if not where:
         found = _PATH_IN_TEXT.search(text)
-        where = found.group(0).rstrip(".") if found else f"the output of {prog}"
+        where = (found.group(0).rstrip(".") if found
+                 else out if out is not None else f"the output of {prog}")
     cause = (getattr(error, "strerror", None) or (text.splitlines() or [""])[0][:200]
              or type(error).__name__)
     then = f"resume with: {resume}" if resume else "rerun the same command to resume"
@@ -383,15 +385,17 @@ def _default_resume(prog: str) -> str:
 
 
 def _report_disk_full(error: BaseException, prog: str,
-                      resume: str | Callable[[], str] | None) -> int:
+                      resume: str | Callable[[], str] | None,
+                      out: str | os.PathLike | None) -> int:
     command = resume() if callable(resume) else resume
-    print(disk_full_message(error, prog, command), file=sys.stderr)
+    print(disk_full_message(error, prog, command, out), file=sys.stderr)
     return 2
 
 
 def run_main(function: Callable[[], object], prog: str, *,
              resume: str | Callable[[], str] | None = None,
-             kept: str = "finished work is kept") -> int:
+             kept: str = "finished work is kept",
+             out: str | os.PathLike | None = None) -> int:
     """Call ``function``; turn user errors into one line on stderr and exit code 2.
 
     Ctrl-C (SIGINT) and SIGTERM exit with 130 and one line: what was kept (the
@@ -410,13 +414,16 @@ def run_main(function: Callable[[], object], prog: str, *,
         what is on disk). Default: the same command again.
     kept : str
         What is kept when the job does not say; default "finished work is kept".
+    out : path, optional
+        The command's output folder, named when the disk fills up and the error names
+        no file (Keras writing a checkpoint, TensorBoard).
     """
     try:
         with _signals_raise_keyboard_interrupt():
             function()
     except (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError) as error:
         if cause := _disk_full_cause(error):
-            return _report_disk_full(cause, prog, resume)
+            return _report_disk_full(cause, prog, resume, out)
         message = first_line(error, limit=10_000) or repr(error)
         print(f"{prog}: error: {message}", file=sys.stderr)
         return 2
@@ -441,5 +448,5 @@ def run_main(function: Callable[[], object], prog: str, *,
         cause = _disk_full_cause(error)
         if cause is None:
             raise
-        return _report_disk_full(cause, prog, resume)
+        return _report_disk_full(cause, prog, resume, out)
     return 0

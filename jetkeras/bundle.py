@@ -183,7 +183,8 @@ def main(argv: list[str] | None = None) -> int:
                      workers=args.workers, install=args.install)
 
     # Records, run and report in WORK are each kept when finished (the run resumes).
-    return _cli.run_main(run, "bundle", resume=_cli.resume_command("bundle", argv))
+    return _cli.run_main(run, "bundle", resume=_cli.resume_command("bundle", argv),
+                         out=args.work)
 
 
 if __name__ == "__main__":

@@ -674,7 +674,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # A rerun keeps the finished folds and resumes the interrupted fold's training;
     # --overwrite would throw them away.
-    return _cli.run_main(run, "crossval",
+    return _cli.run_main(run, "crossval", out=args.out,
                          resume=_cli.resume_command("crossval", argv, drop=["--overwrite"]))
 
 

@@ -237,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
                                           workers=args.workers), "demo",
                           # The records, the run (from its last epoch) and the later steps
                           # pick up where they stopped.
-                          resume=_cli.resume_command("demo", argv))
+                          resume=_cli.resume_command("demo", argv), out=args.out)
 
 
 if __name__ == "__main__":

@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # An interrupted ensemble folder has no threshold.json yet: it is rebuilt from the runs
     # (seconds), which needs --overwrite once the folder exists.
-    return _cli.run_main(run, "ensemble", kept="the member runs are untouched",
+    return _cli.run_main(run, "ensemble", kept="the member runs are untouched", out=args.out,
                          resume=lambda: _cli.resume_command(
                              "ensemble", argv,
                              add=["--overwrite"] if Path(args.out).exists() else []))

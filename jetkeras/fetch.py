@@ -706,7 +706,7 @@ def main(argv: list[str] | None = None) -> int:
                            **options)
 
     return _cli.run_main(run, prog="python -m jetkeras.fetch",
-                         resume=_cli.resume_command("fetch", argv))
+                         resume=_cli.resume_command("fetch", argv), out=args.out)
 
 
 if __name__ == "__main__":

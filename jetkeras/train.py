@@ -486,7 +486,7 @@ def main(argv: list[str] | None = None) -> int:
         return _cli.resume_command("train", argv, add=["--resume"] if kept else [],
                                    drop=["--overwrite"] if kept else ["--resume"])
 
-    return _cli.run_main(run, "train", resume=resume)
+    return _cli.run_main(run, "train", resume=resume, out=args.out)
 
 
 if __name__ == "__main__":

@@ -685,7 +685,7 @@ def main(argv: list[str] | None = None) -> int:
             return _cli.resume_command("tune", argv)
         return _cli.resume_command("tune", argv, add=["--resume"])
 
-    return _cli.run_main(run, "tune", resume=resume)
+    return _cli.run_main(run, "tune", resume=resume, out=args.out)
 
 
 if __name__ == "__main__":

@@ -335,6 +335,11 @@ def test_tensorflow_resource_exhausted_full_disk_names_the_path_in_its_message(c
                            "(/tmp/x/shard.tfrecord; No space left on device [Op:WriteFile]); "
                            "free some space and "), line
     assert line.count("\n") == 1
+    # A message without a path: the output folder the command was given.
+    assert _cli.run_main(_raise(ResourceExhaustedError("No space left on device")), "train",
+                         out="runs/light") == 2
+    assert capsys.readouterr().err.startswith("train: error: no space left on device writing "
+                                              "runs/light (No space left on device); ")
     # Out of GPU memory is the same class but not a full disk: it stays a traceback.
     with pytest.raises(ResourceExhaustedError):
         _cli.run_main(_raise(ResourceExhaustedError("OOM when allocating tensor")), "train")
