@@ -411,3 +411,33 @@ def test_build_records_on_a_full_disk_keeps_only_what_the_resume_needs(tmp_path,
     assert main(argv) == 0
     manifest = read_manifest(out)
     assert sum(entry["count"] for entry in manifest["splits"].values()) == 8
+
+
+def test_train_on_a_full_disk_names_the_run_folder_and_leaves_no_finished_run(
+        tmp_path, monkeypatch, capsys):
+    """Keras writes its checkpoint itself; the error names no file, so the run folder."""
+    import errno
+
+    import keras
+
+    from jetkeras.build_records import main as build_main
+    from jetkeras.train import main
+
+    records, out = tmp_path / "records", tmp_path / "run"
+    assert build_main(["--frames", "4", "--size", "32", "--limit", "8", "--out",
+                       str(records)]) == 0
+
+    def full(self, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(keras.Model, "save", full)
+    argv = ["--records", str(records), "--out", str(out), "--preset", "tiny", "--epochs", "1",
+            "--batch-size", "2"]
+    capsys.readouterr()
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert err.strip().splitlines()[-1].startswith(
+        f"train: error: no space left on device writing {out} (No space left on device); "
+        f"free some space and resume with: python -m jetkeras.train "), err
+    assert not (out / "threshold.json").exists()  # not a finished run: readers refuse it
