@@ -384,8 +384,9 @@ def _parser() -> argparse.ArgumentParser:
     parser = _cli.make_parser(
         "train",
         "Train a jet classifier on a records folder and write a run folder (model.keras, "
-        "model.tflite, config, normalisation, the threshold chosen on validation, history) "
-        "that predict, evaluate and export read. An interrupted run resumes with --resume.",
+        "model.tflite on the TensorFlow backend, the config, the normalisation, the "
+        "threshold chosen on validation, the history) that predict, evaluate and export "
+        "read. An interrupted run resumes with --resume.",
         ["--records tfrecords/synthetic --out runs/light",
          "--records tfrecords/seed --out runs/epfl2d --arch epfl2d --lr 1e-4 --batch-size 2",
          "--records tfrecords/synthetic --out runs/light --resume"])
