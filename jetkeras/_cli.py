@@ -34,10 +34,10 @@ from jetkeras._files import is_disk_full
 
 __all__ = ["Interrupted", "add_seed_flag", "bounded_int", "disk_full_message", "existing_file",
            "existing_folder", "existing_path", "held_interrupts", "hold_interrupts",
-           "make_parser", "non_negative_float",
-           "non_negative_int", "positive_float", "positive_int", "probability",
-           "quiet_tensorflow", "release_interrupts", "resume_command", "run_main", "seed_int",
-           "set_seed", "target_recall"]
+           "make_parser", "native_stderr_silenced", "non_negative_float", "non_negative_int",
+           "positive_float", "positive_int", "probability", "quiet_tensorflow",
+           "release_interrupts", "resume_command", "run_main", "seed_int", "set_seed",
+           "target_recall"]
 
 SEED_MAX = 2**32 - 1  # NumPy's legacy seeding and Keras both refuse larger seeds
 MAX_FRAMES = 1000  # frames per sequence: 400 min at AIA's 24 s cadence, beyond any jet
@@ -46,9 +46,38 @@ MAX_WORKERS = 1024  # threads or processes on one machine
 HELP_WIDTH = 80  # columns of --help's description and examples at most
 
 
-def quiet_tensorflow() -> None:
-    """Silence TensorFlow's C++ start-up chatter (oneDNN, cuInit) before it is imported."""
+def quiet_tensorflow(*, load: bool = True) -> None:
+    """Silence TensorFlow's C++ chatter (oneDNN, cuInit, absl's start-up warning).
+
+    ``TF_CPP_MIN_LOG_LEVEL`` quiets what TensorFlow logs once running, but TensorFlow 2.21
+    writes its import-time lines to file descriptor 2 before reading it. With ``load``
+    (the default) TensorFlow is therefore imported here, with descriptor 2 sent to
+    /dev/null for the import only; ``load=False`` keeps a command that may never need
+    TensorFlow (``predict`` on LiteRT) from paying for the import. Without TensorFlow
+    installed nothing happens here: the command's own import then fails in one line.
+    """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if not load or "tensorflow" in sys.modules:
+        return
+    try:
+        with native_stderr_silenced():
+            import tensorflow  # noqa: F401
+    except ImportError:
+        pass
+
+
+@contextlib.contextmanager
+def native_stderr_silenced():
+    """Send file descriptor 2 to /dev/null: C++ libraries log there, past Python."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 # ---------------------------------------------------------------------- parsers

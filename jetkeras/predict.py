@@ -710,7 +710,7 @@ def _check_flags(args: argparse.Namespace) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    _cli.quiet_tensorflow()
+    _cli.quiet_tensorflow(load=False)  # LiteRT needs no TensorFlow
     args = _parser().parse_args(argv)
 
     def run():

@@ -25,7 +25,6 @@ catalogue, a timeline, a records split) is :mod:`jetkeras.predict`.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import math
 import os
@@ -226,20 +225,6 @@ def load_run_model(run: str | os.PathLike) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------- runtimes
-@contextlib.contextmanager
-def _native_stderr_silenced():
-    """Send file descriptor 2 to /dev/null: C++ libraries log there, past Python."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as null:
-            os.dup2(null.fileno(), 2)
-            yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-
-
 def _litert_logits_function(path: Path):
     """Logits of a batch from a LiteRT ``model.tflite`` (XNNPACK on every core).
 
@@ -260,7 +245,7 @@ def _litert_logits_function(path: Path):
     def logits(batch):
         if batch.shape != allocated["shape"]:
             interpreter.resize_tensor_input(input_index, batch.shape)
-            with _native_stderr_silenced():  # XNNPACK announces itself on first use
+            with _cli.native_stderr_silenced():  # XNNPACK announces itself on first use
                 interpreter.allocate_tensors()
             allocated["shape"] = batch.shape
         interpreter.set_tensor(input_index, batch)

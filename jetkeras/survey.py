@@ -648,7 +648,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m jetkeras.survey``: HEK -> JSOC -> predictions -> report."""
-    _cli.quiet_tensorflow()
+    _cli.quiet_tensorflow(load=False)  # LiteRT needs no TensorFlow
     args = _parser().parse_args(argv)
 
     def run():

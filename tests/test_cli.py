@@ -441,3 +441,37 @@ def test_train_on_a_full_disk_names_the_run_folder_and_leaves_no_finished_run(
         f"train: error: no space left on device writing {out} (No space left on device); "
         f"free some space and resume with: python -m jetkeras.train "), err
     assert not (out / "threshold.json").exists()  # not a finished run: readers refuse it
+
+
+# ----------------------------------------------------------------- TensorFlow's chatter
+_IMPORT_CHATTER = ("oneDNN custom operations", "absl::InitializeLog")
+
+
+def _python(code: str):
+    """Run ``code`` in a fresh interpreter with this checkout first on the path."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    environment = {key: value for key, value in os.environ.items()
+                   if key != "TF_CPP_MIN_LOG_LEVEL"}  # as a user's shell has it
+    environment["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=environment, timeout=300)
+
+
+def test_quiet_tensorflow_imports_it_without_start_up_lines():
+    """TensorFlow 2.21 prints its oneDNN and absl lines before TF_CPP_MIN_LOG_LEVEL counts."""
+    loud = _python("import tensorflow")
+    assert any(line in loud.stderr for line in _IMPORT_CHATTER), loud.stderr  # the problem
+    quiet = _python("from jetkeras import _cli; _cli.quiet_tensorflow(); import sys; "
+                    "import tensorflow as tf; print('tensorflow' in sys.modules)")
+    assert quiet.returncode == 0 and quiet.stdout.strip() == "True", quiet.stderr
+    assert not any(line in quiet.stderr for line in _IMPORT_CHATTER), quiet.stderr
+
+
+def test_quiet_tensorflow_without_load_leaves_it_unimported():
+    """predict on LiteRT must not pay for a TensorFlow import it never uses."""
+    result = _python("from jetkeras import _cli; _cli.quiet_tensorflow(load=False); "
+                     "import sys; print('tensorflow' in sys.modules)")
+    assert result.returncode == 0 and result.stdout.strip() == "False", result.stderr
