@@ -56,6 +56,7 @@ __all__ = [
     "is_export",
     "prepare_run_folder",
     "read_export",
+    "read_history",
     "read_model_folder",
     "read_normalisation",
     "read_run",
@@ -221,6 +222,29 @@ def read_normalisation(path: str | os.PathLike, config=None,
         One line: the file, the key, what was expected and received, and ``fix``.
     """
     return check_normalisation(read_json_object(path, fix), Schema(path, fix), config)
+
+
+def read_history(path: str | os.PathLike, fix: str = RUN_FIX) -> dict[str, list[float]]:
+    """A run's ``history.json``, checked: an object of per-epoch lists of numbers (NaN
+    allowed: a metric undefined at an epoch), ``loss`` among them, all of one length.
+
+    Raises
+    ------
+    ValueError
+        One line: the file, the key, what was expected and received, and ``fix``.
+    """
+    schema = Schema(path, fix)
+    history = read_json_object(path, fix)
+    loss = schema.get(history, "loss")
+    epochs = len(loss) if isinstance(loss, list) else -1
+    for key, values in history.items():
+        if (not isinstance(values, list) or len(values) != epochs
+                or any(isinstance(v, bool) or not isinstance(v, (int, float))
+                       for v in values)):
+            schema.fail(key, "a list of numbers, one per epoch as `loss`",
+                        values if not isinstance(values, list) or len(values) == epochs
+                        else f"{len(values)} values for {epochs} epochs")
+    return history
 
 
 def read_export(path: str | os.PathLike) -> dict[str, Any]:
