@@ -19,6 +19,14 @@ An **export** (``python -m jetkeras.export``) is a SavedModel folder
 (``saved_model.pb``) with ``model.tflite`` beside it and ``assets/jetkeras.json``
 (threshold, normalisation, geometry, config).
 
+Every stored file is read through a checked reader (:func:`read_threshold`,
+:func:`read_normalisation`, :func:`read_run_config`, :func:`read_history`,
+:func:`read_export`): a value out of range (a threshold outside [0, 1], a standard
+deviation of 0, a geometry other than the config's) or an unknown ``format`` version is
+one line naming the file, the key, what was expected and received, and what to do. The
+writers put a ``format`` key in ``threshold.json``, ``normalisation.json`` and
+``assets/jetkeras.json``; a file without one (the bundled model's) is version 1.
+
 This module never imports TensorFlow or Keras: ``predict`` reads a folder's metadata
 before it decides what runs the network (:mod:`jetkeras.runtime`).
 """
