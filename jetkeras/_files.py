@@ -13,14 +13,15 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import math
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 __all__ = ["atomic_output", "atomic_write_text", "is_disk_full", "json_default", "plain",
-           "read_format_json", "read_json", "replace_folder", "staged_folder", "union_columns",
-           "write_csv"]
+           "read_format_json", "read_json", "read_json_object", "replace_folder", "Schema",
+           "staged_folder", "union_columns", "write_csv"]
 
 _DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)})
 _DISK_FULL_TEXTS = {"no space left on device": errno.ENOSPC,
@@ -210,3 +211,76 @@ def read_format_json(path: str | os.PathLike, expected_format: str, what: str) -
         found = content.get("format") if isinstance(content, dict) else type(content).__name__
         raise ValueError(f"{path}: expected format {expected_format!r}, received {found!r}")
     return content
+
+
+class Schema:
+    """One stored JSON file's checks: each failure is one line naming the file and key,
+    what was expected, what was received, and ``fix`` (what to do)."""
+
+    def __init__(self, path: str | os.PathLike, fix: str):
+        self.path, self.fix = Path(path), fix
+
+    def fail(self, key: str, expected: str, received: Any) -> None:
+        raise ValueError(f"{self.path}: key `{key}`: expected {expected}, received "
+                         f"{received!r}; {self.fix}")
+
+    def get(self, mapping: dict, key: str, dotted: str | None = None) -> Any:
+        if key not in mapping:
+            self.fail(dotted or key, "it to be present", "nothing")
+        return mapping[key]
+
+    def object(self, value: Any, dotted: str) -> dict:
+        if not isinstance(value, dict):
+            self.fail(dotted, "a JSON object", type(value).__name__)
+        return value
+
+    def text(self, value: Any, dotted: str, choices: tuple[str, ...] = ()) -> str:
+        if not isinstance(value, str) or not value or (choices and value not in choices):
+            self.fail(dotted, f"one of {list(choices)}" if choices else "a non-empty string",
+                      value)
+        return value
+
+    def integer(self, value: Any, dotted: str, minimum: int = 0) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            self.fail(dotted, f"an integer >= {minimum}", value)
+        return value
+
+    def number(self, value: Any, dotted: str, *, positive: bool = False,
+               unit: bool = False) -> float:
+        """A finite JSON number; ``positive``: above 0; ``unit``: in [0, 1]."""
+        finite = (not isinstance(value, bool) and isinstance(value, (int, float))
+                  and math.isfinite(value))
+        if (not finite or (positive and value <= 0) or (unit and not 0 <= value <= 1)):
+            expected = ("a finite number in [0, 1]" if unit else "a finite number > 0"
+                        if positive else "a finite number")
+            self.fail(dotted, expected, value)
+        return float(value)
+
+    def version(self, value: Any, dotted: str, known: tuple[str, ...]) -> str:
+        if value not in known:
+            self.fail(dotted, f"a known version {list(known)} (files of another version "
+                              f"come from another jetkeras)", value)
+        return value
+
+
+def read_json_object(path: str | os.PathLike, fix: str) -> dict:
+    """The JSON object in ``path``; invalid JSON or another type is one line ending ``fix``.
+
+    Raises
+    ------
+    FileNotFoundError
+        No such file.
+    ValueError
+        Invalid JSON, or JSON that is not an object.
+    """
+    import json
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: not found; {fix}")
+    try:
+        content = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path}: expected JSON, received invalid JSON ({error}); "
+                         f"{fix}") from None
+    return Schema(path, fix).object(content, "(the file)")

@@ -68,7 +68,7 @@ from typing import Any
 import numpy as np
 
 from jetkeras import _cli
-from jetkeras._files import atomic_write_text
+from jetkeras._files import Schema, atomic_write_text, read_json_object
 
 __all__ = ["FORMAT", "METRICS", "assign_folds", "check_assignment", "crossval",
            "format_table", "main", "max_folds", "read_sequences", "summarise"]
@@ -105,7 +105,7 @@ def read_sequences(records: str | os.PathLike, manifest: dict[str, Any] | None =
     """
     import pandas as pd
 
-    from jetkeras.records import SPLITS, read_manifest
+    from jetkeras.records import SPLITS, read_manifest, read_sidecar
 
     records = Path(records)
     manifest = manifest or read_manifest(records)
@@ -118,7 +118,7 @@ def read_sequences(records: str | os.PathLike, manifest: dict[str, Any] | None =
             sidecar_path = records / (shard["name"] + ".json")
             if not sidecar_path.is_file():
                 return _read_sequences_from_shards(records, manifest)
-            sidecar = json.loads(sidecar_path.read_text())
+            sidecar = read_sidecar(records / shard["name"])
             if sidecar.get("sha256") != shard["sha256"]:
                 raise ValueError(f"{sidecar_path}: describes another shard than manifest.json "
                                  f"(SHA-256 differs); rebuild the records with build_records")
@@ -350,7 +350,7 @@ def _run_fold(fold: int, fold_dir: Path, config, roles_of_fold, sequences,
               verbose: int) -> dict[str, Any]:
     """Train (or resume, or keep) the fold's run, score its test split, return its row."""
     from jetkeras.evaluate import evaluate
-    from jetkeras.runs import HISTORY_FILE
+    from jetkeras.runs import HISTORY_FILE, read_history
     from jetkeras.train import train_or_keep
 
     records, run = fold_dir / "records", fold_dir / "run"
@@ -358,7 +358,7 @@ def _run_fold(fold: int, fold_dir: Path, config, roles_of_fold, sequences,
                               verbose=2 if verbose else 0)
     metrics = evaluate(run=run, records=records, split="test", out=fold_dir / "report",
                        max_gifs=0, overwrite=True)
-    history = json.loads((run / HISTORY_FILE).read_text())
+    history = read_history(run / HISTORY_FILE)
     (tn, fp), (fn, tp) = metrics["confusion_matrix"]
     row: dict[str, Any] = {"fold": fold}
     labels, groups = sequences["label"].to_numpy(), sequences["group"].to_numpy()
@@ -380,6 +380,33 @@ def _run_fold(fold: int, fold_dir: Path, config, roles_of_fold, sequences,
         average_precision=_float(metrics["average_precision"]),
         tn=int(tn), fp=int(fp), fn=int(fn), tp=int(tp),
     )
+    return row
+
+
+def read_fold_row(path: Path, fold: int) -> dict[str, Any]:
+    """A finished fold's ``metrics.json``, checked: ``fold`` is ``fold``; the metrics are
+    numbers in [0, 1] or NaN (undefined on the fold); the confusion counts, epochs and
+    role counts non-negative integers.
+
+    Raises
+    ------
+    ValueError
+        One line: the file, the key, what was expected and received, and what to do.
+    """
+    schema = Schema(path, f"delete {path.parent.name}/{path.name} and rerun crossval to "
+                          f"score the fold again, or fix the file")
+    row = read_json_object(path, schema.fix)
+    if schema.get(row, "fold") != fold or isinstance(row["fold"], bool):
+        schema.fail("fold", f"{fold} (the folder's fold)", row["fold"])
+    for key in METRICS:
+        value = schema.get(row, key)
+        if (isinstance(value, bool) or not isinstance(value, (int, float))
+                or not (math.isnan(value) or 0 <= value <= 1)):
+            schema.fail(key, "a number in [0, 1] or NaN", value)
+    counts = ["tn", "fp", "fn", "tp", "epochs_run"] + [
+        f"{role}_{what}" for role in ROLES for what in ("sequences", "jets", "groups")]
+    for key in counts:
+        schema.integer(schema.get(row, key), key)
     return row
 
 
@@ -482,7 +509,9 @@ def _claim_out(out: Path, identity: dict[str, Any], *, overwrite: bool) -> None:
     if marker.is_file() and overwrite:
         shutil.rmtree(out)
     elif marker.is_file():
-        previous = json.loads(marker.read_text())
+        fix = "pass --overwrite or choose another --out"
+        previous = read_json_object(marker, fix)
+        Schema(marker, fix).object(Schema(marker, fix).get(previous, "config"), "config")
         for key in ("format", "records_shards_sha256", "folds", "inner_splits", "seed"):
             if previous.get(key) != identity[key]:
                 raise ValueError(f"--out {out}: holds a cross-validation with {key}="
@@ -605,7 +634,7 @@ def crossval(
                   file=sys.stderr):
         finished = fold_dirs[k] / FINISHED
         if finished.is_file():
-            row = json.loads(finished.read_text())
+            row = read_fold_row(finished, k)
         else:
             with _interrupted_in_fold(k, folds, out):
                 row = _run_fold(k, fold_dirs[k], config, roles[k], sequences, verbose)

@@ -27,7 +27,8 @@ from typing import Any
 
 from jetkeras import _cli
 from jetkeras.config import JetConfig, atomic_write_text
-from jetkeras.runs import CONFIG_FILE, MODEL_FILE, NORMALISATION_FILE, THRESHOLD_FILE
+from jetkeras.runs import (CONFIG_FILE, MODEL_FILE, NORMALISATION_FILE, THRESHOLD_FILE,
+                           read_threshold)
 
 __all__ = ["build_ensemble", "main"]
 
@@ -97,8 +98,7 @@ def build_ensemble(*, runs: list[str | Path], records: str | Path, out: str | Pa
     atomic_write_text(out / NORMALISATION_FILE,
                       json.dumps(first["normalisation"], indent=2))
     model.save(out / MODEL_FILE)
-    member_aucs = [json.loads((run / THRESHOLD_FILE).read_text()).get("val_auc")
-                   for run in runs]
+    member_aucs = [read_threshold(run / THRESHOLD_FILE).get("val_auc") for run in runs]
     val_data = make_dataset(records, "val", config, training=False)
     choice = finish_training(model, config, out, val_data,
                         members=[str(run) for run in runs], member_val_auc=member_aucs)

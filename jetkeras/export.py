@@ -131,7 +131,7 @@ def export_run(*, run: str | os.PathLike, out: str | os.PathLike,
     model, config = loaded["model"], loaded["config"]
     frames, size = loaded["frames"], loaded["size"]
     metadata = {
-        "format": "jetkeras-savedmodel/1",
+        "format": runs.EXPORT_FORMAT,
         "jetkeras_version": jetkeras.__version__,
         "threshold": loaded["threshold"],
         "normalisation": loaded["normalisation"],

@@ -65,7 +65,7 @@ import numpy as np
 import pandas as pd
 
 from jetkeras import _cli
-from jetkeras._files import is_disk_full, plain, read_format_json
+from jetkeras._files import Schema, is_disk_full, plain, read_format_json
 from jetkeras.config import atomic_write_text
 from jetkeras.io import read_fits_dir, write_cube
 
@@ -301,7 +301,27 @@ def _load_state(path: Path, settings: dict) -> dict:
             f"{state.get('settings')}, received {settings}; use another --out"
         )
     state.setdefault("events", {})
+    _check_events(state["events"], path)
     return state
+
+
+def _check_events(events: Any, path: Path) -> None:
+    """Each ``fetch_state.json`` entry: ``status`` done or failed, ``attempts`` an integer
+    >= 0, ``error`` and ``cube`` text or null (a done event names its cube)."""
+    schema = Schema(path, "delete the event's entry (or the file) and rerun fetch, or fix "
+                          "the file")
+    for event_id, entry in schema.object(events, "events").items():
+        key = f"events.{event_id}"
+        entry = schema.object(entry, key)
+        status = schema.text(schema.get(entry, "status", f"{key}.status"), f"{key}.status",
+                             ("done", "failed"))
+        schema.integer(entry.get("attempts", 0), f"{key}.attempts")
+        for name in ("error", "cube"):
+            value = entry.get(name)
+            if value is not None and not isinstance(value, str):
+                schema.fail(f"{key}.{name}", "text or null", value)
+        if status == "done":
+            schema.text(entry.get("cube"), f"{key}.cube")
 
 
 def _save_state(path: Path, state: dict) -> None:

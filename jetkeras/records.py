@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import zlib
 from collections.abc import Iterable
@@ -49,7 +48,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from jetkeras._files import atomic_output, atomic_write_text
+from jetkeras._files import Schema, atomic_output, atomic_write_text
 
 if TYPE_CHECKING:  # pandas is imported where used: predict's start stays light
     import pandas as pd
@@ -429,56 +428,20 @@ SIDECAR_FORMAT = "jetkeras-shard/1"  # a sidecar without "format" is this versio
 _SHA256_DIGITS = frozenset("0123456789abcdef")
 
 
-class _Schema:
-    """One stored JSON file's checks: each failure is one line naming file and key."""
+class _Schema(Schema):
+    """A records file's checks (:class:`jetkeras._files.Schema`), ending "rebuild"."""
 
     def __init__(self, path: Path, fix: str = REBUILD):
-        self.path, self.fix = path, fix
-
-    def fail(self, key: str, expected: str, received: Any) -> None:
-        raise ValueError(f"{self.path}: key `{key}`: expected {expected}, received "
-                         f"{received!r}; {self.fix}")
-
-    def get(self, mapping: dict, key: str, dotted: str) -> Any:
-        if key not in mapping:
-            self.fail(dotted, "it to be present", "nothing")
-        return mapping[key]
-
-    def object(self, value: Any, dotted: str) -> dict:
-        if not isinstance(value, dict):
-            self.fail(dotted, "a JSON object", type(value).__name__)
-        return value
+        super().__init__(path, fix)
 
     def listing(self, value: Any, dotted: str) -> list:
         if not isinstance(value, list):
             self.fail(dotted, "a JSON list", type(value).__name__)
         return value
 
-    def text(self, value: Any, dotted: str) -> str:
-        if not isinstance(value, str) or not value:
-            self.fail(dotted, "a non-empty string", value)
-        return value
-
-    def integer(self, value: Any, dotted: str, minimum: int = 0) -> int:
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            self.fail(dotted, f"an integer >= {minimum}", value)
-        return value
-
-    def number(self, value: Any, dotted: str, *, positive: bool = False) -> float:
-        if (isinstance(value, bool) or not isinstance(value, (int, float))
-                or not math.isfinite(value) or (positive and value <= 0)):
-            self.fail(dotted, "a finite number > 0" if positive else "a finite number", value)
-        return float(value)
-
     def sha256(self, value: Any, dotted: str) -> str:
         if not isinstance(value, str) or len(value) != 64 or not set(value) <= _SHA256_DIGITS:
             self.fail(dotted, "a SHA-256 of 64 hex digits", value)
-        return value
-
-    def version(self, value: Any, dotted: str, known: tuple[str, ...]) -> str:
-        if value not in known:
-            self.fail(dotted, f"a known version {list(known)} (files of another version "
-                              f"come from another jetkeras)", value)
         return value
 
 

@@ -19,6 +19,14 @@ An **export** (``python -m jetkeras.export``) is a SavedModel folder
 (``saved_model.pb``) with ``model.tflite`` beside it and ``assets/jetkeras.json``
 (threshold, normalisation, geometry, config).
 
+Every stored file is read through a checked reader (:func:`read_threshold`,
+:func:`read_normalisation`, :func:`read_run_config`, :func:`read_history`,
+:func:`read_export`): a value out of range (a threshold outside [0, 1], a standard
+deviation of 0, a geometry other than the config's) or an unknown ``format`` version is
+one line naming the file, the key, what was expected and received, and what to do. The
+writers put a ``format`` key in ``threshold.json``, ``normalisation.json`` and
+``assets/jetkeras.json``; a file without one (the bundled model's) is version 1.
+
 This module never imports TensorFlow or Keras: ``predict`` reads a folder's metadata
 before it decides what runs the network (:mod:`jetkeras.runtime`).
 """
@@ -30,7 +38,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from jetkeras._files import atomic_write_text
+from jetkeras._files import Schema, atomic_write_text, read_json_object
 
 __all__ = [
     "ASSETS_FOLDER",
@@ -38,6 +46,8 @@ __all__ = [
     "BUNDLED_MODEL",
     "CONFIG_FILE",
     "CURVES_FILE",
+    "EXPORT_FIX",
+    "EXPORT_FORMAT",
     "EXPORT_METADATA_FILE",
     "HISTORY_CSV_FILE",
     "HISTORY_FILE",
@@ -45,14 +55,21 @@ __all__ = [
     "LOGS_FOLDER",
     "MODEL_FILE",
     "NORMALISATION_FILE",
+    "NORMALISATION_FORMAT",
+    "RUN_FIX",
     "SAVED_MODEL_FILE",
     "THRESHOLD_FILE",
+    "THRESHOLD_FORMAT",
     "finish_run",
     "is_export",
     "prepare_run_folder",
     "read_export",
+    "read_history",
     "read_model_folder",
+    "read_normalisation",
     "read_run",
+    "read_run_config",
+    "read_threshold",
     "run_normalisation",
     "stored_threshold",
 ]
@@ -93,7 +110,7 @@ def _check_folder(path: Path) -> None:
 
 
 def read_run(run: str | os.PathLike) -> dict[str, Any]:
-    """A finished run folder's config, normalisation, threshold and geometry.
+    """A finished run folder's config, normalisation, threshold and geometry, checked.
 
     Parameters
     ----------
@@ -112,10 +129,10 @@ def read_run(run: str | os.PathLike) -> dict[str, Any]:
     FileNotFoundError
         The folder does not exist.
     ValueError
-        Files are missing or corrupt (one line naming the folder or file).
+        Files are missing, or one breaks its schema (see :func:`read_threshold`,
+        :func:`read_normalisation`, :func:`read_run_config`): one line naming the file,
+        the key, what was expected and received, and what to do.
     """
-    from jetkeras.config import JetConfig
-
     run = Path(run)
     _check_folder(run)
     needed = [CONFIG_FILE, MODEL_FILE, NORMALISATION_FILE, THRESHOLD_FILE]
@@ -123,22 +140,128 @@ def read_run(run: str | os.PathLike) -> dict[str, Any]:
     if missing:
         raise ValueError(f"{run}: expected a finished run folder or a SavedModel, missing "
                          f"{missing}")
-    config = JetConfig.from_json(run / CONFIG_FILE)
-    try:
-        normalisation = json.loads((run / NORMALISATION_FILE).read_text())
-        threshold = float(json.loads((run / THRESHOLD_FILE).read_text())["threshold"])
-        for key in ("clip_dn", "mean", "std"):
-            float(normalisation[key])
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
-        raise ValueError(f"{run}: corrupt {NORMALISATION_FILE} or {THRESHOLD_FILE} "
-                         f"({type(error).__name__}: {error})") from None
+    config = read_run_config(run / CONFIG_FILE)
+    normalisation = read_normalisation(run / NORMALISATION_FILE, config)
+    threshold = read_threshold(run / THRESHOLD_FILE)["threshold"]
     return {"config": config, "normalisation": normalisation, "threshold": threshold,
-            "frames": int(normalisation.get("frames", config.data.frames)),
-            "size": int(normalisation.get("size", config.data.size)), "run": run}
+            "frames": normalisation.get("frames", config.data.frames),
+            "size": normalisation.get("size", config.data.size), "run": run}
+
+
+# ------------------------------------------------------------------ checked readers
+RUN_FIX = "rerun `python -m jetkeras.train` or fix the file"
+EXPORT_FIX = "rerun `python -m jetkeras.export` or fix the file"
+THRESHOLD_FORMAT = "jetkeras-threshold/1"  # a threshold.json without "format" is this
+NORMALISATION_FORMAT = "jetkeras-normalisation/1"  # likewise for normalisation.json
+EXPORT_FORMAT = "jetkeras-savedmodel/1"  # assets/jetkeras.json's "format"
+SCALINGS = ("clip", "log")
+
+
+def read_run_config(path: str | os.PathLike, fix: str = RUN_FIX):
+    """A run's ``config.json`` as a :class:`~jetkeras.config.JetConfig` (strict: unknown
+    keys, wrong types, out-of-range values refused); errors name the file and end ``fix``.
+    """
+    from jetkeras.config import JetConfig
+
+    path = Path(path)
+    content = read_json_object(path, fix)
+    try:
+        return JetConfig.from_dict(content, source=str(path))
+    except ValueError as error:  # range checks name the key only, not the file
+        text = str(error) if str(error).startswith(str(path)) else f"{path}: {error}"
+        raise ValueError(f"{text}; {fix}") from None
+
+
+def check_threshold(content: dict, schema: Schema) -> dict[str, Any]:
+    """Check a ``threshold.json`` content (see :func:`read_threshold`); return it."""
+    schema.version(content.get("format", THRESHOLD_FORMAT), "format", (THRESHOLD_FORMAT,))
+    schema.number(schema.get(content, "threshold"), "threshold", unit=True)
+    return {**content, "format": THRESHOLD_FORMAT, "threshold": float(content["threshold"])}
+
+
+def read_threshold(path: str | os.PathLike, fix: str = RUN_FIX) -> dict[str, Any]:
+    """A run's ``threshold.json``, checked: ``threshold`` a finite number in [0, 1] and a
+    known ``format`` (none: version 1); the other keys (``rule``, ``f1``, ``val_auc``...)
+    are reports, not used to decide.
+
+    Raises
+    ------
+    ValueError
+        One line: the file, the key, what was expected and received, and ``fix``.
+    """
+    return check_threshold(read_json_object(path, fix), Schema(path, fix))
+
+
+def check_normalisation(content: dict, schema: Schema, config=None,
+                        prefix: str = "") -> dict[str, Any]:
+    """Check normalisation statistics (see :func:`read_normalisation`); return them."""
+    schema.version(content.get("format", NORMALISATION_FORMAT), f"{prefix}format",
+                   (NORMALISATION_FORMAT,))
+    for key in ("clip_dn", "mean", "std"):
+        schema.number(schema.get(content, key, f"{prefix}{key}"), f"{prefix}{key}",
+                      positive=key == "std")
+    for key in ("log_mean", "log_std"):
+        if key in content:
+            schema.number(content[key], f"{prefix}{key}", positive=key == "log_std")
+    scaling = content.get("scaling", "clip")
+    schema.text(scaling, f"{prefix}scaling", SCALINGS)
+    if scaling == "log":
+        for key in ("log_mean", "log_std"):
+            schema.get(content, key, f"{prefix}{key}")
+    for key in ("frames", "size"):
+        if key in content:
+            value = schema.integer(content[key], f"{prefix}{key}", minimum=1)
+            wanted = getattr(config.data, key) if config is not None else value
+            if value != wanted:
+                schema.fail(f"{prefix}{key}", f"{wanted} as config.json's data.{key}", value)
+    return {**content, "format": NORMALISATION_FORMAT}
+
+
+def read_normalisation(path: str | os.PathLike, config=None,
+                       fix: str = RUN_FIX) -> dict[str, Any]:
+    """A run's ``normalisation.json``, checked: ``clip_dn``, ``mean``, ``std`` finite
+    numbers, ``std`` (and ``log_std``) above 0; ``scaling`` "clip" or "log" (log needs
+    ``log_mean`` and ``log_std``); ``frames`` and ``size`` positive integers equal to
+    ``config``'s when present; a known ``format`` (none: version 1).
+
+    Raises
+    ------
+    ValueError
+        One line: the file, the key, what was expected and received, and ``fix``.
+    """
+    return check_normalisation(read_json_object(path, fix), Schema(path, fix), config)
+
+
+def read_history(path: str | os.PathLike, fix: str = RUN_FIX) -> dict[str, list[float]]:
+    """A run's ``history.json``, checked: an object of per-epoch lists of numbers (NaN
+    allowed: a metric undefined at an epoch), ``loss`` among them, all of one length.
+
+    Raises
+    ------
+    ValueError
+        One line: the file, the key, what was expected and received, and ``fix``.
+    """
+    schema = Schema(path, fix)
+    history = read_json_object(path, fix)
+    loss = schema.get(history, "loss")
+    epochs = len(loss) if isinstance(loss, list) else -1
+    for key, values in history.items():
+        if (not isinstance(values, list) or len(values) != epochs
+                or any(isinstance(v, bool) or not isinstance(v, (int, float))
+                       for v in values)):
+            schema.fail(key, "a list of numbers, one per epoch as `loss`",
+                        values if not isinstance(values, list) or len(values) == epochs
+                        else f"{len(values)} values for {epochs} epochs")
+    return history
 
 
 def read_export(path: str | os.PathLike) -> dict[str, Any]:
-    """An exported folder's metadata (``assets/jetkeras.json``), as :func:`read_run`."""
+    """An exported folder's metadata (``assets/jetkeras.json``), checked, as :func:`read_run`.
+
+    ``format`` known (none: version 1), ``config`` a valid config whose ``data.frames``
+    and ``data.size`` are the export's ``frames`` and ``size``, ``threshold`` in [0, 1],
+    ``normalisation`` as :func:`read_normalisation`.
+    """
     from jetkeras.config import JetConfig
 
     path = Path(path)
@@ -147,15 +270,28 @@ def read_export(path: str | os.PathLike) -> dict[str, Any]:
         raise ValueError(f"{path}: a SavedModel without {ASSETS_FOLDER}/"
                          f"{EXPORT_METADATA_FILE}; expected one written by python -m "
                          f"jetkeras.export")
+    metadata = read_json_object(metadata_path, EXPORT_FIX)
+    schema = Schema(metadata_path, EXPORT_FIX)
+    schema.version(metadata.get("format", EXPORT_FORMAT), "format", (EXPORT_FORMAT,))
+    values = schema.object(schema.get(metadata, "config"), "config")
     try:
-        metadata = json.loads(metadata_path.read_text())
-        return {"config": JetConfig.from_dict(metadata["config"], source=str(metadata_path)),
-                "frames": int(metadata["frames"]), "size": int(metadata["size"]),
-                "threshold": float(metadata["threshold"]),
-                "normalisation": dict(metadata["normalisation"]), "run": path}
-    except (json.JSONDecodeError, KeyError, TypeError) as error:
-        raise ValueError(f"{metadata_path}: corrupt export metadata "
-                         f"({type(error).__name__}: {error})") from None
+        config = JetConfig.from_dict(values, source=f"{metadata_path}: key `config`")
+    except ValueError as error:
+        text = (str(error) if str(error).startswith(str(metadata_path))
+                else f"{metadata_path}: key `config`: {error}")
+        raise ValueError(f"{text}; {EXPORT_FIX}") from None
+    geometry = {}
+    for key in ("frames", "size"):
+        geometry[key] = schema.integer(schema.get(metadata, key), key, minimum=1)
+        if geometry[key] != getattr(config.data, key):
+            schema.fail(key, f"{getattr(config.data, key)} as config.data.{key}",
+                        geometry[key])
+    threshold = schema.number(schema.get(metadata, "threshold"), "threshold", unit=True)
+    normalisation = check_normalisation(
+        schema.object(schema.get(metadata, "normalisation"), "normalisation"), schema,
+        config, prefix="normalisation.")
+    return {"config": config, **geometry, "threshold": threshold,
+            "normalisation": normalisation, "run": path}
 
 
 def read_model_folder(path: str | os.PathLike) -> dict[str, Any]:
@@ -214,6 +350,7 @@ def prepare_run_folder(out: str | os.PathLike, *, overwrite: bool, resume: bool)
 def run_normalisation(manifest: dict[str, Any], config) -> dict[str, Any]:
     """The ``normalisation.json`` of a run trained on records with this ``manifest``."""
     return {
+        "format": NORMALISATION_FORMAT,
         **manifest["normalisation"],
         "scaling": config.data.scaling,
         "frames": manifest["frames"],
@@ -258,5 +395,6 @@ def finish_run(out: str | os.PathLike, config, labels, probabilities,
                               target_recall=config.train.target_recall)
     choice["val_auc"] = float(roc_auc_score(labels, probabilities))
     choice.update(extra)
+    choice = {"format": THRESHOLD_FORMAT, **choice}
     atomic_write_text(Path(out) / THRESHOLD_FILE, json.dumps(choice, indent=2))
     return choice

@@ -294,7 +294,7 @@ def train_or_keep(*, records: str | Path, out: str | Path, config: JetConfig,
         resume = (out / runs.BACKUP_FOLDER).is_dir()  # Keras' BackupAndRestore
         train(records=records, out=out, config=config, resume=resume,
               overwrite=out.exists() and not resume, verbose=verbose)
-    return json.loads((out / runs.THRESHOLD_FILE).read_text())
+    return runs.read_threshold(out / runs.THRESHOLD_FILE)
 
 
 def finish_training(model, config: JetConfig, out: Path, val_data, **extra) -> dict[str, Any]:

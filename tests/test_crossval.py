@@ -3,6 +3,7 @@
 import csv
 import json
 import math
+import re
 
 import numpy as np
 import pytest
@@ -154,6 +155,25 @@ def test_two_fold_crossval_end_to_end_and_rerun_keeps_finished_folds(records, tm
     with pytest.raises(ValueError, match=r"with config key `train.epochs`=1, this one asks 3"):
         crossval(records=records, out=out, folds=2, config=TINY.replace(train={"epochs": 3}),
                  seed=0, verbose=0)
+
+    # A changed fold metrics.json, history.json or crossval.json is one line naming it.
+    finished, history = out / "fold_0" / "metrics.json", out / "fold_1" / "run" / "history.json"
+    row = json.loads(finished.read_text())
+    finished.write_text(json.dumps({**row, "threshold": 5.0}))
+    with pytest.raises(ValueError, match=rf"^{re.escape(str(finished))}: key `threshold`: "
+                                         r"expected a number in \[0, 1\] or NaN, received "
+                                         r"5\.0; delete fold_0/metrics\.json and rerun"):
+        crossval(records=records, out=out, folds=2, config=TINY, seed=0, verbose=0)
+    finished.write_text(json.dumps(row))
+    (out / "fold_1" / "metrics.json").unlink()
+    history.write_text(json.dumps({"loss": [0.5], "val_auc": "high"}))
+    with pytest.raises(ValueError, match=rf"^{re.escape(str(history))}: key `val_auc`: "
+                                         r"expected a list of numbers.*received 'high'; rerun"):
+        crossval(records=records, out=out, folds=2, config=TINY, seed=0, verbose=0)
+    (out / "crossval.json").write_text("{half")
+    with pytest.raises(ValueError, match=r"crossval\.json: expected JSON, received invalid "
+                                         r"JSON .*; pass --overwrite"):
+        crossval(records=records, out=out, folds=2, config=TINY, seed=0, verbose=0)
 
 
 @pytest.mark.slow

@@ -1,6 +1,7 @@
 """Tests of jetkeras.fetch without the network: query attributes, retries, resume, conversion."""
 
 import json
+import re
 import shutil
 
 import astropy.units as u
@@ -223,6 +224,34 @@ def test_a_broken_fetch_state_is_one_line(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match=r"fetch_state\.json: expected format "
                                          r"'jetkeras-fetch-state/1', received 'jetkeras-fetch-state/0'"):
         fetch_events(_events(1), out=tmp_path, client=None, progress=False)
+
+
+@pytest.mark.parametrize("entry, key, says", [
+    ({"status": "maybe", "attempts": 1}, "status", "expected one of ['done', 'failed'], "
+                                                   "received 'maybe'"),
+    ({"attempts": 1}, "status", "expected it to be present"),
+    ({"status": "failed", "attempts": -1}, "attempts", "expected an integer >= 0, received -1"),
+    ({"status": "failed", "attempts": "3"}, "attempts", "expected an integer >= 0, received '3'"),
+    ({"status": "failed", "attempts": 1, "error": 5}, "error", "expected text or null"),
+    ({"status": "done", "attempts": 1, "cube": None}, "cube", "expected a non-empty string"),
+    ("done", None, "expected a JSON object, received 'str'"),
+])
+def test_a_changed_fetch_state_entry_is_one_line(entry, key, says, aia_fits_dir, tmp_path,
+                                                 monkeypatch):
+    monkeypatch.setenv("JSOC_EMAIL", EMAIL)
+    fetch_events(_events(1), out=tmp_path, client=FlakyClient(aia_fits_dir), frames=6,
+                 progress=False)
+    state_path = tmp_path / "fetch_state.json"
+    state = json.loads(state_path.read_text())
+    (event_id,) = state["events"]
+    state["events"][event_id] = entry
+    state_path.write_text(json.dumps(state))
+    dotted = f"events.{event_id}" + (f".{key}" if key else "")
+    with pytest.raises(ValueError, match=rf"^{re.escape(str(state_path))}: key "
+                                         rf"`{re.escape(dotted)}`: {re.escape(says)}.*; "
+                                         r"delete the event's entry"):
+        fetch_events(_events(1), out=tmp_path, client=FlakyClient(aia_fits_dir), frames=6,
+                     progress=False)
 
 
 def test_fetch_catalogue_selects_rows(aia_fits_dir, tmp_path, monkeypatch, capsys):
