@@ -484,7 +484,7 @@ def _parser() -> argparse.ArgumentParser:
                         help="two-letter HEK event type; default CJ (coronal jet)")
     parser.add_argument("--cache", default=None,
                         help="folder for the raw HEK pages; default hek_cache/ beside --out")
-    parser.add_argument("--window-days", type=float, default=30.0,
+    parser.add_argument("--window-days", type=_cli.positive_float, default=30.0,
                         help="longest time window per HEK query, days; default 30")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar; default shown")
     return parser

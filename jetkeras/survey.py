@@ -617,18 +617,18 @@ def _parser() -> argparse.ArgumentParser:
                              "(trained on synthetic renders, docs/model_card.md)")
     parser.add_argument("--event-type", default="CJ",
                         help="two-letter HEK event type; default CJ (coronal jet)")
-    parser.add_argument("--threshold", type=float, default=None,
+    parser.add_argument("--threshold", type=_cli.probability, default=None,
                         help="decision threshold, probability in [0, 1]; default the model's")
-    parser.add_argument("--top", type=int, default=12,
+    parser.add_argument("--top", type=_cli.non_negative_int, default=12,
                         help="events in the gallery of top candidates; default 12")
-    parser.add_argument("--borderline", type=int, default=12,
+    parser.add_argument("--borderline", type=_cli.non_negative_int, default=12,
                         help="events closest to the threshold in the gallery; default 12")
-    parser.add_argument("--limit", type=int, default=None,
+    parser.add_argument("--limit", type=_cli.positive_int, default=None,
                         help="fetch and predict only the first N events by start time; "
                              "default all")
-    parser.add_argument("--window-days", type=float, default=30.0,
+    parser.add_argument("--window-days", type=_cli.positive_float, default=30.0,
                         help="longest HEK query window, days; default 30")
-    parser.add_argument("--workers", type=int, default=1,
+    parser.add_argument("--workers", type=_cli.positive_int, default=1,
                         help="Dask LocalCluster processes for the predict stage; default 1 "
                              "(no Dask)")
     parser.add_argument("--scheduler", default=None,
@@ -637,9 +637,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--resample", action="store_true",
                         help="interpolate cubes of another frame count or size (px) to the "
                              "model's; default refuse them")
-    parser.add_argument("--retries", type=int, default=3,
+    parser.add_argument("--retries", type=_cli.non_negative_int, default=3,
                         help="extra download attempts per event; default 3")
-    parser.add_argument("--backoff", type=float, default=60.0,
+    parser.add_argument("--backoff", type=_cli.non_negative_float, default=60.0,
                         help="seconds before the first download retry, doubled each time; "
                              "default 60")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar; default shown")

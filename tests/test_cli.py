@@ -140,6 +140,20 @@ BAD_FLAGS = [
     ("bundle", [], "--limit", "0"),
     ("ensemble", ["--runs", "{records}", "--out", "{out}"], "--records", "{tmp}/absent"),
     ("realcheck", ["--model", "{records}"], "--realjets", "{tmp}/absent"),
+    ("hek", ["--start", "2017-01-01", "--end", "2017-02-01", "--out", "{out}"],
+     "--window-days", "0"),
+    ("survey", ["--start", "2017-01-01", "--end", "2017-02-01", "--out", "{out}"],
+     "--threshold", "1.5"),
+    ("survey", ["--start", "2017-01-01", "--end", "2017-02-01", "--out", "{out}"],
+     "--top", "-1"),
+    ("survey", ["--start", "2017-01-01", "--end", "2017-02-01", "--out", "{out}"],
+     "--limit", "0"),
+    ("survey", ["--start", "2017-01-01", "--end", "2017-02-01", "--out", "{out}"],
+     "--window-days", "nan"),
+    ("survey", ["--start", "2017-01-01", "--end", "2017-02-01", "--out", "{out}"],
+     "--workers", "0"),
+    ("survey", ["--start", "2017-01-01", "--end", "2017-02-01", "--out", "{out}"],
+     "--backoff", "-1"),
 ]
 
 
