@@ -226,7 +226,8 @@ class Schema:
 
     def get(self, mapping: dict, key: str, dotted: str | None = None) -> Any:
         if key not in mapping:
-            self.fail(dotted or key, "it to be present", "nothing")
+            raise ValueError(f"{self.path}: key `{dotted or key}`: expected the key, received "
+                             f"a file without it; {self.fix}")
         return mapping[key]
 
     def object(self, value: Any, dotted: str) -> dict:

@@ -229,7 +229,7 @@ def test_a_broken_fetch_state_is_one_line(tmp_path, monkeypatch):
 @pytest.mark.parametrize("entry, key, says", [
     ({"status": "maybe", "attempts": 1}, "status", "expected one of ['done', 'failed'], "
                                                    "received 'maybe'"),
-    ({"attempts": 1}, "status", "expected it to be present"),
+    ({"attempts": 1}, "status", "expected the key"),
     ({"status": "failed", "attempts": -1}, "attempts", "expected an integer >= 0, received -1"),
     ({"status": "failed", "attempts": "3"}, "attempts", "expected an integer >= 0, received '3'"),
     ({"status": "failed", "attempts": 1, "error": 5}, "error", "expected text or null"),

@@ -316,8 +316,8 @@ _DELETE = object()
     ("normalisation.log_std", -1.0, "key `normalisation.log_std`: expected a finite number > 0"),
     ("normalisation.mean", float("nan"), "key `normalisation.mean`: expected a finite number, "
                                          "received nan"),
-    ("normalisation", _DELETE, "key `normalisation`: expected it to be present, received "
-                               "'nothing'"),
+    ("normalisation", _DELETE, "key `normalisation`: expected the key, received "
+                               "a file without it"),
     ("frames", 0, "key `frames`: expected an integer >= 1, received 0"),
     ("size", "32", "key `size`: expected an integer >= 1, received '32'"),
     ("count", -1, "key `count`: expected an integer >= 0, received -1"),

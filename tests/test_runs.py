@@ -45,7 +45,7 @@ CORRUPTIONS = {
     "threshold text": (runs.THRESHOLD_FILE, _set("threshold", "abc"), "threshold",
                        f"{UNIT}, received 'abc'"),
     "threshold missing": (runs.THRESHOLD_FILE, _drop("threshold"), "threshold",
-                          "expected it to be present, received 'nothing'"),
+                          "expected the key, received a file without it"),
     "threshold version": (runs.THRESHOLD_FILE, _set("format", "jetkeras-threshold/9"),
                           "format", VERSION),
     "std 0": (runs.NORMALISATION_FILE, _set("std", 0), "std", f"{POSITIVE}, received 0"),
@@ -54,7 +54,7 @@ CORRUPTIONS = {
     "std NaN": (runs.NORMALISATION_FILE, _set("std", math.nan), "std",
                 f"{POSITIVE}, received nan"),
     "mean missing": (runs.NORMALISATION_FILE, _drop("mean"), "mean",
-                     "expected it to be present, received 'nothing'"),
+                     "expected the key, received a file without it"),
     "mean infinite": (runs.NORMALISATION_FILE, _set("mean", math.inf), "mean",
                       f"{FINITE} received inf"),
     "scaling unknown": (runs.NORMALISATION_FILE, _set("scaling", "sqrt"), "scaling",
@@ -171,7 +171,7 @@ def _set_in(section, key, value):
 EXPORT_CORRUPTIONS = {
     "threshold 5.0": (_set("threshold", 5.0), "threshold", f"{UNIT}, received 5.0"),
     "threshold NaN": (_set("threshold", math.nan), "threshold", f"{UNIT}, received nan"),
-    "threshold missing": (_drop("threshold"), "threshold", "expected it to be present"),
+    "threshold missing": (_drop("threshold"), "threshold", "expected the key"),
     "frames not the config's": (_set("frames", 6), "frames",
                                 "expected 4 as config.data.frames, received 6"),
     "size not the config's": (_set("size", 64), "size",
@@ -179,9 +179,9 @@ EXPORT_CORRUPTIONS = {
     "std 0": (_set_in("normalisation", "std", 0), "normalisation.std",
               f"{POSITIVE}, received 0"),
     "mean missing": (lambda content: content["normalisation"].pop("mean"),
-                     "normalisation.mean", "expected it to be present"),
+                     "normalisation.mean", "expected the key"),
     "unknown version": (_set("format", "jetkeras-savedmodel/3"), "format", VERSION),
-    "config missing": (_drop("config"), "config", "expected it to be present"),
+    "config missing": (_drop("config"), "config", "expected the key"),
 }
 
 
