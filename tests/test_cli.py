@@ -75,6 +75,9 @@ def _folders(tmp_path):
     return str(records), str(tmp_path / "space.json"), out
 
 
+# hek's and survey's required flags: a month of HEK events into {out}
+_SURVEY = ["--start", "2017-01-01", "--end", "2017-02-01", "--out", "{out}"]
+
 # (module, arguments given besides the bad flag, bad flag, bad value)
 BAD_FLAGS = [
     ("build_records", [], "--frames", "0"),
@@ -140,20 +143,13 @@ BAD_FLAGS = [
     ("bundle", [], "--limit", "0"),
     ("ensemble", ["--runs", "{records}", "--out", "{out}"], "--records", "{tmp}/absent"),
     ("realcheck", ["--model", "{records}"], "--realjets", "{tmp}/absent"),
-    ("hek", ["--start", "2017-01-01", "--end", "2017-02-01", "--out", "{out}"],
-     "--window-days", "0"),
-    ("survey", ["--start", "2017-01-01", "--end", "2017-02-01", "--out", "{out}"],
-     "--threshold", "1.5"),
-    ("survey", ["--start", "2017-01-01", "--end", "2017-02-01", "--out", "{out}"],
-     "--top", "-1"),
-    ("survey", ["--start", "2017-01-01", "--end", "2017-02-01", "--out", "{out}"],
-     "--limit", "0"),
-    ("survey", ["--start", "2017-01-01", "--end", "2017-02-01", "--out", "{out}"],
-     "--window-days", "nan"),
-    ("survey", ["--start", "2017-01-01", "--end", "2017-02-01", "--out", "{out}"],
-     "--workers", "0"),
-    ("survey", ["--start", "2017-01-01", "--end", "2017-02-01", "--out", "{out}"],
-     "--backoff", "-1"),
+    ("hek", _SURVEY, "--window-days", "0"),
+    ("survey", _SURVEY, "--threshold", "1.5"),
+    ("survey", _SURVEY, "--top", "-1"),
+    ("survey", _SURVEY, "--limit", "0"),
+    ("survey", _SURVEY, "--window-days", "nan"),
+    ("survey", _SURVEY, "--workers", "0"),
+    ("survey", _SURVEY, "--backoff", "-1"),
 ]
 
 
