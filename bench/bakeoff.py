@@ -39,6 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from jetkeras._cli import quiet_tensorflow, run_main
+from jetkeras.config import MODEL_PRESETS
 
 REALJETS = Path(__file__).resolve().parents[2] / "shared" / "data" / "realjets"
 
@@ -52,22 +53,27 @@ GEOMETRIES = {
 # (light td_lstm, flatten, no motion channels) under its old recipe (one render per
 # event, 15 epochs, best-val-AUC checkpoint).
 # The architecture rows share one recipe (8 renders per training event, 30 epochs,
-# warm-up + cosine, last-epoch checkpoint); "default" is the shipped recipe (the winner:
-# the light preset with demo_config's geometry recipe, 60 epochs at 64 px, 80 epochs and
-# the learned patch stem at 166 px; what the demo and the bundled model run).
+# warm-up + cosine, last-epoch checkpoint). "light" is the best of the design card's
+# family (per-frame CNN + temporal head) under the shipped recipe (demo_config's: 60
+# epochs at 128 px, 80 at 166 px, the learned patch stem), the default until renderer
+# v2's bake-off; "projection" is the shipped default (per-pixel timing maps + 2-D CNN)
+# under the same recipe: what the demo and the bundled model run. Cells named "default"
+# in the result files of earlier runs are the "light" row of their day.
 _THIRTY = {"train": {"epochs": 30}}
+_LIGHT = {**MODEL_PRESETS["light"], "preset": "light"}  # the td_lstm rows start from it
 FAMILIES = {
-    "today": {"model": {"motion": "none", "pooling": "flatten", "input_pool": 1,
+    "today": {"model": {**_LIGHT, "motion": "none", "pooling": "flatten", "input_pool": 1,
                         "temporal": "lstm"},
               "recipe": {"variants": 1, "train": {"epochs": 15, "warmup_fraction": 0.0,
                                                   "checkpoint": "best",
                                                   "early_stopping_patience": 6}}},
-    "global_lstm": {"model": {"motion": "none", "temporal": "lstm", "widths": (16, 32, 64, 128),
+    "global_lstm": {"model": {**_LIGHT, "motion": "none", "temporal": "lstm", "widths": (16, 32, 64, 128),
                               "lstm_units": 64, "dense_units": 64}, "recipe": _THIRTY},
-    "motion_lstm": {"model": {"temporal": "lstm", "widths": (16, 32, 64, 128),
+    "motion_lstm": {"model": {**_LIGHT, "temporal": "lstm", "widths": (16, 32, 64, 128),
                               "lstm_units": 64, "dense_units": 64}, "recipe": _THIRTY},
-    "motion_conv": {"model": {"temporal": "conv"}, "recipe": _THIRTY},
-    "default": {"model": {}},
+    "motion_conv": {"model": {**_LIGHT, "temporal": "conv"}, "recipe": _THIRTY},
+    "light": {"model": _LIGHT},
+    "projection": {"model": {}},
     "epfl2d": {"model": {"arch": "epfl2d"}, "recipe": {"train": {"batch_size": 4,
                                                                  "learning_rate": 3e-4}}},
 }

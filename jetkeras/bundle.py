@@ -7,7 +7,7 @@ anyone can reproduce it:
 1. render catalogue events at the seed's geometry, 30 frames of 166x166 (the JSOC cutout
    format), with ``--variants`` fresh renders of every training event, and build grouped
    records (train/val/test by HEK event);
-2. train the ``light`` ``td_lstm`` (the bake-off's winner, ``bench/bakeoff.py``)
+2. train the default ``projection`` model (the bake-off's winner, ``bench/bakeoff.py``)
    deterministically and choose the decision threshold on the *rendered* validation
    split: the highest threshold whose validation recall reaches ``--target-recall``
    (a survey should miss few jets; a physicist vets the candidates by eye);

@@ -80,9 +80,11 @@ class DataConfig:
 class ModelConfig:
     """The network. ``td_lstm`` is the report's model; ``epfl2d`` is the seed's code."""
 
-    arch: str = "td_lstm"  # "td_lstm" (per-frame CNN -> LSTM) or "epfl2d" (frames as channels)
-    preset: str = "light"  # name of the preset the widths came from ("custom" if edited)
-    widths: tuple[int, ...] = (8, 16, 32, 64)  # filters of each conv block (2 conv + pool)
+    # "projection" (per-pixel timing maps -> 2-D CNN: the default, bench/README.md),
+    # "td_lstm" (per-frame CNN -> temporal head) or "epfl2d" (the seed's frames-as-channels)
+    arch: str = "projection"
+    preset: str = "projection"  # name of the preset the widths came from ("custom" if edited)
+    widths: tuple[int, ...] = (32, 64, 128, 256)  # filters of each conv block (2 conv + pool)
     convs_per_block: int = 2  # Conv2D + BN + ReLU layers per block
     kernel_size: int = 3  # conv kernel side, pixels
     stem_stride: int = 2  # stride of the first conv: halves H and W cheaply (1 = seed-like)
@@ -141,16 +143,22 @@ class TrainConfig:
 
 
 MODEL_PRESETS: dict[str, dict[str, Any]] = {
-    # The bake-off's winner (bench/README.md): motion channels, a strided per-frame CNN,
-    # global average + max pooling, a temporal conv head with the max over frames.
-    "light": dict(widths=(8, 16, 32, 64), stem_stride=2, lstm_units=32, dense_units=32,
+    # The default (bench/README.md): motion channels, per-pixel timing maps over the
+    # window, one 2-D CNN with global average + max pooling. It is cheaper than "light"
+    # (one image per sequence, not T), so it affords 4x the widths.
+    "projection": dict(arch="projection", widths=(32, 64, 128, 256), stem_stride=2,
+                       dense_units=32, motion="differences", pooling="avgmax"),
+    # The design card's family, best of its kind in the bake-off (bench/README.md): motion
+    # channels, a strided per-frame CNN, global average + max pooling, a temporal conv
+    # head with the max and mean over frames.
+    "light": dict(arch="td_lstm", widths=(8, 16, 32, 64), stem_stride=2, lstm_units=32, dense_units=32,
                   motion="differences", pooling="avgmax", temporal="conv"),
     # The seed's VGG-like widths, applied per frame (about 28x the seed's cost: GPU only).
-    "seed": dict(widths=(64, 128, 256, 512, 512), stem_stride=1, lstm_units=256, dense_units=128,
+    "seed": dict(arch="td_lstm", widths=(64, 128, 256, 512, 512), stem_stride=1, lstm_units=256, dense_units=128,
                  motion="differences", pooling="avgmax", temporal="conv"),
     # For tests: a few thousand parameters; an LSTM head, so that the LSTM's export paths
     # (cuDNN, unrolled LiteRT) stay tested; test_motion.py covers the conv head.
-    "tiny": dict(widths=(4, 8), stem_stride=1, lstm_units=8, dense_units=8, convs_per_block=1,
+    "tiny": dict(arch="td_lstm", widths=(4, 8), stem_stride=1, lstm_units=8, dense_units=8, convs_per_block=1,
                  motion="differences", pooling="avgmax", temporal="lstm"),
 }
 
@@ -181,7 +189,7 @@ def model_preset(name: str, **overrides: Any) -> ModelConfig:
     Parameters
     ----------
     name : str
-        One of ``MODEL_PRESETS`` (``light``, ``seed``, ``tiny``).
+        One of ``MODEL_PRESETS`` (``projection``, ``light``, ``seed``, ``tiny``).
     **overrides
         Fields to change after the preset is applied (``arch``, ``dropout``, ...).
     """
@@ -196,7 +204,7 @@ def model_preset(name: str, **overrides: Any) -> ModelConfig:
 _CHOICES = {
     ("data", "nan_policy"): ("reject", "fill"),
     ("data", "scaling"): ("clip", "log"),
-    ("model", "arch"): ("td_lstm", "epfl2d"),
+    ("model", "arch"): ("projection", "td_lstm", "epfl2d"),
     ("model", "use_cudnn"): ("auto", "true", "false"),
     ("model", "pooling"): ("flatten", "avg", "max", "avgmax"),
     ("model", "motion"): ("none", "differences"),

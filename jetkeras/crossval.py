@@ -678,7 +678,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", type=_cli.existing_file,
                         help="JetConfig JSON of every fold's training (e.g. the "
                              "best config of a search); default the built-in defaults")
-    parser.add_argument("--preset", help="model widths preset: light (default), seed, tiny")
+    parser.add_argument("--preset", help="model preset (architecture and widths): projection "
+                        "(default), light (td_lstm), seed, tiny")
     parser.add_argument("--epochs", type=_cli.positive_int,
                         help="passes over each fold's training split; default by frame size "
                              "(60 epochs up to 128 px)")

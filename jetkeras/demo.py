@@ -6,8 +6,8 @@ From the bundled Solar Jet Hunter catalogue to a served model, offline, in one f
    distance from disk centre) with the synthetic renderer and build grouped TFRecords
    (train/val/test split by HEK event, never by sequence), with 8 independent renders of
    every training event so that each epoch meets new pictures;
-2. train the ``light`` ``td_lstm`` (motion channels -> per-frame CNN -> temporal conv head
-   over the frames) deterministically, and choose the decision threshold on the
+2. train the default ``projection`` model (motion channels -> per-pixel timing maps over
+   the window -> 2-D CNN; the bake-off's winner, ``bench/README.md``) deterministically, and choose the decision threshold on the
    validation split;
 3. evaluate on the held-out test groups (metrics, ROC, PR, F1-vs-threshold, confusion
    matrix, GIFs of misclassified sequences, ``report.md``) and score the
@@ -49,7 +49,7 @@ VARIANTS = 8  # fresh renders of each training event (bench/bakeoff.py: the reci
 def demo_config(*, full: bool = False, epochs: int | None = None, seed: int = 0) -> JetConfig:
     """The demo's configuration: CPU-sized by default, the seed's geometry with ``full``.
 
-    The model is the ``light`` preset (the bake-off's winner) trained with ``train``'s
+    The model is the ``projection`` preset (the bake-off's winner) trained with ``train``'s
     defaults (60 epochs, batch 8, peak learning rate 2e-3); training is deterministic
     (``tf.config.experimental.enable_op_determinism``): the same seed gives the same
     figure run after run (checked on this project's CPU machines; other CPU kinds may
@@ -60,7 +60,7 @@ def demo_config(*, full: bool = False, epochs: int | None = None, seed: int = 0)
     frames, size = (30, 166) if full else (16, 128)
     return JetConfig().replace(
         data={"frames": frames, "size": size, "cache": not full},  # 7.8 GB at full size
-        model={**model_preset("light").__dict__, "input_pool": input_pool_for(size)},
+        model={**model_preset("projection").__dict__, "input_pool": input_pool_for(size)},
         train={"seed": seed, "deterministic": True,
                "epochs": epochs_for(size) if epochs is None else epochs},
     )
@@ -217,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = _cli.make_parser(
         "demo",
         "The whole job offline in one folder: render a class-balanced subset of the bundled "
-        "Solar Jet Hunter catalogue, build records, train the light model, evaluate it on "
+        "Solar Jet Hunter catalogue, build records, train the default model, evaluate it on "
         "held-out events against brightness baselines, export it and predict with it. "
         "About 8 minutes on a 2-core CPU; interrupt it at any time, the same command resumes.",
         ["--out demo_output", "--full --out demo_full"])

@@ -11,6 +11,10 @@
   frames. A jet is *motion* of a collimated feature; the differences hand that to the
   first convolution instead of asking it to be learnt from one frame at a time, and the
   per-sequence standardisation makes the score blind to exposure and to the DN scale.
+* :class:`TemporalProjection` turns those channels into per-pixel maps over the whole
+  window -- the largest rise and fall, the flicker, and *when* each pixel brightens and
+  fades -- so that one 2-D CNN sees a jet's coherent outward growth in one image
+  (the default ``projection`` model).
 * :class:`LogitPrecision`, :class:`LogitRecall` and :class:`LogitF1Score` are binary
   metrics that take the model's *logits* and threshold the probability at 0.5
   (``sigmoid(logit) > 0.5``, i.e. ``logit > 0``). Keras' ``Precision``/``Recall`` refuse
@@ -30,7 +34,7 @@ import keras
 from keras import ops
 
 __all__ = ["FrameDistributed", "LogitF1Score", "LogitPrecision", "LogitRecall",
-           "MotionChannels"]
+           "MotionChannels", "TemporalProjection"]
 
 MOTION_CHANNELS = ("frame", "running_difference", "base_difference")
 
@@ -247,3 +251,74 @@ class LogitF1Score(keras.metrics.Metric):
 
     def get_config(self):
         return {"threshold": self.threshold, "name": self.name, "dtype": self.dtype}
+
+
+
+# The maps TemporalProjection returns, in channel order.
+PROJECTION_CHANNELS = ("mean_frame", "max_base_difference", "min_base_difference",
+                       "max_running_difference", "min_running_difference",
+                       "rms_running_difference", "brightening_time", "fading_time")
+
+
+@keras.saving.register_keras_serializable(package="jetkeras")
+class TemporalProjection(keras.layers.Layer):
+    """Per-pixel summaries over the frame axis: ``(B, T, H, W, 3) -> (B, H, W, 8)``.
+
+    A time-distance picture of the whole window in one image: what a solar physicist
+    reads off a running-difference movie, as maps a 2-D CNN can take in at once. The
+    channels (``PROJECTION_CHANNELS``) are the mean frame; the largest rise and fall of
+    each pixel over the window (max and min of the base difference) and between frames
+    (of the running difference); the RMS running difference (how much it flickers); and
+    two **timing maps** in [0, 1] of the window: *when* each pixel brightens (the centre
+    of mass over frames of its positive running difference) and when it fades (of the
+    negative part). A jet that grows outward brightens later the higher up its spire,
+    so its brightening-time map rises smoothly along it; the same spire with its frames
+    out of order gives a speckled map, and a frozen one gives no rise at all.
+
+    Args:
+        epsilon: keeps the timing maps finite where a pixel never changes (they go to
+            0 there, "no brightening"), and the RMS differentiable at 0.
+        **kwargs: base ``Layer`` arguments.
+
+    Call arguments:
+        inputs: float tensor ``(B, T, H, W, 3)``, the output of :class:`MotionChannels`
+            (frame, running difference, base difference); T must be static.
+
+    Returns:
+        float tensor ``(B, H, W, len(PROJECTION_CHANNELS))``.
+    """
+
+    def __init__(self, epsilon=1e-3, **kwargs):
+        super().__init__(**kwargs)
+        self.epsilon = float(epsilon)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], input_shape[2], input_shape[3], len(PROJECTION_CHANNELS))
+
+    def call(self, inputs):
+        frames = inputs.shape[1]
+        if frames is None or inputs.shape[-1] != len(MOTION_CHANNELS):
+            raise ValueError(
+                f"`TemporalProjection` expected inputs (B, T, H, W, {len(MOTION_CHANNELS)}) "
+                f"with a static T (MotionChannels' output). Received: shape={inputs.shape}"
+            )
+        frame, running, base = inputs[..., 0], inputs[..., 1], inputs[..., 2]
+        # Frame times as fractions of the window, a constant (LiteRT takes it as is).
+        fraction = [index / max(frames - 1, 1) for index in range(frames)]
+        time = ops.reshape(ops.convert_to_tensor(fraction, dtype=inputs.dtype),
+                           (1, frames, 1, 1))
+
+        def centre_of_mass_time(weight):
+            return ops.sum(weight * time, axis=1) / (ops.sum(weight, axis=1) + self.epsilon)
+
+        maps = [
+            ops.mean(frame, axis=1),
+            ops.max(base, axis=1), ops.min(base, axis=1),
+            ops.max(running, axis=1), ops.min(running, axis=1),
+            ops.sqrt(ops.mean(ops.square(running), axis=1) + self.epsilon),
+            centre_of_mass_time(ops.relu(running)), centre_of_mass_time(ops.relu(-running)),
+        ]
+        return ops.stack(maps, axis=-1)
+
+    def get_config(self):
+        return {**super().get_config(), "epsilon": self.epsilon}

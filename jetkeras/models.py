@@ -1,9 +1,23 @@
-"""The networks: a per-frame CNN + LSTM (``td_lstm``) and the seed's own CNN (``epfl2d``).
+"""The networks: timing maps + 2-D CNN (``projection``, the default), a per-frame CNN +
+temporal head (``td_lstm``, the design card's family) and the seed's own CNN (``epfl2d``).
 
 Both take ``frames``, a float32 tensor of shape ``(B, T, S, S, 1)`` (T =
 ``config.data.frames``, S = ``config.data.size``; already normalised, dimensionless) and
 return one float32 **logit** per sequence, shape ``(B, 1)``; the probability of a jet is
 ``sigmoid(logit)``.
+
+``projection`` (the default; ``bench/README.md`` measured it ahead of ``td_lstm`` on
+renders at both geometries, under nuisance settings and on real jets)
+    :class:`jetkeras.layers.MotionChannels` (each sequence standardised on its own, plus
+    running- and base-difference channels), then :class:`jetkeras.layers.TemporalProjection`
+    folds the frame axis into 8 per-pixel maps: mean frame, largest rise and fall (base
+    and running differences), flicker (RMS running difference) and *when* each pixel
+    brightens and fades. A jet's coherent outward growth is a brightening time that rises
+    along a collimated spire; a scrambled or frozen one has none. One 2-D CNN (the
+    ``td_lstm`` frame encoder below: input stem, ``len(widths)`` conv blocks, ``avgmax``
+    pooling) reads the maps, then Dropout, Dense(dense_units, relu), Dropout, Dense(1).
+    The CNN runs once per sequence, not T times, so it costs the same at 16 or 30
+    frames and affords 4x ``td_lstm``'s widths. ``temporal`` and ``lstm_units`` are unused.
 
 ``td_lstm`` (the report's idea, done for real; the family's name predates its conv head)
     :class:`jetkeras.layers.MotionChannels` (``model.motion = "differences"``: each
@@ -69,7 +83,9 @@ from jetkeras.layers import (
     LogitF1Score,
     LogitPrecision,
     LogitRecall,
+    PROJECTION_CHANNELS,
     MotionChannels,
+    TemporalProjection,
 )
 
 __all__ = [
@@ -196,6 +212,8 @@ def _validate(config: JetConfig) -> None:
 
 def _input_channels(config: JetConfig) -> int:
     """Channels per frame entering the td_lstm encoder (1, or 3 with motion channels)."""
+    if config.model.arch == "projection":
+        return len(PROJECTION_CHANNELS)
     return len(MOTION_CHANNELS) if config.model.motion == "differences" else 1
 
 
@@ -248,7 +266,7 @@ def _feature_size(config: JetConfig) -> int:
     """Values per frame (td_lstm) or per sample (epfl2d) entering the LSTM."""
     if config.model.arch == "epfl2d":
         plan = _epfl2d_plan(config)
-    else:
+    else:  # td_lstm and projection share the encoder
         plan = _td_plan(config)
         if config.model.pooling != "flatten":
             return config.model.widths[-1] * (2 if config.model.pooling == "avgmax" else 1)
@@ -259,7 +277,11 @@ def _feature_size(config: JetConfig) -> int:
 
 # --------------------------------------------------------------------------- builders
 def _frame_encoder(config: JetConfig) -> keras.Model:
-    """Per-frame CNN: ``(B, S, S, 1)`` -> ``(B, F)``."""
+    """The 2-D CNN: ``(B, S, S, C)`` -> ``(B, F)``.
+
+    C is 3 (motion channels of one frame, ``td_lstm``), 1 (``motion="none"``) or 8 (the
+    timing maps of a whole sequence, ``projection``).
+    """
     size = config.data.size
     frame = keras.Input((size, size, _input_channels(config)), name="frame")
     x = frame
@@ -330,6 +352,17 @@ def _build_td_lstm(config: JetConfig, frames_input, use_cudnn, unroll) -> Any:
     else:
         x = layers.LSTM(config.model.lstm_units, use_cudnn=use_cudnn, unroll=unroll,
                         name="lstm")(x)
+    x = layers.Dropout(config.model.dropout, name="dropout_1")(x)
+    x = layers.Dense(config.model.dense_units, activation="relu",
+                     kernel_initializer=_kaiming(), name="dense")(x)
+    x = layers.Dropout(config.model.dropout, name="dropout_2")(x)
+    return x
+
+
+def _build_projection(config: JetConfig, frames_input) -> Any:
+    x = MotionChannels(name="motion_channels")(frames_input)  # (B, T, S, S, 3)
+    x = TemporalProjection(name="temporal_projection")(x)  # (B, S, S, 8)
+    x = _frame_encoder(config)(x)  # (B, F): the frame encoder, run once on the maps
     x = layers.Dropout(config.model.dropout, name="dropout_1")(x)
     x = layers.Dense(config.model.dense_units, activation="relu",
                      kernel_initializer=_kaiming(), name="dense")(x)
@@ -441,6 +474,8 @@ def _logit(config: JetConfig, frames_input, compute, unroll):
     """One network's logit ``(B, 1)`` float32 on ``frames_input``."""
     if config.model.arch == "epfl2d":
         x = _build_epfl2d(config, frames_input, compute["use_cudnn"], unroll)
+    elif config.model.arch == "projection":
+        x = _build_projection(config, frames_input)
     else:
         x = _build_td_lstm(config, frames_input, compute["use_cudnn"], unroll)
     return layers.Dense(1, dtype="float32", kernel_initializer=_kaiming(),
@@ -550,6 +585,9 @@ def estimate_flops(config: JetConfig) -> float:
         plan, repeat, kernel = _epfl2d_plan(config), 1, 3
         steps, units = 1, _EPFL2D_LSTM_UNITS
         dense = [units] + list(_EPFL2D_DENSE) + [1]
+    elif config.model.arch == "projection":
+        plan, repeat, steps, units = _td_plan(config), 1, 0, 0  # one image, no temporal head
+        dense = [_feature_size(config), config.model.dense_units, 1]
     else:
         plan, repeat = _td_plan(config), config.data.frames
         steps, units = config.data.frames, config.model.lstm_units

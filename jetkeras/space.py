@@ -86,7 +86,7 @@ def apply_values(config: JetConfig, values: dict[str, Any], source: str = "space
             values[key] = json.loads(value)
     preset = values.pop("model.preset", None)
     if preset is not None and preset in MODEL_PRESETS:
-        expanded = dataclasses.asdict(model_preset(preset, arch=config.model.arch))
+        expanded = dataclasses.asdict(model_preset(preset))
         config = config.replace(model=expanded)
     elif preset is not None:
         values["model.preset"] = preset  # a free label such as "custom"

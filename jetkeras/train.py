@@ -2,10 +2,14 @@
 
 Examples
 --------
-The default ``light`` model (motion channels -> per-frame CNN -> temporal conv head, 60
-epochs) on CPU-sized records::
+The default ``projection`` model (motion channels -> per-pixel timing maps -> 2-D CNN,
+60 epochs) on CPU-sized records::
 
     python -m jetkeras.train --records tfrecords/synthetic --out runs/light
+
+The design card's per-frame CNN + temporal head (``td_lstm``, the ``light`` preset)::
+
+    python -m jetkeras.train --records tfrecords/synthetic --out runs/light --preset light
 
 The seed's network as coded (frames as channels), the seed's optimiser::
 
@@ -397,10 +401,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", type=_cli.existing_file,
                         help="JetConfig JSON (e.g. the best config of a search); default the "
                              "built-in defaults")
-    parser.add_argument("--arch", choices=("td_lstm", "epfl2d"),
-                        help="td_lstm: per-frame CNN -> LSTM; epfl2d: the seed's code; default "
-                             "the config's (td_lstm)")
-    parser.add_argument("--preset", help="model widths preset: light (default), seed, tiny")
+    parser.add_argument("--arch", choices=("projection", "td_lstm", "epfl2d"),
+                        help="projection: per-pixel timing maps -> 2-D CNN; td_lstm: per-frame "
+                             "CNN -> temporal head; epfl2d: the seed's code; default the "
+                             "preset's (projection)")
+    parser.add_argument("--preset", help="model preset (architecture and widths): projection "
+                        "(default), light (td_lstm), seed, tiny")
     parser.add_argument("--epochs", type=_cli.positive_int,
                         help="passes over the training split; default by frame size "
                              "(60 epochs up to 128 px)")
@@ -447,7 +453,7 @@ def config_from_args(args: argparse.Namespace, records: str | Path | None = None
         manifest = read_manifest(records)
         config = config.replace(data={"frames": manifest["frames"], "size": manifest["size"]})
     if getattr(args, "preset", None):
-        preset = model_preset(args.preset, arch=config.model.arch)
+        preset = model_preset(args.preset)
         config = config.replace(model={k: v for k, v in preset.__dict__.items()})
     model, train_changes = {}, {}
     if records is not None and not args.config:  # a config file's own recipe wins
