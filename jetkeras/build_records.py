@@ -50,6 +50,7 @@ from jetkeras.records import (
     read_build,
     read_manifest,
     read_sidecar,
+    SPLIT_FRACTIONS,
     sha256_file,
     shard_name,
     prepare_examples,
@@ -231,6 +232,7 @@ def build_records(
     progress: bool = True,
     variants: int = 1,
     match_position: bool = True,
+    split_fractions: tuple[float, float, float] | None = None,
 ) -> dict[str, Any]:
     """Build (or resume) a records folder and return its manifest.
 
@@ -251,8 +253,12 @@ def build_records(
         With ``limit``: draw the negatives to match the chosen jets' distances from disk
         centre, so position (limb or disk) does not tell the classes apart.
     split : {"grouped", "seed"}
-        ``grouped``: 70/15/15 by HEK event group, stratified by class. ``seed``: the
-        seed's ``_val``/``_test`` folders (npz source only).
+        ``grouped``: 70/15/15 by HEK event group (or ``split_fractions``), stratified by
+        class. ``seed``: the seed's ``_val``/``_test`` folders (npz source only).
+    split_fractions : (train, val, test), optional
+        Target fractions of the grouped split, each in (0, 1), summing to 1; default
+        (0.70, 0.15, 0.15). Larger validation and test splits make the threshold and the
+        test figures steadier (the demo uses them).
     records_per_shard : int
         Sequences per shard (the unit of work and of resumption).
     workers : int
@@ -274,6 +280,7 @@ def build_records(
     parallel = _check_build_arguments(source=source, split=split,
                                       records_per_shard=records_per_shard, workers=workers,
                                       variants=variants, parallel=parallel)
+    fractions = _split_fractions(split_fractions)
     out = Path(out) if out is not None else Path("tfrecords") / source
     events = _labelled_table(catalogue, negatives, source) if _is_event_table(catalogue) \
         else load_events(
@@ -290,7 +297,7 @@ def build_records(
                              f"use --split grouped")
         items["split"] = items["seed_split"]
     else:
-        items["split"] = split_events(items, seed=seed).to_numpy()
+        items["split"] = split_events(items, seed=seed, fractions=fractions).to_numpy()
 
     data = config.data
     encoding = Encoding(offset_dn=STORAGE.offset_dn, clip_dn=data.clip_dn)
@@ -306,6 +313,8 @@ def build_records(
         "catalogue_sha256": sha256_file(catalogue) if catalogue else "bundled",
         "negatives_sha256": sha256_file(negatives) if negatives else "bundled",
     }
+    if fractions != SPLIT_FRACTIONS:  # absent when default: older folders still resume
+        identity["split_fractions"] = list(fractions.values())
     _claim_folder(out, identity)
     tasks = _shard_plan(items, out=out, source=source, seed=seed, data=data,
                         encoding=encoding, records_per_shard=records_per_shard,
@@ -350,6 +359,18 @@ def _check_build_arguments(*, source, split, records_per_shard, workers, variant
     if parallel == "auto":
         return "processes" if source == "fits" else "threads"
     return parallel
+
+
+def _split_fractions(split_fractions) -> dict[str, float]:
+    """``(train, val, test)`` -> the split's fraction table; None -> the 70/15/15 default."""
+    if split_fractions is None:
+        return dict(SPLIT_FRACTIONS)
+    values = [float(value) for value in split_fractions]
+    if len(values) != 3 or not all(0.0 < value < 1.0 for value in values) \
+            or abs(sum(values) - 1.0) > 1e-6:
+        raise ValueError(f"--split-fractions: expected three fractions TRAIN VAL TEST, each "
+                         f"in (0, 1), summing to 1; received {list(split_fractions)}")
+    return dict(zip(SPLIT_FRACTIONS, values))
 
 
 def _items(events: pd.DataFrame, *, source, split, npz_root, fits_root
@@ -648,6 +669,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--split", choices=("grouped", "seed"), default="grouped",
                         help="grouped: 70/15/15 %% by HEK event; seed: the seed's own train/val/"
                              "test folders; default grouped")
+    parser.add_argument("--split-fractions", nargs=3, type=float,
+                        metavar=("TRAIN", "VAL", "TEST"),
+                        help="target fractions of the grouped split, summing to 1; default "
+                             "0.70 0.15 0.15")
     parser.add_argument("--records-per-shard", type=_cli.positive_int, default=32,
                         help="sequences per shard file; default 32")
     parser.add_argument("--workers", type=_cli.bounded_int(1, _cli.MAX_WORKERS), default=1,
@@ -685,7 +710,8 @@ def main(argv: list[str] | None = None) -> int:
                       negatives=args.negatives, records_per_shard=args.records_per_shard,
                       workers=args.workers, parallel=args.parallel,
                       scheduler=args.scheduler, variants=args.variants,
-                      match_position=args.match_position)
+                      match_position=args.match_position,
+                      split_fractions=args.split_fractions)
 
     # The shard plan is a pure function of the flags: the same command picks up the
     # shards without a sidecar (build.json refuses a changed configuration).

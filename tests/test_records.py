@@ -140,6 +140,36 @@ def test_rerun_of_finished_build_is_a_no_op(tiny_records):
     assert again["splits"] == manifest["splits"]
 
 
+def test_split_fractions_grow_validation_and_test_and_are_part_of_the_identity(
+        tiny_records, tmp_path):
+    _, default = tiny_records
+    out = tmp_path / "wide"
+    wide = build_records(source="synthetic", out=out, config=TINY, limit=40, seed=3,
+                         records_per_shard=8, progress=False,
+                         split_fractions=(0.4, 0.3, 0.3))
+    counts = {name: entry["count"] for name, entry in wide["splits"].items()}
+    assert sum(counts.values()) == 40
+    assert counts["train"] < default["splits"]["train"]["count"]
+    assert counts["val"] > default["splits"]["val"]["count"]
+    assert counts["test"] > default["splits"]["test"]["count"]
+    assert wide["build"]["split_fractions"] == [0.4, 0.3, 0.3]
+    assert "split_fractions" not in default["build"]  # default: older folders resume
+    with pytest.raises(ValueError, match=r"holds records built with split_fractions="
+                                         r"\[0.4, 0.3, 0.3\], this build asks "
+                                         r"split_fractions=None"):
+        build_records(source="synthetic", out=out, config=TINY, limit=40, seed=3,
+                      records_per_shard=8, progress=False)
+
+
+@pytest.mark.parametrize("fractions", [(0.5, 0.3, 0.3), (1.0, 0.0, 0.0), (0.5, 0.5)])
+def test_bad_split_fractions_are_one_line(fractions, tmp_path):
+    with pytest.raises(ValueError, match=r"--split-fractions: expected three fractions "
+                                         r"TRAIN VAL TEST, each in \(0, 1\), summing to 1; "
+                                         r"received \["):
+        build_records(source="synthetic", out=tmp_path / "r", config=TINY, limit=40,
+                      progress=False, split_fractions=fractions)
+
+
 def test_npz_source_with_seed_split(seed_npz_root, tmp_path):
     out = tmp_path / "seed"
     manifest = build_records(source="npz", npz_root=seed_npz_root, out=out, split="seed",
