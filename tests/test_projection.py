@@ -15,9 +15,9 @@ from jetkeras.models import build_model, compile_model, count_parameters, estima
 FRAMES, SIZE = 8, 32
 
 
-def projection_config(frames=FRAMES, **model):
+def projection_config(frames=FRAMES, members=1, **model):
     return JetConfig(data=DataConfig(frames=frames, size=SIZE),
-                     model=model_preset("projection", widths=(4, 8), **model),
+                     model=model_preset("projection", widths=(4, 8), members=members, **model),
                      train=TrainConfig(jit="off"))
 
 
@@ -70,8 +70,8 @@ def test_projection_refuses_inputs_that_are_not_motion_channels():
 
 
 def test_projection_model_is_the_default_and_trains_one_step():
-    assert JetConfig().model.arch == "projection"
-    assert model_preset("light").arch == "td_lstm"
+    assert JetConfig().model == model_preset("projection")  # two members by default
+    assert JetConfig().model.members == 2 and model_preset("light").arch == "td_lstm"
     config = projection_config()
     model = compile_model(build_model(config), config, steps_per_epoch=1)
     assert tuple(model.get_layer("temporal_projection").output.shape) == (None, SIZE, SIZE, 8)
@@ -96,11 +96,12 @@ def test_projection_model_saves_and_loads_in_safe_mode(tmp_path):
                                keras.ops.convert_to_numpy(model(cubes)), atol=1e-5)
 
 
-def test_projection_litert_equals_keras(tmp_path):
+@pytest.mark.parametrize("members", [1, 2])
+def test_projection_litert_equals_keras(members, tmp_path):
     from jetkeras.export import write_litert
     from jetkeras.runtime import _litert_logits_function
 
-    config = projection_config(input_pool=2)
+    config = projection_config(input_pool=2, members=members)
     model = build_model(config)
     write_litert(model, config, tmp_path / "model.tflite")
     cubes = np.random.default_rng(5).normal(size=(3, FRAMES, SIZE, SIZE, 1)).astype("float32")
