@@ -1,7 +1,7 @@
 """The networks: timing maps + 2-D CNN (``projection``, the default), a per-frame CNN +
 temporal head (``td_lstm``, the design card's family) and the seed's own CNN (``epfl2d``).
 
-Both take ``frames``, a float32 tensor of shape ``(B, T, S, S, 1)`` (T =
+All three take ``frames``, a float32 tensor of shape ``(B, T, S, S, 1)`` (T =
 ``config.data.frames``, S = ``config.data.size``; already normalised, dimensionless) and
 return one float32 **logit** per sequence, shape ``(B, 1)``; the probability of a jet is
 ``sigmoid(logit)``.
@@ -352,22 +352,22 @@ def _build_td_lstm(config: JetConfig, frames_input, use_cudnn, unroll) -> Any:
     else:
         x = layers.LSTM(config.model.lstm_units, use_cudnn=use_cudnn, unroll=unroll,
                         name="lstm")(x)
+    return _dense_head(config, x)
+
+
+def _dense_head(config: JetConfig, x) -> Any:
+    """Dropout, Dense(dense_units, relu), Dropout: what the logit layer reads."""
     x = layers.Dropout(config.model.dropout, name="dropout_1")(x)
     x = layers.Dense(config.model.dense_units, activation="relu",
                      kernel_initializer=_kaiming(), name="dense")(x)
-    x = layers.Dropout(config.model.dropout, name="dropout_2")(x)
-    return x
+    return layers.Dropout(config.model.dropout, name="dropout_2")(x)
 
 
 def _build_projection(config: JetConfig, frames_input) -> Any:
     x = MotionChannels(name="motion_channels")(frames_input)  # (B, T, S, S, 3)
     x = TemporalProjection(name="temporal_projection")(x)  # (B, S, S, 8)
     x = _frame_encoder(config)(x)  # (B, F): the frame encoder, run once on the maps
-    x = layers.Dropout(config.model.dropout, name="dropout_1")(x)
-    x = layers.Dense(config.model.dense_units, activation="relu",
-                     kernel_initializer=_kaiming(), name="dense")(x)
-    x = layers.Dropout(config.model.dropout, name="dropout_2")(x)
-    return x
+    return _dense_head(config, x)
 
 
 def _build_epfl2d(config: JetConfig, frames_input, use_cudnn, unroll) -> Any:
