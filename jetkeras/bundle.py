@@ -100,6 +100,7 @@ def build_bundle(*, work: str | Path, out: str | Path, seed: int = 0, limit: int
     from jetkeras import __version__
     from jetkeras.build_records import build_records
     from jetkeras.evaluate import evaluate
+    from jetkeras.runtime import load_run_model
     from jetkeras.synthetic import RENDERER_VERSION
     from jetkeras.train import train_or_keep
 
@@ -140,7 +141,12 @@ def build_bundle(*, work: str | Path, out: str | Path, seed: int = 0, limit: int
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     for name in BUNDLE_FILES:
-        shutil.copy2(run / name, staging / name)
+        if name == runs.MODEL_FILE:
+            # The weights alone: the run's archive also holds AdamW's two moments (3x
+            # the size), which inference never reads and the 20 MB budget cannot carry.
+            load_run_model(run)["model"].save(staging / name)
+        else:
+            shutil.copy2(run / name, staging / name)
     atomic_write_text(staging / "bundle.json", json.dumps(provenance, indent=2))
     replace_folder(staging, out)
     if install:

@@ -1,6 +1,7 @@
 """The bundled default model (jetkeras.bundle) and predict without --model."""
 
 import json
+import zipfile
 
 import numpy as np
 import pytest
@@ -78,3 +79,9 @@ def test_build_bundle_trains_scores_and_installs_atomically(tmp_path, monkeypatc
     assert "--seed 3 --limit 24 --variants 2 --epochs 2" in provenance["command"]
     predictor = runtime.load_predictor(target)
     assert (predictor.frames, predictor.size) == (4, 32)
+    # The bundle's model.keras carries weights only, not the optimiser's moments.
+    with zipfile.ZipFile(target / "model.keras") as archive:
+        shipped = archive.read("model.weights.h5")
+    with zipfile.ZipFile(tmp_path / "work" / "run" / "model.keras") as archive:
+        trained = archive.read("model.weights.h5")
+    assert len(shipped) < len(trained) / 2
