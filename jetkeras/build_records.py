@@ -667,9 +667,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--limit", type=_cli.bounded_int(2),
                         help="class-balanced subset of N >= 2 sequences; default all")
     parser.add_argument("--split", choices=("grouped", "seed"), default="grouped",
-                        help="grouped: 70/15/15 %% by HEK event; seed: the seed's own train/val/"
-                             "test folders; default grouped")
-    parser.add_argument("--split-fractions", nargs=3, type=float,
+                        help="grouped: by HEK event, 70/15/15 %% (or --split-fractions); seed: "
+                             "the seed's own train/val/test folders; default grouped")
+    parser.add_argument("--split-fractions", nargs=3, type=_cli.probability,
                         metavar=("TRAIN", "VAL", "TEST"),
                         help="target fractions of the grouped split, summing to 1; default "
                              "0.70 0.15 0.15")

@@ -161,6 +161,15 @@ def test_split_fractions_grow_validation_and_test_and_are_part_of_the_identity(
                       records_per_shard=8, progress=False)
 
 
+def test_split_fractions_flag_that_does_not_sum_to_one_is_one_line(tmp_path, capsys):
+    code = main(["--source", "synthetic", "--out", str(tmp_path / "r"), "--limit", "40",
+                 "--split-fractions", "0.5", "0.3", "0.3"])
+    error = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(error) == 1
+    assert "--split-fractions: expected three fractions TRAIN VAL TEST" in error[0]
+    assert "received [0.5, 0.3, 0.3]" in error[0] and not (tmp_path / "r").exists()
+
+
 @pytest.mark.parametrize("fractions", [(0.5, 0.3, 0.3), (1.0, 0.0, 0.0), (0.5, 0.5)])
 def test_bad_split_fractions_are_one_line(fractions, tmp_path):
     with pytest.raises(ValueError, match=r"--split-fractions: expected three fractions "
