@@ -291,13 +291,8 @@ def build_records(
                             fits_root=fits_root)
     missing = len(events) - len(items) if source != "synthetic" else 0
     items = _select(items, limit, seed, match_position)
-    if split == "seed":
-        if "seed_split" not in items or not {"val", "test"} <= set(items["seed_split"]):
-            raise ValueError(f"--split seed: {npz_root} has no `_val` and `_test` seed folders; "
-                             f"use --split grouped")
-        items["split"] = items["seed_split"]
-    else:
-        items["split"] = split_events(items, seed=seed, fractions=fractions).to_numpy()
+    items["split"] = _assign_splits(items, split=split, seed=seed, fractions=fractions,
+                                    npz_root=npz_root)
 
     data = config.data
     encoding = Encoding(offset_dn=STORAGE.offset_dn, clip_dn=data.clip_dn)
@@ -359,6 +354,16 @@ def _check_build_arguments(*, source, split, records_per_shard, workers, variant
     if parallel == "auto":
         return "processes" if source == "fits" else "threads"
     return parallel
+
+
+def _assign_splits(items: pd.DataFrame, *, split, seed, fractions, npz_root) -> np.ndarray:
+    """Split name per row: the seed's own folders, or grouped by HEK event."""
+    if split == "seed":
+        if "seed_split" not in items or not {"val", "test"} <= set(items["seed_split"]):
+            raise ValueError(f"--split seed: {npz_root} has no `_val` and `_test` seed folders; "
+                             f"use --split grouped")
+        return items["seed_split"].to_numpy()
+    return split_events(items, seed=seed, fractions=fractions).to_numpy()
 
 
 def _split_fractions(split_fractions) -> dict[str, float]:

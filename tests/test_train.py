@@ -83,7 +83,7 @@ def test_records_of_other_geometry_are_refused(records, tmp_path):
 def test_unknown_preset_lists_valid_ones(records, tmp_path, capsys):
     code = main(["--records", str(records), "--out", str(tmp_path / "r"), "--preset", "huge"])
     assert code == 2
-    assert "--preset: expected one of ['light', 'seed', 'tiny'], received 'huge'" in \
+    assert "--preset: expected one of ['light', 'projection', 'seed', 'tiny'], received 'huge'" in \
         capsys.readouterr().err
 
 
