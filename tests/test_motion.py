@@ -145,17 +145,3 @@ def test_warmup_of_the_whole_run_is_refused():
     with pytest.raises(ValueError, match=r"`train.warmup_fraction`: expected a value in "
                                          r"\[0, 1\), received 1.0"):
         motion_config().replace(train={"epochs": 3, "warmup_fraction": 1.0})
-
-
-def test_conv_head_litert_equals_keras(tmp_path):
-    from jetkeras.export import write_litert
-    from jetkeras.runtime import _litert_logits_function
-
-    config = motion_config(motion="differences", temporal="conv", input_pool=2,
-                           input_stem="patch")
-    model = build_model(config)
-    write_litert(model, config, tmp_path / "model.tflite")
-    cubes = np.random.default_rng(5).normal(size=(3, FRAMES, SIZE, SIZE, 1)).astype("float32")
-    ours = np.asarray(_litert_logits_function(tmp_path / "model.tflite")(cubes))
-    np.testing.assert_allclose(ours.ravel(), keras.ops.convert_to_numpy(model(cubes)).ravel(),
-                               atol=1e-4)

@@ -1,4 +1,5 @@
-"""Tests of the default ``projection`` model: TemporalProjection's maps and the network."""
+"""Tests of the default ``projection`` model: TemporalProjection's maps, the network, and
+LiteRT parity of the conv-headed networks."""
 
 import os
 
@@ -96,12 +97,24 @@ def test_projection_model_saves_and_loads_in_safe_mode(tmp_path):
                                keras.ops.convert_to_numpy(model(cubes)), atol=1e-5)
 
 
-@pytest.mark.parametrize("members", [1, 2])
-def test_projection_litert_equals_keras(members, tmp_path):
+LITERT_CASES = {
+    "projection": dict(preset="projection", widths=(4, 8), input_pool=2, members=1),
+    "projection_two_members": dict(preset="projection", widths=(4, 8), input_pool=2,
+                                   members=2),
+    "td_lstm_conv_head": dict(preset="tiny", motion="differences", temporal="conv",
+                              input_pool=2, input_stem="patch"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(LITERT_CASES))
+def test_litert_equals_keras(case, tmp_path):
     from jetkeras.export import write_litert
     from jetkeras.runtime import _litert_logits_function
 
-    config = projection_config(input_pool=2, members=members)
+    settings = dict(LITERT_CASES[case])
+    config = JetConfig(data=DataConfig(frames=FRAMES, size=SIZE),
+                       model=model_preset(settings.pop("preset"), **settings),
+                       train=TrainConfig(jit="off"))
     model = build_model(config)
     write_litert(model, config, tmp_path / "model.tflite")
     cubes = np.random.default_rng(5).normal(size=(3, FRAMES, SIZE, SIZE, 1)).astype("float32")
