@@ -78,7 +78,8 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """The network. ``td_lstm`` is the report's model; ``epfl2d`` is the seed's code."""
+    """The network. ``projection`` is the default, ``td_lstm`` the report's model, ``epfl2d``
+    the seed's code (:mod:`jetkeras.models`)."""
 
     # "projection" (per-pixel timing maps -> 2-D CNN: the default, bench/README.md),
     # "td_lstm" (per-frame CNN -> temporal head) or "epfl2d" (the seed's frames-as-channels)
@@ -113,8 +114,9 @@ class ModelConfig:
     # (a jet is a transient: where in the window it peaks does not matter), or "lstm".
     # The bake-off (bench/README.md) measured "conv" well ahead at both geometries.
     temporal: str = "conv"  # "conv" | "lstm"
-    # > 1: a seed ensemble in one model, the mean of the members' logits (2 by default:
-    # bench/README.md measured validation AUC 0.969 -> 0.990 on seed 1 for ~1.3x the time)
+    # > 1: a seed ensemble in one model, the mean of the members' logits (2 by default: in
+    # bench/README.md's exploration it lifted seed 1's validation AUC from 0.969 to 0.990
+    # for about 1.3x the training time)
     members: int = 2
     use_cudnn: str = "auto"  # "auto" | "true" | "false"; "false" is needed for XLA on TF
 

@@ -5,7 +5,7 @@ Examples
 The default ``projection`` model (motion channels -> per-pixel timing maps -> 2-D CNN,
 60 epochs) on CPU-sized records::
 
-    python -m jetkeras.train --records tfrecords/synthetic --out runs/light
+    python -m jetkeras.train --records tfrecords/synthetic --out runs/jets
 
 The design card's per-frame CNN + temporal head (``td_lstm``, the ``light`` preset)::
 
@@ -18,7 +18,7 @@ The seed's network as coded (frames as channels), the seed's optimiser::
 
 Resume an interrupted run from its last finished epoch::
 
-    python -m jetkeras.train --records tfrecords/synthetic --out runs/light --resume
+    python -m jetkeras.train --records tfrecords/synthetic --out runs/jets --resume
 
 The run folder describes itself (``predict`` needs nothing else): ``config.json``,
 ``model.keras`` (the best epoch on validation AUC, or the last), ``model.tflite``
@@ -391,9 +391,10 @@ def _parser() -> argparse.ArgumentParser:
         "model.tflite on the TensorFlow backend, the config, the normalisation, the "
         "threshold chosen on validation, the history) that predict, evaluate and export "
         "read. An interrupted run resumes with --resume.",
-        ["--records tfrecords/synthetic --out runs/light",
+        ["--records tfrecords/synthetic --out runs/jets",
+         "--records tfrecords/synthetic --out runs/light --preset light",
          "--records tfrecords/seed --out runs/epfl2d --arch epfl2d --lr 1e-4 --batch-size 2",
-         "--records tfrecords/synthetic --out runs/light --resume"])
+         "--records tfrecords/synthetic --out runs/jets --resume"])
     parser.add_argument("--records", required=True, type=_cli.existing_folder,
                         help="records folder (python -m jetkeras.build_records)")
     parser.add_argument("--out", required=True, help="run folder to write (refused if a "
