@@ -7,8 +7,8 @@ From the bundled Solar Jet Hunter catalogue to a served model, offline, in one f
    (train/val/test split by HEK event, never by sequence), with 8 independent renders of
    every training event so that each epoch meets new pictures;
 2. train the default ``projection`` model (motion channels -> per-pixel timing maps over
-   the window -> 2-D CNN; the bake-off's winner, ``bench/README.md``) deterministically, and choose the decision threshold on the
-   validation split;
+   the window -> 2-D CNN; the bake-off's winner, ``bench/README.md``) deterministically,
+   and choose the decision threshold on the validation split;
 3. evaluate on the held-out test groups (metrics, ROC, PR, F1-vs-threshold, confusion
    matrix, GIFs of misclassified sequences, ``report.md``) and score the
    brightness-feature baselines (best single feature, logistic regression and

@@ -253,7 +253,6 @@ class LogitF1Score(keras.metrics.Metric):
         return {"threshold": self.threshold, "name": self.name, "dtype": self.dtype}
 
 
-
 # The maps TemporalProjection returns, in channel order.
 PROJECTION_CHANNELS = ("mean_frame", "max_base_difference", "min_base_difference",
                        "max_running_difference", "min_running_difference",
