@@ -5,8 +5,8 @@ family: ``--variants`` fresh renders of each training event, fixed validation an
 renders), every family is trained on it with :func:`jetkeras.train.train` (checkpoint and
 threshold on validation only) and scored on four worlds:
 
-(a) ``demo``: the held-out test events at the demo's geometry, 16 frames of 128x128
-    (64x64 before renderer v2);
+(a) ``demo``: the held-out test events at the demo's geometry, 30 frames of 128x128
+    (16 frames until round 3, and 64x64 before renderer v2);
 (b) ``seed``: the same at the seed's geometry, 30 frames of 166x166 (400 events);
 (c) ``nuisance``: the test events of (a) rendered again with settings no model was
     trained on (:class:`jetkeras.synthetic.Nuisance`: 0.4x exposure, 2x noise, 0.6x jet
@@ -23,7 +23,7 @@ so an interrupted run resumes where it stopped; ``--table`` prints the markdown 
 
 Examples::
 
-    python bench/bakeoff.py --worlds demo --seeds 0 1 2            # (a), (c), (d) at 16x128x128
+    python bench/bakeoff.py --worlds demo --seeds 0 1 2            # (a), (c), (d) at 30x128x128
     python bench/bakeoff.py --worlds seed --seeds 0 1 2 --families motion
     python bench/bakeoff.py --table
 """
@@ -42,12 +42,14 @@ from jetkeras._cli import quiet_tensorflow, run_main
 from jetkeras.config import MODEL_PRESETS
 from jetkeras.demo import LIMIT as DEMO_LIMIT
 from jetkeras.demo import SPLIT_FRACTIONS as DEMO_SPLIT
+from jetkeras.demo import demo_config
 
 REALJETS = Path(__file__).resolve().parents[2] / "shared" / "data" / "realjets"
 
 # The recipe every family is trained with (the defaults of jetkeras.demo / train).
 GEOMETRIES = {  # the demo's records (jetkeras.demo), and issue 12's 400 events at 166 px
-    "demo": {"frames": 16, "size": 128, "limit": DEMO_LIMIT, "split": DEMO_SPLIT},
+    "demo": {"frames": demo_config().data.frames, "size": demo_config().data.size,
+             "limit": DEMO_LIMIT, "split": DEMO_SPLIT},
     "seed": {"frames": 30, "size": 166, "limit": 400, "split": None},
 }
 
@@ -150,14 +152,11 @@ def _score_model(run: Path, worlds: dict, realjets: Path, seed: int) -> dict[str
 def _score_baselines(records: Path, worlds: dict, realjets: Path, seed: int) -> dict:
     from sklearn.metrics import roc_auc_score
 
-    from jetkeras.baseline import feature_table, fit_baselines
-    from jetkeras.pipeline import iterate_records
+    from jetkeras.baseline import feature_table, fit_baselines, split_features
     from jetkeras.realcheck import load_windows, motion_removed
 
-    train = list(iterate_records(records, "train"))
     started = time.process_time()
-    fitted = fit_baselines(feature_table(r["frames"][..., 0] for r in train),
-                           [r["label"] for r in train], seed=seed)
+    fitted = fit_baselines(*split_features(records, "train"), seed=seed)
     seconds = time.process_time() - started
     real_table = real_labels = None
     if realjets.is_dir():
@@ -241,7 +240,9 @@ def table(out: Path) -> str:
 
     cells = pd.DataFrame([c for c in map(json.loads, (out / "cells.jsonl").read_text()
                                          .splitlines()) if not c.get("marker")])
-    worlds = [("demo", "test", "(a) demo 16x128x128"), ("seed", "test", "(b) seed 30x166x166"),
+    demo = GEOMETRIES["demo"]
+    worlds = [("demo", "test", f"(a) demo {demo['frames']}x{demo['size']}x{demo['size']}"),
+              ("seed", "test", "(b) seed 30x166x166"),
               ("demo", "nuisance", "(c) nuisance"), ("demo", "real", "(d) real, demo model"),
               ("seed", "real", "(d) real, seed model")]
     lines = ["| family | " + " | ".join(w[2] for w in worlds) + " | CPU s per fit (a / b) |",

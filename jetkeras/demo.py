@@ -60,11 +60,15 @@ def demo_config(*, full: bool = False, epochs: int | None = None, seed: int = 0)
     figure run after run (checked on this project's CPU machines; other CPU kinds may
     differ in the last bits through oneDNN's kernels).
     """
-    # 128 px through the learned 2x2 patch stem (64 px reach the first conv): thin spires
-    # survive it, where frames rendered at 64 px dilute them (bench/README.md).
-    frames, size = (30, 166) if full else (16, 128)
+    # The seed's window (30 frames, 24 s apart: 11.6 min) on a CPU: slow spires barely
+    # move in 16 frames, which cost 0.03-0.04 AUC (bench/README.md), where the timing
+    # maps make 30 frames cost the CNN nothing more. 128 px through the learned 2x2 patch
+    # stem (64 px reach the first conv): thin spires survive it, where frames rendered
+    # at 64 px dilute them.
+    frames, size = (30, 166) if full else (30, 128)
     return JetConfig().replace(
-        data={"frames": frames, "size": size, "cache": not full},  # 7.8 GB at full size
+        # The cache would hold 3 GB at 128 px and 7.8 GB at full size.
+        data={"frames": frames, "size": size, "cache": False},
         model={**model_preset("projection").__dict__, "input_pool": input_pool_for(size)},
         train={"seed": seed, "deterministic": True,
                "epochs": epochs_for(size) if epochs is None else epochs},
@@ -100,7 +104,7 @@ def run_demo(
     epochs : int, optional
         Training epochs (passes over the training events); default 60.
     """
-    from jetkeras.baseline import held_out_baselines
+    from jetkeras.baseline import held_out_baselines, split_features
     from jetkeras.build_records import build_records
     from jetkeras.cube import Cube
     from jetkeras.evaluate import evaluate
@@ -138,9 +142,8 @@ def run_demo(
     metrics = evaluate(run=run, records=out / "records", split="test", out=out / "report",
                        overwrite=True)
     test_records = list(iterate_records(out / "records", "test"))
-    train_records = iterate_records(out / "records", "train")
-    train_frames, train_labels = zip(*((r["frames"][..., 0], r["label"]) for r in train_records))
-    baseline = held_out_baselines(train_frames, train_labels,
+    train_table, train_labels = split_features(out / "records", "train")
+    baseline = held_out_baselines(train_table, train_labels,
                                   [r["frames"][..., 0] for r in test_records],
                                   [r["label"] for r in test_records], seed=seed)
 

@@ -238,9 +238,13 @@ def iterate_records(records_dir: str | Path, split: str) -> Iterator[dict[str, A
     paths = verify_shards(records_dir, manifest, split)
     encoding = Encoding(offset_dn=manifest["encoding"]["offset_dn"],
                         clip_dn=manifest["encoding"]["clip_dn"])
-    dataset = tf.data.TFRecordDataset([str(p) for p in paths])
-    for serialized in dataset:
-        record = parse_example(serialized, manifest["frames"], manifest["size"], encoding)
+    # Parsed in the tf.data graph, in file order, a few records ahead (one record at a
+    # time in eager mode took twice as long as the summaries computed on them).
+    dataset = tf.data.TFRecordDataset([str(p) for p in paths]).map(
+        lambda serialized: parse_example(serialized, manifest["frames"], manifest["size"],
+                                         encoding),
+        num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(2)
+    for record in dataset:
         yield {
             "frames": record["frames"].numpy(),
             "label": int(record["label"].numpy()),

@@ -101,3 +101,16 @@ def test_held_out_baselines_fit_on_train_and_score_on_test():
     flipped = held_out_baselines(cubes(train_labels), train_labels, cubes(test_labels),
                                  [1 - label for label in test_labels])
     assert flipped["feature_auc"] < 0.1
+
+
+def test_split_features_reads_a_records_split_in_order(tiny_run):
+    from jetkeras.baseline import split_features
+    from jetkeras.pipeline import iterate_records
+
+    table, labels = split_features(tiny_run["records"], "train")
+    records = list(iterate_records(tiny_run["records"], "train"))
+    assert table.shape == (len(records), len(FEATURE_NAMES))
+    assert labels.tolist() == [record["label"] for record in records]
+    assert set(labels.tolist()) == {0, 1}
+    expected = feature_table(record["frames"][..., 0] for record in records)
+    pd.testing.assert_frame_equal(table, expected)

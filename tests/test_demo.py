@@ -34,7 +34,8 @@ def test_demo_runs_end_to_end_and_reports_every_baseline(tmp_path, capsys):
 
 def test_demo_config_is_the_measured_recipe():
     config = demo_config(seed=3)
-    assert (config.data.frames, config.data.size, config.model.input_pool) == (16, 128, 2)
+    assert (config.data.frames, config.data.size, config.model.input_pool) == (30, 128, 2)
+    assert not config.data.cache  # 2,688 training cubes would hold 5.3 GB in memory
     assert config.model.motion == "differences" and config.train.deterministic
     assert config.train.seed == 3 and config.train.checkpoint == "last"
     assert config.train.epochs == 60 and config.model.input_stem == "patch"
