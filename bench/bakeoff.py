@@ -47,9 +47,10 @@ from jetkeras.demo import demo_config
 REALJETS = Path(__file__).resolve().parents[2] / "shared" / "data" / "realjets"
 
 # The recipe every family is trained with (the defaults of jetkeras.demo / train).
+_DEMO = demo_config().data
 GEOMETRIES = {  # the demo's records (jetkeras.demo), and issue 12's 400 events at 166 px
-    "demo": {"frames": demo_config().data.frames, "size": demo_config().data.size,
-             "limit": DEMO_LIMIT, "split": DEMO_SPLIT},
+    "demo": {"frames": _DEMO.frames, "size": _DEMO.size, "limit": DEMO_LIMIT,
+             "split": DEMO_SPLIT},
     "seed": {"frames": 30, "size": 166, "limit": 400, "split": None},
 }
 

@@ -17,7 +17,7 @@ From the bundled Solar Jet Hunter catalogue to a served model, offline, in one f
 
 Examples
 --------
-On a 2-core CPU (about 8 minutes)::
+On a 2-core CPU (about 9 minutes)::
 
     python -m jetkeras.demo --out demo_output
 
@@ -61,13 +61,13 @@ def demo_config(*, full: bool = False, epochs: int | None = None, seed: int = 0)
     differ in the last bits through oneDNN's kernels).
     """
     # The seed's window (30 frames, 24 s apart: 11.6 min) on a CPU: slow spires barely
-    # move in 16 frames, which cost 0.03-0.04 AUC (bench/README.md), where the timing
-    # maps make 30 frames cost the CNN nothing more. 128 px through the learned 2x2 patch
-    # stem (64 px reach the first conv): thin spires survive it, where frames rendered
-    # at 64 px dilute them.
+    # move in 16 frames, which cost 0.03-0.04 AUC (bench/README.md), and the CNN reads
+    # one set of timing maps whatever the frame count. 128 px through the learned 2x2
+    # patch stem (64 px reach the first conv): thin spires survive it, where frames
+    # rendered at 64 px dilute them.
     frames, size = (30, 166) if full else (30, 128)
     return JetConfig().replace(
-        # The cache would hold 3 GB at 128 px and 7.8 GB at full size.
+        # No cache: the training renders would hold 5.3 GB (train keeps validation).
         data={"frames": frames, "size": size, "cache": False},
         model={**model_preset("projection").__dict__, "input_pool": input_pool_for(size)},
         train={"seed": seed, "deterministic": True,

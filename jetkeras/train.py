@@ -51,6 +51,7 @@ __all__ = ["finish_training", "fit_callbacks", "main", "predict_probabilities", 
 # at the demo's 144 sequences of 30x128x128, 880 MB at the seed's full split.
 VAL_CACHE_BYTES = 1 << 30
 
+
 def _learning_rate_logger():
     import keras
 

@@ -43,7 +43,7 @@ def test_synthetic_docstring_states_the_contrast_law_of_the_code():
 def test_demo_docstring_and_flags_describe_what_runs(capsys):
     from jetkeras import demo
 
-    assert "about 8 minutes" in demo.__doc__  # 16 frames of 128 px, 60 epochs, 2 cores
+    assert "about 9 minutes" in demo.__doc__  # 30 frames of 128 px, 60 epochs, 2 cores
     try:
         demo.main(["--help"])
     except SystemExit:
