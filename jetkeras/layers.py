@@ -15,6 +15,9 @@
   window -- the largest rise and fall, the flicker, and *when* each pixel brightens and
   fades -- so that one 2-D CNN sees a jet's coherent outward growth in one image
   (the default ``projection`` model).
+* :class:`DihedralViews` and :class:`ViewMean` make the score, at inference, the mean
+  of the network's logits over the turned and mirrored views of a cutout (test-time
+  augmentation inside the graph, so every runtime agrees).
 * :class:`LogitPrecision`, :class:`LogitRecall` and :class:`LogitF1Score` are binary
   metrics that take the model's *logits* and threshold the probability at 0.5
   (``sigmoid(logit) > 0.5``, i.e. ``logit > 0``). Keras' ``Precision``/``Recall`` refuse
@@ -33,8 +36,8 @@ import copy
 import keras
 from keras import ops
 
-__all__ = ["FrameDistributed", "LogitF1Score", "LogitPrecision", "LogitRecall",
-           "MotionChannels", "TemporalProjection"]
+__all__ = ["DihedralViews", "FrameDistributed", "LogitF1Score", "LogitPrecision",
+           "LogitRecall", "MotionChannels", "TemporalProjection", "ViewMean"]
 
 MOTION_CHANNELS = ("frame", "running_difference", "base_difference")
 
@@ -321,3 +324,102 @@ class TemporalProjection(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "epsilon": self.epsilon}
+
+
+VIEW_COUNTS = (1, 2, 4, 8)  # the identity, + half turn, + quarter turns, + their mirrors
+
+
+def _dihedral(images, views):
+    """The first ``views`` symmetries of the square applied to ``(..., H, W, C)`` images.
+
+    In order: identity, half turn (the pair of 2 views), quarter and three-quarter turns
+    (4), then each of the four mirrored left to right (8).
+    """
+    axes = list(range(len(images.shape)))
+    axes[-3], axes[-2] = axes[-2], axes[-3]
+
+    def quarter_turn(x):  # rot90 counter-clockwise: transpose, then flip the rows
+        return ops.flip(ops.transpose(x, axes), axis=-3)
+
+    turns = [images]
+    for _ in range(3):
+        turns.append(quarter_turn(turns[-1]))
+    ordered = [turns[0], turns[2], turns[1], turns[3]]
+    ordered += [ops.flip(turn, axis=-2) for turn in ordered]
+    return ordered[:views]
+
+
+def _check_views(views, layer):
+    if views not in VIEW_COUNTS:
+        raise ValueError(f"`{layer}` expected `views` in {list(VIEW_COUNTS)}, received "
+                         f"{views!r}")
+    return int(views)
+
+
+@keras.saving.register_keras_serializable(package="jetkeras")
+class DihedralViews(keras.layers.Layer):
+    """At inference, stack ``views`` turned and mirrored copies of the images in the batch.
+
+    ``(B, ..., H, W, C) -> (views * B, ..., H, W, C)``, view-major; in training the input
+    passes unchanged (the data pipeline already draws one random turn and flip per
+    sequence). With :class:`ViewMean` after the logit, the network's score is the mean
+    of its logits over the views: test-time augmentation inside the graph, so every
+    runtime (Keras, SavedModel, LiteRT) gives the same score, and the decision threshold
+    chosen on validation is chosen for that score. A jet's probability then no longer
+    depends on how the cutout is turned (real cutouts come in any orientation), and the
+    mean of views is steadier than one view on pictures unlike the training renders.
+
+    In the ``projection`` model the views are taken of the timing maps, after
+    :class:`TemporalProjection`: the front end works pixel by pixel (plus one
+    whole-sequence standardisation), so turning the maps equals turning the frames, and
+    only the (cheap) 2-D CNN runs ``views`` times.
+
+    Args:
+        views: 1, 2, 4 or 8 (``VIEW_COUNTS``; 8 is the whole symmetry group of the square).
+        **kwargs: base ``Layer`` arguments.
+
+    Call arguments:
+        inputs: float tensor ``(B, ..., H, W, C)`` with H == W.
+        training: bool; views are taken only when it is false or None (inference).
+    """
+
+    def __init__(self, views=8, **kwargs):
+        super().__init__(**kwargs)
+        self.views = _check_views(views, "DihedralViews")
+
+    def compute_output_shape(self, input_shape):
+        return input_shape  # the batch axis is dynamic
+
+    def call(self, inputs, training=None):
+        if training or self.views == 1:
+            return inputs
+        return ops.concatenate(_dihedral(inputs, self.views), axis=0)
+
+    def get_config(self):
+        return {**super().get_config(), "views": self.views}
+
+
+@keras.saving.register_keras_serializable(package="jetkeras")
+class ViewMean(keras.layers.Layer):
+    """At inference, average the ``views`` rows that :class:`DihedralViews` made of each
+    sample: ``(views * B, F) -> (B, F)``; in training the input passes unchanged.
+
+    Args:
+        views: as the :class:`DihedralViews` upstream.
+        **kwargs: base ``Layer`` arguments.
+    """
+
+    def __init__(self, views=8, **kwargs):
+        super().__init__(**kwargs)
+        self.views = _check_views(views, "ViewMean")
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def call(self, inputs, training=None):
+        if training or self.views == 1:
+            return inputs
+        return ops.mean(ops.reshape(inputs, (self.views, -1, inputs.shape[-1])), axis=0)
+
+    def get_config(self):
+        return {**super().get_config(), "views": self.views}

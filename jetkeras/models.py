@@ -79,6 +79,7 @@ from keras import layers
 from jetkeras.config import JetConfig
 from jetkeras.layers import (
     MOTION_CHANNELS,
+    DihedralViews,
     FrameDistributed,
     LogitF1Score,
     LogitPrecision,
@@ -86,6 +87,7 @@ from jetkeras.layers import (
     PROJECTION_CHANNELS,
     MotionChannels,
     TemporalProjection,
+    ViewMean,
 )
 
 __all__ = [
@@ -366,6 +368,10 @@ def _dense_head(config: JetConfig, x) -> Any:
 def _build_projection(config: JetConfig, frames_input) -> Any:
     x = MotionChannels(name="motion_channels")(frames_input)  # (B, T, S, S, 3)
     x = TemporalProjection(name="temporal_projection")(x)  # (B, S, S, 8)
+    if config.model.views > 1:
+        # Turning the maps equals turning the frames (the front end is per pixel), so
+        # only the CNN below runs once per view: (views * B, S, S, 8) at inference.
+        x = DihedralViews(config.model.views, name="views")(x)
     x = _frame_encoder(config)(x)  # (B, F): the frame encoder, run once on the maps
     return _dense_head(config, x)
 
@@ -471,15 +477,24 @@ def build_model(config: JetConfig, *, seed: int | None = None,
 
 
 def _logit(config: JetConfig, frames_input, compute, unroll):
-    """One network's logit ``(B, 1)`` float32 on ``frames_input``."""
-    if config.model.arch == "epfl2d":
-        x = _build_epfl2d(config, frames_input, compute["use_cudnn"], unroll)
-    elif config.model.arch == "projection":
+    """One network's logit ``(B, 1)`` float32 on ``frames_input``.
+
+    With ``model.views`` > 1 it is, at inference, the mean of the logits over that many
+    turned and mirrored views of the cutout (:class:`jetkeras.layers.DihedralViews`):
+    ``projection`` takes the views of its timing maps, the others of the frames.
+    """
+    views = config.model.views
+    if config.model.arch == "projection":
         x = _build_projection(config, frames_input)
     else:
-        x = _build_td_lstm(config, frames_input, compute["use_cudnn"], unroll)
-    return layers.Dense(1, dtype="float32", kernel_initializer=_kaiming(),
-                        bias_initializer="zeros", name="logit")(x)
+        x = frames_input if views == 1 else DihedralViews(views, name="views")(frames_input)
+        build = _build_epfl2d if config.model.arch == "epfl2d" else _build_td_lstm
+        x = build(config, x, compute["use_cudnn"], unroll)
+    logit = layers.Dense(1, dtype="float32", kernel_initializer=_kaiming(),
+                         bias_initializer="zeros", name="logit")(x)
+    if views > 1:
+        logit = ViewMean(views, dtype="float32", name="view_mean")(logit)
+    return logit
 
 
 # --------------------------------------------------------------------------- compile
