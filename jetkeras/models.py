@@ -18,6 +18,9 @@ renders at both geometries, under nuisance settings and on real jets)
     pooling) reads the maps, then Dropout, Dense(dense_units, relu), Dropout, Dense(1).
     The CNN runs once per sequence, not T times, so it costs the same at 16 or 30
     frames and affords 4x ``td_lstm``'s widths. ``temporal`` and ``lstm_units`` are unused.
+    At inference the CNN reads the maps in ``model.views`` orientations (8: every turn
+    and mirror of the square) and the logits are averaged
+    (:class:`jetkeras.layers.DihedralViews`); training reads one.
 
 ``td_lstm`` (the report's idea, done for real; the family's name predates its conv head)
     :class:`jetkeras.layers.MotionChannels` (``model.motion = "differences"``: each
@@ -581,8 +584,9 @@ def count_parameters(model: keras.Model) -> tuple[int, int]:
 def estimate_flops(config: JetConfig) -> float:
     """Forward FLOPs per sequence (2 x multiply-accumulates) of convs, LSTM and Dense.
 
-    BatchNorm, ReLU and pooling are left out (under 1 % here). Training costs about
-    3x this (forward + backward). ``epfl2d`` at 30 x 166 x 166: about 12.8 GFLOP
+    One view, as in training: inference with ``model.views`` = V runs the CNN (all of
+    it for ``td_lstm`` and ``epfl2d``) V times. BatchNorm, ReLU and pooling are left out
+    (under 1 % here). Training costs about 3x this (forward + backward). ``epfl2d`` at 30 x 166 x 166: about 12.8 GFLOP
     (6.39 GMAC in the convolutions, seed-reference section 1).
 
     Parameters
