@@ -237,6 +237,19 @@ _CHOICES = {
 }
 
 
+def _one_view_if_written_before_views(model: dict[str, Any]) -> dict[str, Any]:
+    """A full ``model`` section saved before ``views`` existed scored one view.
+
+    Run folders hold every key of the config they were trained with; rebuilding an older
+    one with the new default (8 views) would change its scores and void its stored
+    threshold. A partial section (written by hand) still takes the defaults.
+    """
+    others = {field_.name for field_ in dataclasses.fields(ModelConfig)} - {"views"}
+    if "views" not in model and others <= set(model):
+        return {**model, "views": 1}
+    return model
+
+
 @dataclass(frozen=True)
 class JetConfig:
     """The whole configuration: ``data``, ``model`` and ``train`` sections."""
@@ -320,6 +333,8 @@ class JetConfig:
                     f"{source}: section `{section}` must be an object, received "
                     f"{type(given).__name__}"
                 )
+            if section == "model":
+                given = _one_view_if_written_before_views(given)
             built[section] = _build_section(klass, given, section, source)
         return cls(**built)
 

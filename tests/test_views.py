@@ -86,3 +86,13 @@ def test_views_must_be_a_symmetry_count():
     with pytest.raises(ValueError, match=r"config key `model.views`: expected one of "
                                          r"\[1, 2, 4, 8\], received 3"):
         JetConfig.from_dict({"model": {"views": 3}})
+
+
+def test_a_run_saved_before_views_keeps_scoring_one_view():
+    """A run folder's config holds every key; one without ``views`` was trained, and its
+    threshold chosen, on one view. A hand-written partial section takes the default."""
+    saved = JetConfig().to_dict()
+    del saved["model"]["views"]
+    assert JetConfig.from_dict(saved).model.views == 1
+    assert JetConfig.from_dict({"model": {"dropout": 0.1}}).model.views == 8
+    assert JetConfig.from_dict(JetConfig().to_dict()) == JetConfig()
