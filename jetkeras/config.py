@@ -142,6 +142,10 @@ class TrainConfig:
     # "best": the epoch of highest val AUC (noisy on a small validation split);
     # "last": the final weights, which a cosine decay to zero leaves settled.
     checkpoint: str = "last"  # "best" | "last"
+    # train validates every this many epochs and after the last one. The weights never
+    # depend on it with the "last" checkpoint; "best" and the "plateau" schedule read
+    # the validation metrics every epoch, so they need 1.
+    validation_every: int = 1
     early_stopping_patience: int = 8  # epochs without val AUC gain before stopping
     seed: int = 0  # seeds Python, NumPy, TF and the data pipeline
     precision: str = "float32"  # "float32" | "mixed_bfloat16" | "mixed_float16"
@@ -270,7 +274,8 @@ class JetConfig:
                     )
         positive = [("data", "frames"), ("data", "size"), ("data", "pool"),
                     ("train", "epochs"), ("train", "batch_size"), ("model", "lstm_units"),
-                    ("model", "input_pool"), ("model", "members")]
+                    ("model", "input_pool"), ("model", "members"),
+                    ("train", "validation_every")]
         for section, name in positive:
             value = getattr(getattr(self, section), name)
             if value < 1:
@@ -287,6 +292,13 @@ class JetConfig:
             raise ValueError(
                 f"config key `train.warmup_fraction`: expected a value in [0, 1), received "
                 f"{self.train.warmup_fraction!r}"
+            )
+        if self.train.validation_every > 1 and (self.train.checkpoint == "best"
+                                                or self.train.schedule == "plateau"):
+            raise ValueError(
+                f"config key `train.validation_every`: expected 1 with checkpoint "
+                f"{self.train.checkpoint!r} and schedule {self.train.schedule!r} (they "
+                f"read validation every epoch), received {self.train.validation_every}"
             )
         if not 0.0 <= self.model.dropout < 1.0:
             raise ValueError(

@@ -282,7 +282,9 @@ def training_curves(history: dict[str, Sequence[float]], path: str | Path, *,
                 else:
                     epochs = np.arange(1, values.size + 1)
                 label = "validation" if key.startswith("val_") else "training"
-                axes.plot(epochs, values, style, marker="o", markersize=3, label=label)
+                finite = np.isfinite(values)  # epochs without a validation pass are NaN
+                axes.plot(epochs[finite], values[finite], style, marker="o", markersize=3,
+                          label=label)
         axes.set_title(name, fontsize=9)
         axes.set_xlabel("epoch", fontsize=8)
         axes.tick_params(labelsize=7)

@@ -253,7 +253,7 @@ def train(
     # interrupt never leaves one of them ahead of the others.
     try:
         model.fit(train_data, validation_data=val_data, epochs=config.train.epochs,
-                  steps_per_epoch=steps_per_epoch,
+                  steps_per_epoch=steps_per_epoch, validation_freq=_validation_epochs(config),
                   callbacks=progress.around(_callbacks(out, config)),
                   shuffle=False, verbose=verbose)  # make_dataset shuffles (seeded)
     except KeyboardInterrupt:
@@ -367,8 +367,16 @@ def _strategy_scope(config: JetConfig):
     return contextlib.nullcontext()
 
 
+def _validation_epochs(config: JetConfig) -> list[int]:
+    """The epochs (1-based) that end with a validation pass: every
+    ``train.validation_every``-th and the last."""
+    every, epochs = config.train.validation_every, config.train.epochs
+    return [epoch for epoch in range(1, epochs + 1) if epoch % every == 0 or epoch == epochs]
+
+
 def _history(out: Path) -> dict[str, list[float]]:
-    """Per-epoch history from the CSV log (complete across resumed sessions)."""
+    """Per-epoch history from the CSV log (complete across resumed sessions); NaN where
+    an epoch had no validation pass (the log's "NA")."""
     import csv
 
     path = out / runs.HISTORY_CSV_FILE
@@ -378,7 +386,8 @@ def _history(out: Path) -> dict[str, list[float]]:
     with open(path) as handle:
         for row in csv.DictReader(handle):
             for key, value in row.items():
-                history.setdefault(key, []).append(float(value))
+                history.setdefault(key, []).append(float("nan") if value == "NA"
+                                                   else float(value))
     return history
 
 

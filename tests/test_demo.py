@@ -39,7 +39,10 @@ def test_demo_config_is_the_measured_recipe():
     assert config.model.motion == "differences" and config.train.deterministic
     assert config.train.seed == 3 and config.train.checkpoint == "last"
     assert config.train.epochs == 60 and config.model.input_stem == "patch"
+    # Eight test-time views; validated every 5th epoch, so the views cost little time.
+    assert config.model.views == 8 and config.train.validation_every == 5
     full = demo_config(full=True)
     assert (full.data.frames, full.data.size, full.model.input_pool) == (30, 166, 3)
     # At the seed's geometry: the learned patch stem and 80 epochs (bench/README.md).
     assert full.model.input_stem == "patch" and full.train.epochs == 80
+    assert full.train.validation_every == 1

@@ -141,6 +141,31 @@ def test_same_seed_deterministic_runs_are_identical(records, tmp_path):
         json.loads((tmp_path / "b" / "threshold.json").read_text())["threshold"]
 
 
+def test_validating_every_third_epoch_trains_the_same_weights(records, tmp_path):
+    """Validation passes are only recorded (NaN between them): with the last epoch kept,
+    the weights and the threshold do not depend on how often they run."""
+    config = TINY.replace(train={"epochs": 4, "deterministic": True, "seed": 5})
+    sparse = config.replace(train={"validation_every": 3})
+    for name, settings in (("every", config), ("sparse", sparse)):
+        train(records=records, out=tmp_path / name, config=settings, verbose=0)
+    history = json.loads((tmp_path / "sparse" / "history.json").read_text())
+    validated = [not np.isnan(value) for value in history["val_auc"]]
+    assert validated == [False, False, True, True]  # the 3rd and the last epoch
+    assert np.isfinite(history["loss"]).all()
+    assert (tmp_path / "sparse" / "training_curves.png").stat().st_size > 0
+    for first, second in zip(load_run_model(tmp_path / "every")["model"].get_weights(),
+                             load_run_model(tmp_path / "sparse")["model"].get_weights()):
+        np.testing.assert_array_equal(first, second)
+    assert json.loads((tmp_path / "every" / "threshold.json").read_text())["threshold"] == \
+        json.loads((tmp_path / "sparse" / "threshold.json").read_text())["threshold"]
+
+
+def test_sparse_validation_is_refused_where_every_epoch_is_read():
+    with pytest.raises(ValueError, match=r"config key `train.validation_every`: expected 1 "
+                                         r"with checkpoint 'best'.*received 5"):
+        JetConfig().replace(train={"validation_every": 5, "checkpoint": "best"})
+
+
 @pytest.mark.slow
 def test_seeded_short_training_beats_chance_on_held_out_events(tmp_path):
     from sklearn.metrics import roc_auc_score
