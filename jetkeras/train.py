@@ -24,7 +24,9 @@ The run folder describes itself (``predict`` needs nothing else): ``config.json`
 ``model.keras`` (the best epoch on validation AUC, or the last), ``model.tflite``
 (TensorFlow backend only), ``normalisation.json``, ``threshold.json`` (chosen on the
 validation split, written last), ``history.json``/``.csv``, ``training_curves.png`` and
-``logs/``; :mod:`jetkeras.runs` names and reads them.
+``logs/``; :mod:`jetkeras.runs` names and reads them. The validation split is scored
+after every ``train.validation_every``-th epoch and the last (NaN in the history
+between); the threshold is always chosen after training, on the whole split.
 """
 
 from __future__ import annotations
