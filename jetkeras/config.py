@@ -156,6 +156,10 @@ class TrainConfig:
     target_recall: float = 0.95  # used when threshold_metric == "recall"
 
 
+# Test-time views (model.views): the identity, + the half turn, + the quarter turns, +
+# each of those mirrored (jetkeras.layers.DihedralViews).
+VIEW_COUNTS = (1, 2, 4, 8)
+
 MODEL_PRESETS: dict[str, dict[str, Any]] = {
     # The default (bench/README.md): motion channels, per-pixel timing maps over the
     # window, one 2-D CNN with global average + max pooling, two seeds' networks averaged.
@@ -178,8 +182,8 @@ MODEL_PRESETS: dict[str, dict[str, Any]] = {
     # For tests: a few thousand parameters; an LSTM head, so that the LSTM's export paths
     # (cuDNN, unrolled LiteRT) stay tested; test_motion.py covers the conv head.
     "tiny": dict(arch="td_lstm", members=1, views=1, widths=(4, 8), stem_stride=1,
-                 lstm_units=8, dense_units=8, convs_per_block=1, motion="differences", pooling="avgmax",
-                 temporal="lstm"),
+                 lstm_units=8, dense_units=8, convs_per_block=1, motion="differences",
+                 pooling="avgmax", temporal="lstm"),
 }
 
 
@@ -230,7 +234,7 @@ _CHOICES = {
     ("model", "motion"): ("none", "differences"),
     ("model", "temporal"): ("lstm", "conv"),
     ("model", "input_stem"): ("average", "patch"),
-    ("model", "views"): (1, 2, 4, 8),
+    ("model", "views"): VIEW_COUNTS,
     ("train", "optimizer"): ("adamw", "sgd"),
     ("train", "schedule"): ("cosine", "exponential", "plateau", "constant"),
     ("train", "precision"): ("float32", "mixed_bfloat16", "mixed_float16"),

@@ -36,6 +36,8 @@ import copy
 import keras
 from keras import ops
 
+from jetkeras.config import VIEW_COUNTS
+
 __all__ = ["DihedralViews", "FrameDistributed", "LogitF1Score", "LogitPrecision",
            "LogitRecall", "MotionChannels", "TemporalProjection", "ViewMean"]
 
@@ -325,8 +327,6 @@ class TemporalProjection(keras.layers.Layer):
     def get_config(self):
         return {**super().get_config(), "epsilon": self.epsilon}
 
-
-VIEW_COUNTS = (1, 2, 4, 8)  # the identity, + half turn, + quarter turns, + their mirrors
 
 
 def _dihedral(images, views):

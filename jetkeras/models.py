@@ -586,8 +586,9 @@ def estimate_flops(config: JetConfig) -> float:
 
     One view, as in training: inference with ``model.views`` = V runs the CNN (all of
     it for ``td_lstm`` and ``epfl2d``) V times. BatchNorm, ReLU and pooling are left out
-    (under 1 % here). Training costs about 3x this (forward + backward). ``epfl2d`` at 30 x 166 x 166: about 12.8 GFLOP
-    (6.39 GMAC in the convolutions, seed-reference section 1).
+    (under 1 % here). Training costs about 3x this (forward + backward). ``epfl2d`` at
+    30 x 166 x 166: about 12.8 GFLOP (6.39 GMAC in the convolutions, seed-reference
+    section 1).
 
     Parameters
     ----------
