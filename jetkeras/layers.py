@@ -349,15 +349,26 @@ def _dihedral(images, views):
     return ordered[:views]
 
 
-def _check_views(views, layer):
-    if views not in VIEW_COUNTS:
-        raise ValueError(f"`{layer}` expected `views` in {list(VIEW_COUNTS)}, received "
-                         f"{views!r}")
-    return int(views)
+class _InferenceViews(keras.layers.Layer):
+    """What :class:`DihedralViews` and :class:`ViewMean` share: ``views``, checked and
+    serialised; the batch axis changes size, so the static shape is the input's."""
+
+    def __init__(self, views=8, **kwargs):
+        super().__init__(**kwargs)
+        if views not in VIEW_COUNTS:
+            raise ValueError(f"`{type(self).__name__}` expected `views` in "
+                             f"{list(VIEW_COUNTS)}, received {views!r}")
+        self.views = int(views)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "views": self.views}
 
 
 @keras.saving.register_keras_serializable(package="jetkeras")
-class DihedralViews(keras.layers.Layer):
+class DihedralViews(_InferenceViews):
     """At inference, stack ``views`` turned and mirrored copies of the images in the batch.
 
     ``(B, ..., H, W, C) -> (views * B, ..., H, W, C)``, view-major; in training the input
@@ -383,24 +394,14 @@ class DihedralViews(keras.layers.Layer):
         training: bool; views are taken only when it is false or None (inference).
     """
 
-    def __init__(self, views=8, **kwargs):
-        super().__init__(**kwargs)
-        self.views = _check_views(views, "DihedralViews")
-
-    def compute_output_shape(self, input_shape):
-        return input_shape  # the batch axis is dynamic
-
     def call(self, inputs, training=None):
         if training or self.views == 1:
             return inputs
         return ops.concatenate(_dihedral(inputs, self.views), axis=0)
 
-    def get_config(self):
-        return {**super().get_config(), "views": self.views}
-
 
 @keras.saving.register_keras_serializable(package="jetkeras")
-class ViewMean(keras.layers.Layer):
+class ViewMean(_InferenceViews):
     """At inference, average the ``views`` rows that :class:`DihedralViews` made of each
     sample: ``(views * B, F) -> (B, F)``; in training the input passes unchanged.
 
@@ -409,17 +410,7 @@ class ViewMean(keras.layers.Layer):
         **kwargs: base ``Layer`` arguments.
     """
 
-    def __init__(self, views=8, **kwargs):
-        super().__init__(**kwargs)
-        self.views = _check_views(views, "ViewMean")
-
-    def compute_output_shape(self, input_shape):
-        return input_shape
-
     def call(self, inputs, training=None):
         if training or self.views == 1:
             return inputs
         return ops.mean(ops.reshape(inputs, (self.views, -1, inputs.shape[-1])), axis=0)
-
-    def get_config(self):
-        return {**super().get_config(), "views": self.views}
