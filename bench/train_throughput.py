@@ -12,8 +12,15 @@ seed's network at batch 2 fp32 -- "how many times faster than the seed trains"),
 RSS, and on a GPU the peak device memory and the MFU (model FLOPs utilisation: 3 x
 forward FLOPs from :func:`jetkeras.models.estimate_flops` x sequences/s / peak FLOP/s).
 
-Arch names: ``td_lstm_light`` and ``td_lstm_seed`` (the td_lstm network with the
-``light`` / ``seed`` presets) and ``epfl2d``.
+Arch names: ``projection`` (the shipped recipe: the ``projection`` preset, eight views at
+inference), ``td_lstm_light`` and ``td_lstm_seed`` (the td_lstm network with the
+``light`` / ``seed`` presets) and ``epfl2d``. Each row also times inference
+(``predict_on_batch``, sequences per second, with the model's views) on the same batch.
+
+Backends: TensorFlow by default. With ``KERAS_BACKEND=jax`` the same Keras models run on
+JAX, whose train step is always XLA-compiled; this is how a GPU machine without a
+TensorFlow build measures the XLA and bfloat16 figures (the PyTorch seed loop is the
+same either way).
 
 Examples
 --------
@@ -32,7 +39,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import resource
+import shlex
 import statistics
 import subprocess
 import sys
@@ -48,6 +57,7 @@ from jetkeras.config import atomic_write_text
 __all__ = ["main", "run_benchmark"]
 
 ARCHS = {
+    "projection": ("projection", "projection"),
     "td_lstm_light": ("td_lstm", "light"),
     "td_lstm_seed": ("td_lstm", "seed"),
     "epfl2d": ("epfl2d", "light"),  # epfl2d ignores the preset's widths
@@ -74,7 +84,6 @@ def _peak_flops(device_name: str, precision: str, override_tflops: float | None)
 def _keras_worker(spec: dict) -> dict:
     import keras
     import numpy as np
-    import tensorflow as tf
 
     from jetkeras.config import DataConfig, JetConfig, TrainConfig, model_preset
     from jetkeras.models import build_model, compile_model, count_parameters, estimate_flops
@@ -92,9 +101,7 @@ def _keras_worker(spec: dict) -> dict:
     shape = (spec["batch_size"], spec["frames"], spec["size"], spec["size"], 1)
     cubes = generator.normal(size=shape).astype("float32")
     labels = generator.integers(0, 2, size=(spec["batch_size"], 1)).astype("float32")
-    gpus = tf.config.list_physical_devices("GPU")
-    if gpus:
-        tf.config.experimental.reset_memory_stats("GPU:0")
+    gpu = _GpuMemory()
     model.train_on_batch(cubes, labels)  # traces (and with XLA compiles) the step
     first_s = time.perf_counter() - started
     for _ in range(spec["warmup"]):
@@ -105,19 +112,61 @@ def _keras_worker(spec: dict) -> dict:
         logs = model.train_on_batch(cubes, labels, return_dict=True)  # syncs: floats
         step_times.append(time.perf_counter() - begin)
     step_s = statistics.median(step_times)
+    model.predict_on_batch(cubes)  # traces the inference function (with the views)
+    infer_times = []
+    for _ in range(spec["steps"]):
+        begin = time.perf_counter()
+        np.asarray(model.predict_on_batch(cubes))  # syncs: host array
+        infer_times.append(time.perf_counter() - begin)
     result = {
-        "framework": "keras", "first_call_s": first_s, "step_s": step_s,
+        "framework": "keras", "backend": keras.backend.backend(),
+        "infer_seq_per_s": spec["batch_size"] / statistics.median(infer_times), "first_call_s": first_s, "step_s": step_s,
         "seq_per_s": spec["batch_size"] / step_s, "loss": float(logs["loss"]),
         "trainable_params": count_parameters(model)[0],
         "forward_flops": estimate_flops(config), "jit": bool(model.jit_compile),
         "peak_rss_mb": _peak_rss_mb(), "device": "cpu",
     }
-    if gpus:
-        details = tf.config.experimental.get_device_details(gpus[0])
-        result["device"] = details.get("device_name", "gpu")
-        result["peak_gpu_mb"] = tf.config.experimental.get_memory_info("GPU:0")["peak"] / 2**20
+    result.update(gpu.read())
     keras.backend.clear_session()
     return result
+
+
+class _GpuMemory:
+    """Peak device memory and device name of GPU 0 on the TensorFlow or JAX backend.
+
+    Each configuration runs in its own process, so on JAX (which cannot reset its peak)
+    the process's peak is the configuration's.
+    """
+
+    def __init__(self):
+        import keras
+
+        self.backend = keras.backend.backend()
+        if self.backend == "jax":
+            import jax
+
+            gpus = [device for device in jax.devices() if device.platform == "gpu"]
+            self.device = gpus[0] if gpus else None
+        else:
+            import tensorflow as tf
+
+            gpus = tf.config.list_physical_devices("GPU")
+            self.device = gpus[0] if gpus else None
+            if gpus:
+                tf.config.experimental.reset_memory_stats("GPU:0")
+
+    def read(self) -> dict:
+        """``device`` and ``peak_gpu_mb`` (MiB) on a GPU; nothing on a CPU."""
+        if self.device is None:
+            return {}
+        if self.backend == "jax":
+            peak = self.device.memory_stats()["peak_bytes_in_use"]
+            return {"device": self.device.device_kind, "peak_gpu_mb": peak / 2**20}
+        import tensorflow as tf
+
+        details = tf.config.experimental.get_device_details(self.device)
+        return {"device": details.get("device_name", "gpu"),
+                "peak_gpu_mb": tf.config.experimental.get_memory_info("GPU:0")["peak"] / 2**20}
 
 
 def _torch_worker(spec: dict) -> dict:
@@ -225,15 +274,26 @@ def _run_worker(spec: dict, timeout_s: float) -> dict:
         return {"error": f"timed out after {timeout_s:.0f} s"}
     lines = [line for line in completed.stdout.splitlines() if line.startswith("{")]
     if completed.returncode != 0 or not lines:
-        tail = (completed.stderr.strip().splitlines() or ["no output"])[-1]
-        return {"error": tail[:200]}
+        return {"error": _exception_line(completed.stderr)}
     return json.loads(lines[-1])
+
+
+def _exception_line(stderr: str) -> str:
+    """The raised exception's ``Type: message`` line of a worker's stderr, else its last line.
+
+    JAX ends its tracebacks with a note about filtered frames, so the last line alone
+    does not say what failed.
+    """
+    lines = stderr.strip().splitlines() or ["no output"]
+    raised = [line for line in lines
+              if re.match(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt)\b", line)]
+    return (raised or lines)[-1][:300]
 
 
 def _format_table(rows: list[dict], torch_seq_per_s: float | None) -> str:
     header = (f"{'framework':9} {'arch':14} {'batch':>5} {'precision':15} {'jit':>5} "
               f"{'params':>11} {'1st call s':>10} {'s/step':>8} {'seq/s':>8} "
-              f"{'x torch':>8} {'RSS MB':>8} {'GPU MB':>8} {'MFU %':>6}")
+              f"{'x torch':>8} {'infer/s':>8} {'RSS MB':>8} {'GPU MB':>8} {'MFU %':>6}")
     lines = [header, "-" * len(header)]
     for row in rows:
         if "error" in row:
@@ -244,11 +304,13 @@ def _format_table(rows: list[dict], torch_seq_per_s: float | None) -> str:
                  else f"{'-':>8}")
         gpu = f"{row['peak_gpu_mb']:8.0f}" if "peak_gpu_mb" in row else f"{'-':>8}"
         mfu = f"{100 * row['mfu']:6.1f}" if row.get("mfu") else f"{'-':>6}"
+        infer = (f"{row['infer_seq_per_s']:8.2f}" if "infer_seq_per_s" in row
+                 else f"{'-':>8}")
         lines.append(
             f"{row['framework']:9} {row['arch']:14} {row['batch_size']:>5} "
             f"{row['precision']:15} {row['jit']!s:>5} {row['trainable_params']:>11,} "
             f"{row['first_call_s']:10.1f} {row['step_s']:8.3f} {row['seq_per_s']:8.2f} "
-            f"{ratio} {row['peak_rss_mb']:8.0f} {gpu} {mfu}")
+            f"{ratio} {infer} {row['peak_rss_mb']:8.0f} {gpu} {mfu}")
     return "\n".join(lines)
 
 
@@ -269,7 +331,7 @@ def run_benchmark(*, frames: int, size: int, batch_sizes: list[int], steps: int,
     precisions : list of str
         Keras dtype policies: float32, mixed_bfloat16, mixed_float16.
     archs : list of str
-        Among ``td_lstm_light``, ``td_lstm_seed``, ``epfl2d``.
+        Among ``projection``, ``td_lstm_light``, ``td_lstm_seed``, ``epfl2d``.
     torch : bool
         Also measure the seed's PyTorch loop (needs ``torch`` installed).
     jit : str
@@ -279,7 +341,7 @@ def run_benchmark(*, frames: int, size: int, batch_sizes: list[int], steps: int,
     timeout_s : float
         Limit per configuration, seconds.
     output : str or None
-        Also write the rows as JSON to this path (atomically).
+        Also write the rows as JSON to this path (atomically, after every row).
 
     Returns
     -------
@@ -303,33 +365,33 @@ def run_benchmark(*, frames: int, size: int, batch_sizes: list[int], steps: int,
                          f"{batch_sizes}")
     base = {"frames": frames, "size": size, "steps": steps, "warmup": warmup, "jit": jit}
     rows = []
-    torch_seq_per_s = None
-    if torch:
-        spec = {**base, "framework": "torch", "arch": "epfl2d", "batch_size": 2,
-                "precision": "float32"}
-        print("running torch epfl2d batch 2 float32 ...", file=sys.stderr, flush=True)
+
+    def measure(spec: dict) -> dict:
+        print(f"running {spec['framework']} {spec['arch']} batch {spec['batch_size']} "
+              f"{spec['precision']} ...", file=sys.stderr, flush=True)
         row = {**spec, **_run_worker(spec, timeout_s)}
-        rows.append(row)
-        torch_seq_per_s = row.get("seq_per_s")
-    for arch in archs:
-        for precision in precisions:
-            for batch_size in batch_sizes:
-                spec = {**base, "framework": "keras", "arch": arch,
-                        "batch_size": batch_size, "precision": precision}
-                print(f"running keras {arch} batch {batch_size} {precision} ...",
-                      file=sys.stderr, flush=True)
-                rows.append({**spec, **_run_worker(spec, timeout_s)})
-    for row in rows:
         if "seq_per_s" in row and row.get("device", "cpu") != "cpu":
             peak = _peak_flops(row["device"], row["precision"], peak_tflops)
             if peak:
                 row["mfu"] = 3.0 * row["forward_flops"] * row["seq_per_s"] / peak
+        rows.append(row)
+        if output:  # after every row, so that a run cut short keeps what it measured
+            atomic_write_text(output, json.dumps(rows, indent=2) + "\n")
+        return row
+
+    torch_seq_per_s = None
+    if torch:
+        torch_seq_per_s = measure({**base, "framework": "torch", "arch": "epfl2d",
+                                   "batch_size": 2, "precision": "float32"}).get("seq_per_s")
+    for arch in archs:
+        for precision in precisions:
+            for batch_size in batch_sizes:
+                measure({**base, "framework": "keras", "arch": arch,
+                         "batch_size": batch_size, "precision": precision})
     print(f"\ntraining throughput, {frames} frames x {size} x {size} px, synthetic input, "
           f"median of {steps} steps; 'x torch' = seq/s over the PyTorch seed loop "
           f"(epfl2d, batch 2, fp32, eager)")
     print(_format_table(rows, torch_seq_per_s))
-    if output:
-        atomic_write_text(output, json.dumps(rows, indent=2) + "\n")
     return rows
 
 
@@ -367,8 +429,8 @@ def main(argv=None) -> int:
                              "mixed_float16); default float32")
     parser.add_argument("--archs", type=_names,
                         default=["td_lstm_light", "td_lstm_seed", "epfl2d"],
-                        help="comma-separated models among td_lstm_light, td_lstm_seed, "
-                             "epfl2d; default all three")
+                        help="comma-separated models among projection, td_lstm_light, "
+                             "td_lstm_seed, epfl2d; default the last three")
     parser.add_argument("--torch", action=argparse.BooleanOptionalAction, default=True,
                         help="also time the seed's PyTorch loop (epfl2d, batch 2, fp32, "
                              "eager, loss.item() per step); default on")
@@ -393,7 +455,10 @@ def main(argv=None) -> int:
         frames=frames, size=size, batch_sizes=args.batch_sizes, steps=args.steps,
         warmup=args.warmup, precisions=args.precisions, archs=args.archs,
         torch=args.torch, jit=args.jit, peak_tflops=args.peak_tflops,
-        timeout_s=args.timeout, output=args.output), prog="train_throughput")
+        timeout_s=args.timeout, output=args.output), prog="train_throughput",
+        resume=f"python {shlex.join(sys.argv)} (it measures every row again)",
+        kept=(f"the rows measured so far are in {args.output}" if args.output
+              else "nothing is kept without --output"))
 
 
 if __name__ == "__main__":

@@ -146,7 +146,9 @@ def resolve_compute(config: JetConfig) -> dict[str, Any]:
     is 3-15x slower), never on torch or a CPU-only TensorFlow (XLA was slower there,
     pitfalls 9). With XLA on TensorFlow, ``use_cudnn="auto"`` becomes False; an
     explicit ``use_cudnn="true"`` wins over ``jit="auto"`` (XLA off) and conflicts with
-    ``jit="on"`` (ValueError).
+    ``jit="on"`` (ValueError). On JAX with a GPU, ``mixed_bfloat16`` makes
+    ``use_cudnn="auto"`` False and refuses ``"true"``: JAX's cuDNN LSTM has no bfloat16
+    kernel.
 
     Parameters
     ----------
@@ -179,6 +181,17 @@ def resolve_compute(config: JetConfig) -> dict[str, Any]:
             jit = False  # cuDNN was asked for explicitly; automatic XLA gives way.
         else:
             use_cudnn = False
+    if backend == "jax" and gpu and config.train.precision == "mixed_bfloat16":
+        # JAX's cuDNN LSTM (jax.experimental.rnn) has no bfloat16 kernel: the train step
+        # failed with "Unknown output type bfloat16" on an H200 (bench/README, GPU).
+        if use_cudnn is True:
+            raise ValueError(
+                "config keys `train.precision` and `model.use_cudnn`: expected not both "
+                "'mixed_bfloat16' and 'true' on the JAX backend with a GPU (JAX's cuDNN "
+                "LSTM has no bfloat16 kernel), received precision='mixed_bfloat16', "
+                "use_cudnn='true'"
+            )
+        use_cudnn = False
     return {"jit": jit, "use_cudnn": use_cudnn, "precision": config.train.precision,
             "backend": backend, "gpu": gpu}
 

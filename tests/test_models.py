@@ -273,6 +273,24 @@ def test_resolve_compute_refuses_xla_with_explicit_cudnn():
         resolve_compute(config)
 
 
+def test_resolve_compute_keeps_bfloat16_off_the_cudnn_lstm_of_jax_on_a_gpu(monkeypatch):
+    # Seen on an H200: JAX's cuDNN LSTM raised "Unknown output type bfloat16" in epfl2d.
+    import jetkeras.models as models
+
+    monkeypatch.setattr(models.keras.backend, "backend", lambda: "jax")
+    monkeypatch.setattr(models, "_has_gpu", lambda backend: True)
+    bfloat16 = tiny_config().replace(train={"precision": "mixed_bfloat16"})
+    assert resolve_compute(bfloat16)["use_cudnn"] is False
+    assert resolve_compute(tiny_config())["use_cudnn"] == "auto"  # float32 keeps cuDNN
+    monkeypatch.setattr(models, "_has_gpu", lambda backend: False)
+    assert resolve_compute(bfloat16)["use_cudnn"] == "auto"  # no cuDNN on a CPU anyway
+    monkeypatch.setattr(models, "_has_gpu", lambda backend: True)
+    with pytest.raises(ValueError, match=r"`train.precision` and `model.use_cudnn`.*"
+                                         r"received precision='mixed_bfloat16', "
+                                         r"use_cudnn='true'"):
+        resolve_compute(bfloat16.replace(model={"use_cudnn": "true"}))
+
+
 # --------------------------------------------------------------------------- metrics
 def test_logit_metrics_match_sklearn_at_probability_one_half():
     generator = np.random.default_rng(9)
