@@ -21,8 +21,11 @@ Viewing conditions (domain randomisation, ``randomise=True``, the default)
     volunteers' cutouts are often smaller, and small jets in a wide field are common); 70 % put the base point off centre by up to 20 %
     of the field each way (catalogue positions are rough, and jets run out of the
     field); the cadence is 24 s (60 %), 36 s (20 %) or 48 s with every frame shown twice
-    (20 %: a 15-frame sequence padded to the window); half the jets start with the window,
-    the rest up to a quarter of a window earlier (already under way) or later; a tenth
+    (20 %: a 15-frame sequence padded to the window); the window catches the jet at any
+    phase of its life: 40 % of jets start with it (the catalogue start, as the seed's HEK
+    windows do), 20 % up to a quarter of a window later, and 40 % are already under way
+    (0-60 % of their catalogue duration has passed at the first frame: grown, still
+    evolving, draining or fading, as volunteers' subjects often catch them); a tenth
     are still scenes (background and confusers held: only a jet moves) and a fifth flicker
     in exposure by 5-20 % per frame, in both classes alike, so that neither a frozen nor
     a flickering picture says "no jet" by itself; a quarter of the sequences pass through an animation's display round trip (asinh
@@ -154,12 +157,14 @@ FALLBACK_FRACTION = 0.5  # jets whose material visibly drains back within the wi
 NATIVE_PIXEL_ARCSEC = 0.6  # AIA's sampling; the seed max-pooled 3x3 of these
 EXPOSURE_SIGMA = 0.35  # log-normal spread of the per-sequence brightness scale
 EXPOSURE_SIGMA_RANDOMISED = 0.5
-RENDERER_VERSION = 2  # 2: spires, spicule forest, max-pooled noise, domain randomisation
+RENDERER_VERSION = 3  # 2: spires, spicule forest, max-pooled noise, domain randomisation;
+# 3: jets caught at any phase of their life
 SCRAMBLED_FRACTION = 0.2  # negatives: a jet scene with its frames in random order
 FROZEN_FRACTION = 0.1  # negatives: a jet scene with one frame held
 STATIC_FRACTION = 0.1  # sequences (both classes) whose background and confusers are held
 FLICKER_FRACTION = 0.2  # sequences (both classes) with 5-20 % per-frame exposure flicker
 DISPLAY_FRACTION = 0.25  # sequences passed through a display stretch and 8-bit quantisation
+JET_MAX_LIFE_ELAPSED = 0.6  # jets under way: at most this much of their duration gone
 
 _JET_COLUMNS = ("max_height", "avg_width", "duration")
 
@@ -712,14 +717,17 @@ def _domain(rng, frames: int, cadence_s: float, field_of_view_arcsec: float,
     70 % put the base point off centre (up to 20 % of the field each way, so some jets
     leave the field). Cadence: 24 s (60 %), 36 s (20 %), or 48 s with every frame shown
     twice (20 %: a 15-frame sequence padded to the window). A quarter pass through an
-    animation's display round trip. Half the jets start with the window (the catalogue
-    start); the rest up to a quarter of a window before it (already under way) or after
-    it. A tenth are still scenes (background and confusers held, only a jet moves) and a
-    fifth flicker in exposure (5-20 % per frame), in both classes.
+    animation's display round trip. The jet's phase: 40 % start with the window (the
+    catalogue start), 20 % up to a quarter of a window after it, 40 % are already under
+    way, ``jet_life_elapsed`` (0-0.6) of their duration gone at the first frame; the
+    time-order negatives' jets draw the same phase, so phase is no class cue. A tenth
+    are still scenes (background and confusers held, only a jet moves) and a fifth
+    flicker in exposure (5-20 % per frame), in both classes.
     """
     nominal = {"field_of_view_arcsec": float(field_of_view_arcsec), "shift_arcsec": (0.0, 0.0),
                "cadence_s": float(cadence_s), "repeat": 1, "display": False,
-               "jet_start_fraction": 0.0, "static": False, "flicker": False}
+               "jet_start_fraction": 0.0, "jet_life_elapsed": 0.0, "static": False,
+               "flicker": False}
     if not randomise:
         return nominal
     zoom = 1.0 if rng.random() < 0.5 else float(np.exp(rng.uniform(math.log(0.4),
@@ -730,11 +738,16 @@ def _domain(rng, frames: int, cadence_s: float, field_of_view_arcsec: float,
     factor, repeat = (1.0, 1) if choice < 0.6 else (1.5, 1) if choice < 0.8 else (2.0, 2)
     if repeat == 2 and frames < 4:
         factor, repeat = 1.0, 1
+    phase = rng.random()
+    # Real windows catch jets at any phase (the bundle scored jets already under way for
+    # half a window at median 0.60, against 0.95 for jets starting with the window).
+    start_fraction = float(rng.uniform(0.0, 0.25)) if 0.4 <= phase < 0.6 else 0.0
+    life_elapsed = float(rng.uniform(0.0, JET_MAX_LIFE_ELAPSED)) if phase >= 0.6 else 0.0
     return {"field_of_view_arcsec": field_of_view,
             "shift_arcsec": (float(shift[0]), float(shift[1])),
             "cadence_s": float(cadence_s) * factor, "repeat": repeat,
             "display": bool(rng.random() < DISPLAY_FRACTION),
-            "jet_start_fraction": 0.0 if rng.random() < 0.5 else rng.uniform(-0.25, 0.25),
+            "jet_start_fraction": start_fraction, "jet_life_elapsed": life_elapsed,
             "static": bool(rng.random() < STATIC_FRACTION),
             "flicker": bool(rng.random() < FLICKER_FRACTION)}
 
@@ -840,7 +853,7 @@ def render_event(
         expected = np.repeat(expected[distinct // 2][None], distinct, axis=0)
     base_radius = math.hypot(parsed["base_x"], parsed["base_y"])
     if parsed["label"] == 1:
-        parsed["start_s"] = domain["jet_start_fraction"] * distinct * domain["cadence_s"]
+        parsed["start_s"] = _jet_start_s(domain, parsed["duration"], distinct)
         meta["jet_start_s"] = round(parsed["start_s"], 2)
         jet, jet_parameters = _jet_emission(jet_rng, times_s, dx, dy, parsed, base_radius,
                                             radius, pixel_arcsec, nuisance.contrast_scale)
@@ -849,7 +862,7 @@ def render_event(
     order = "none"
     if parsed["label"] == 0 and randomise:
         expected, order = _time_order_negative(order_rng, expected, parsed, times_s, dx, dy,
-                                               base_radius, radius, pixel_arcsec)
+                                               base_radius, radius, pixel_arcsec, domain)
     meta["time_order"] = order
     cube_frames, meta["exposure_scale"] = _observe(noise_rng, expected, parsed["date"],
                                                    domain, nuisance, pixel_arcsec, randomise)
@@ -862,9 +875,16 @@ def render_event(
                 source=f"synthetic:{parsed['event_id']}", times=times, meta=meta)
 
 
+def _jet_start_s(domain: dict, duration_minutes: float, distinct: int) -> float:
+    """When the jet starts, seconds after the first frame (negative: already under way)."""
+    window_s = distinct * domain["cadence_s"]
+    return (domain["jet_start_fraction"] * window_s
+            - domain["jet_life_elapsed"] * duration_minutes * 60.0)
+
+
 def _time_order_negative(order_rng: np.random.Generator, expected: np.ndarray, parsed: dict,
                          times_s, dx, dy, base_radius: float, radius: float,
-                         pixel_arcsec: float) -> tuple[np.ndarray, str]:
+                         pixel_arcsec: float, domain: dict) -> tuple[np.ndarray, str]:
     """Maybe turn a negative's scene into a time-order negative: ``(expected, order)``.
 
     A jet's scene with its frames in random order ("scrambled", shuffled later, after the
@@ -876,9 +896,10 @@ def _time_order_negative(order_rng: np.random.Generator, expected: np.ndarray, p
              "frozen" if draw < SCRAMBLED_FRACTION + FROZEN_FRACTION else "none")
     if order == "none":
         return expected, order
-    jet, _ = _jet_emission(order_rng, times_s, dx, dy,
-                           _random_jet(order_rng, parsed["base_x"], parsed["base_y"]),
-                           base_radius, radius, pixel_arcsec)
+    event = _random_jet(order_rng, parsed["base_x"], parsed["base_y"])
+    event["start_s"] = _jet_start_s(domain, event["duration"], len(times_s))
+    jet, _ = _jet_emission(order_rng, times_s, dx, dy, event, base_radius, radius,
+                           pixel_arcsec)
     expected = expected + jet
     if order == "frozen":
         distinct = len(expected)
