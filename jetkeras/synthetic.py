@@ -188,12 +188,17 @@ class Nuisance:
     limb_fraction : float
         Probability that a sequence's base point is moved radially onto the limb
         (0.97-1.02 solar radii, same position angle): more limb scenes than the catalogue.
+    jet_under_way_windows : float or None
+        Fix every jet's phase: it started this many windows (the sequence's span) before
+        the first frame, so 0 opens with the jet and 0.5 catches it half a window into
+        its life. None (the default) draws the phase as training does.
     """
 
     exposure_scale: float = 1.0
     noise_scale: float = 1.0
     contrast_scale: float = 1.0
     limb_fraction: float = 0.0
+    jet_under_way_windows: float | None = None
 
     def __post_init__(self):
         for name in ("exposure_scale", "noise_scale", "contrast_scale"):
@@ -204,6 +209,11 @@ class Nuisance:
         if not 0.0 <= self.limb_fraction <= 1.0:
             raise ValueError(f"Nuisance: expected `limb_fraction` in [0, 1], received "
                              f"{self.limb_fraction!r}")
+        under_way = self.jet_under_way_windows
+        if under_way is not None and not (isinstance(under_way, (int, float))
+                                          and math.isfinite(under_way) and under_way >= 0):
+            raise ValueError(f"Nuisance: expected `jet_under_way_windows` None or a "
+                             f"non-negative number, received {under_way!r}")
 
 
 # ----------------------------------------------------------------------------------------
@@ -828,6 +838,9 @@ def render_event(
         parsed = _maybe_move_to_limb(rng.spawn(1)[0], parsed, radius, nuisance.limb_fraction)
     domain = _domain(domain_rng, frames, float(cadence_s), float(field_of_view_arcsec),
                      randomise)
+    if nuisance.jet_under_way_windows is not None:
+        domain.update(jet_start_fraction=-float(nuisance.jet_under_way_windows),
+                      jet_life_elapsed=0.0)
     pixel_arcsec = domain["field_of_view_arcsec"] / size
     offsets = (np.arange(size, dtype=np.float64) - (size - 1) / 2.0) * pixel_arcsec
     shift_x, shift_y = domain["shift_arcsec"]  # where the cutout centre sits from the base

@@ -116,10 +116,40 @@ def test_nuisance_shifts_do_what_they_say(jet):
     ({"exposure_scale": 0.0}, "`exposure_scale` a positive number, received 0.0"),
     ({"noise_scale": float("nan")}, "`noise_scale` a positive number, received nan"),
     ({"limb_fraction": 1.5}, "`limb_fraction` in \\[0, 1\\], received 1.5"),
+    ({"jet_under_way_windows": -0.5},
+     "`jet_under_way_windows` None or a non-negative number, received -0.5"),
 ])
 def test_bad_nuisance_is_named(fields, message):
     with pytest.raises(ValueError, match=message):
         Nuisance(**fields)
+
+
+def test_jet_under_way_is_already_lit_in_the_first_frame(jet):
+    fresh, under_way = (render_event(jet, frames=8, size=48, seed=5, randomise=False,
+                                     nuisance=Nuisance(jet_under_way_windows=windows))
+                        for windows in (0.0, 0.5))
+    window_s = 8 * 24.0
+    assert fresh.meta["jet_start_s"] == 0.0
+    assert under_way.meta["jet_start_s"] == pytest.approx(-0.5 * window_s)
+    # Same background, confusers and noise streams: the first frames differ only by the
+    # jet, which has had half a window to grow in one and has barely begun in the other.
+    excess = under_way.frames[0] - fresh.frames[0]
+    assert excess.mean() > 0.5  # DN over the whole frame: the grown jet's flux
+    assert excess.max() > 50.0  # its spire, far above the pooled noise (a few DN)
+
+
+def test_training_renders_catch_jets_at_every_phase_of_their_life():
+    events = load_events()
+    jets = events[events["label"] == 1].iloc[:240]
+    starts = np.array([render_event(row, frames=4, size=16, seed=3).meta["jet_start_s"]
+                       for _, row in jets.iterrows()])
+    durations_s = jets["duration"].to_numpy() * 60.0
+    with_window, later, under_way = starts == 0.0, starts > 0.0, starts < 0.0
+    # 40 % / 20 % / 40 % by design; 240 draws put each within +-0.1 of it.
+    assert abs(with_window.mean() - 0.4) < 0.1 and abs(later.mean() - 0.2) < 0.1
+    assert abs(under_way.mean() - 0.4) < 0.1
+    elapsed = -starts[under_way] / durations_s[under_way]
+    assert elapsed.max() <= 0.6 and elapsed.mean() == pytest.approx(0.3, abs=0.06)
 
 
 def test_subset_negatives_match_the_jets_distance_from_disk_centre():
