@@ -120,8 +120,9 @@ def _keras_worker(spec: dict) -> dict:
         infer_times.append(time.perf_counter() - begin)
     result = {
         "framework": "keras", "backend": keras.backend.backend(),
-        "infer_seq_per_s": spec["batch_size"] / statistics.median(infer_times), "first_call_s": first_s, "step_s": step_s,
+        "first_call_s": first_s, "step_s": step_s,
         "seq_per_s": spec["batch_size"] / step_s, "loss": float(logs["loss"]),
+        "infer_seq_per_s": spec["batch_size"] / statistics.median(infer_times),
         "trainable_params": count_parameters(model)[0],
         "forward_flops": estimate_flops(config), "jit": bool(model.jit_compile),
         "peak_rss_mb": _peak_rss_mb(), "device": "cpu",
