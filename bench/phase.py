@@ -57,6 +57,9 @@ def _jets(records: Path | None, count: int, seed: int):
                              f"received {records}")
         groups = set(json.loads(manifest_path.read_text())["splits"]["test"]["groups"])
         jets = jets[jets["group"].isin(groups)]
+    if count < 1 or jets.empty:
+        raise ValueError(f"--count: expected a positive number of jets to draw from "
+                         f"{len(jets)}, received {count}")
     return jets.sample(n=min(count, len(jets)), random_state=seed)
 
 
