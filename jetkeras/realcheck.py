@@ -122,7 +122,7 @@ def load_windows(folder: str | Path) -> list[dict[str, Any]]:
     for sequence in load_sequences(folder):
         frames = sequence["frames"]
         if sequence["kind"] == "single":
-            frames = np.repeat(frames, 2, axis=0)  # 15 distinct frames -> 30 (48 s cadence)
+            frames = np.repeat(frames, 2, axis=0)  # 15 distinct frames -> 30, each shown twice
         for start in range(0, frames.shape[0] - WINDOW_FRAMES + 1, WINDOW_FRAMES):
             windows.append({**sequence, "frames": frames[start:start + WINDOW_FRAMES],
                             "start": start})

@@ -20,8 +20,9 @@ Viewing conditions (domain randomisation, ``randomise=True``, the default)
     keep the nominal field of view, the rest zoom to 40-160 % of it (log-uniform:
     volunteers' cutouts are often smaller, and small jets in a wide field are common); 70 % put the base point off centre by up to 20 %
     of the field each way (catalogue positions are rough, and jets run out of the
-    field); the cadence is 24 s (60 %), 36 s (20 %) or 48 s with every frame shown twice
-    (20 %: a 15-frame sequence padded to the window); the window catches the jet at any
+    field); the cadence is 24 s (60 %) or 36 s (20 %), and a fifth are volunteers'
+    subjects: 15 frames at 24 s (15 %) or 36 s (5 %), each shown twice to fill the
+    window, so they span half of it; the window catches the jet at any
     phase of its life: 40 % of jets start with it (the catalogue start, as the seed's HEK
     windows do), 20 % up to a quarter of a window later, and 40 % are already under way
     (0-60 % of their catalogue duration has passed at the first frame: grown, still
@@ -157,8 +158,8 @@ FALLBACK_FRACTION = 0.5  # jets whose material visibly drains back within the wi
 NATIVE_PIXEL_ARCSEC = 0.6  # AIA's sampling; the seed max-pooled 3x3 of these
 EXPOSURE_SIGMA = 0.35  # log-normal spread of the per-sequence brightness scale
 EXPOSURE_SIGMA_RANDOMISED = 0.5
-RENDERER_VERSION = 3  # 2: spires, spicule forest, max-pooled noise, domain randomisation;
-# 3: jets caught at any phase of their life
+RENDERER_VERSION = 4  # 2: spires, spicule forest, max-pooled noise, domain randomisation;
+# 3: jets caught at any phase of their life; 4: volunteers' subjects at their own cadence
 SCRAMBLED_FRACTION = 0.2  # negatives: a jet scene with its frames in random order
 FROZEN_FRACTION = 0.1  # negatives: a jet scene with one frame held
 STATIC_FRACTION = 0.1  # sequences (both classes) whose background and confusers are held
@@ -725,8 +726,8 @@ def _domain(rng, frames: int, cadence_s: float, field_of_view_arcsec: float,
     Half the sequences keep the cutout's nominal field of view; the rest zoom (40-160 %,
     log-uniform: volunteers' cutouts are often tighter, small jets sit in wide fields).
     70 % put the base point off centre (up to 20 % of the field each way, so some jets
-    leave the field). Cadence: 24 s (60 %), 36 s (20 %), or 48 s with every frame shown
-    twice (20 %: a 15-frame sequence padded to the window). A quarter pass through an
+    leave the field). Cadence: 24 s (60 %), 36 s (20 %), or a volunteer's subject, 15
+    frames at 24 s (15 %) or 36 s (5 %) each shown twice (half the window's span). A quarter pass through an
     animation's display round trip. The jet's phase: 40 % start with the window (the
     catalogue start), 20 % up to a quarter of a window after it, 40 % are already under
     way, ``jet_life_elapsed`` (0-0.6) of their duration gone at the first frame; the
@@ -745,7 +746,10 @@ def _domain(rng, frames: int, cadence_s: float, field_of_view_arcsec: float,
     field_of_view = float(field_of_view_arcsec) * zoom
     shift = rng.uniform(-0.2, 0.2, 2) * field_of_view if rng.random() < 0.7 else np.zeros(2)
     choice = rng.random()
-    factor, repeat = (1.0, 1) if choice < 0.6 else (1.5, 1) if choice < 0.8 else (2.0, 2)
+    # A volunteer's subject is 15 frames at the data's own cadence (24 s, some 36 s), each
+    # shown twice: half the span of a 30-frame window, not 15 frames 48 s apart.
+    factor = 1.0 if choice < 0.6 else 1.5 if choice < 0.8 else 1.0 if choice < 0.95 else 1.5
+    repeat = 1 if choice < 0.8 else 2
     if repeat == 2 and frames < 4:
         factor, repeat = 1.0, 1
     phase = rng.random()
