@@ -8,7 +8,7 @@ import pytest
 from jetkeras import _cli
 
 COMMANDS = ["build_records", "train", "tune", "evaluate", "export", "predict", "crossval",
-            "demo", "bundle", "realcheck", "ensemble", "fetch", "hek", "survey"]
+            "demo", "bundle", "realcheck", "ensemble", "fetch", "hek", "survey", "calibrate"]
 
 
 def _help(name, capsys, monkeypatch):

@@ -17,7 +17,7 @@ def test_readme_names_exactly_the_commands_that_take_seed(capsys):
                          readme, re.S)
     assert sentence, "README: the sentence naming the commands that take --seed is gone"
     said = set(re.findall(r"`(\w+)`", sentence.group(1)))
-    commands = ["build_records", "bundle", "crossval", "demo", "ensemble", "evaluate",
+    commands = ["build_records", "bundle", "calibrate", "crossval", "demo", "ensemble", "evaluate",
                 "export", "fetch", "predict", "realcheck", "train", "tune"]
     taking = set()
     for command in commands:
