@@ -26,6 +26,8 @@ def _split_scores(tiny_run, split):
 
 def test_calibrate_copies_the_run_with_a_threshold_chosen_on_the_split(tiny_run, tmp_path,
                                                                        capsys):
+    from scipy.stats import beta
+
     from jetkeras.metrics import choose_threshold
     from jetkeras.runtime import load_predictor
 
@@ -51,6 +53,12 @@ def test_calibrate_copies_the_run_with_a_threshold_chosen_on_the_split(tiny_run,
     assert content["calibrated_on"]["sequences"] == labels.size
     assert content["calibrated_on"]["jets"] == int(labels.sum())
     assert content["previous"] == json.loads(original)
+    # The order-statistic bound: m misses of n jets, 1 - recall ~ Beta(m + 1, n - m).
+    jets = int(labels.sum())
+    misses = int(np.sum(probabilities[labels == 1] < content["threshold"]))
+    assert content["calibrated_on"]["recall_lower_95"] == pytest.approx(
+        1 - beta.ppf(0.95, misses + 1, jets - misses))
+    assert content["calibrated_on"]["recall_lower_95"] < content["recall"]
     # The run it came from is untouched; every other file is copied byte for byte.
     assert (run / "threshold.json").read_text() == original
     copied = sorted(path.relative_to(out) for path in out.rglob("*") if path.is_file())
@@ -74,6 +82,7 @@ def test_f1_rule_matches_the_metric(tiny_run, tmp_path):
     assert content["threshold"] == pytest.approx(expected["threshold"], abs=1e-6)
     assert content["f1"] == pytest.approx(expected["f1"])
     assert content["rule"] == f"max F1 on train-split ({tiny_run['records']})"
+    assert content["calibrated_on"]["recall_lower_95"] is None  # exact only for the recall rule
 
 
 def test_calibrate_refuses_bad_input_and_leaves_nothing(tiny_run, tiny_export, tmp_path,
