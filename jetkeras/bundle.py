@@ -131,7 +131,10 @@ def build_bundle(*, work: str | Path, out: str | Path, seed: int = 0, limit: int
         "rendered_test": {key: metrics[key] for key in ("roc_auc", "f1", "recall",
                                                         "precision", "accuracy")
                           if key in metrics},
+        # This command's wall time: a rerun that keeps a finished run takes seconds, so
+        # the training's own time comes from its threshold.json.
         "seconds": round(time.perf_counter() - started, 1),
+        "train_seconds": threshold.get("train_seconds"),
         "command": (f"python -m jetkeras.bundle --seed {seed} --limit {limit} "
                     f"--variants {variants}"
                     + ("" if epochs is None else f" --epochs {epochs}")),

@@ -77,6 +77,12 @@ def test_build_bundle_trains_scores_and_installs_atomically(tmp_path, monkeypatc
     assert provenance["threshold_rule"].startswith("highest threshold with validation recall")
     assert 0.0 <= provenance["rendered_test"]["roc_auc"] <= 1.0
     assert "--seed 3 --limit 24 --variants 2 --epochs 2" in provenance["command"]
+    # A rerun keeps the finished run and still reports how long its training took.
+    again = build_bundle(work=tmp_path / "work", out=tmp_path / "jet", seed=3, limit=24,
+                         variants=2, epochs=2, frames=4, size=32, verbose=0)
+    trained_for = json.loads((tmp_path / "work" / "run" / "threshold.json").read_text())
+    assert again["train_seconds"] == provenance["train_seconds"] == trained_for["train_seconds"]
+    assert trained_for["train_seconds"] > 0
     predictor = runtime.load_predictor(target)
     assert (predictor.frames, predictor.size) == (4, 32)
     # The bundle's model.keras carries weights only, not the optimiser's moments.
