@@ -727,8 +727,8 @@ def _domain(rng, frames: int, cadence_s: float, field_of_view_arcsec: float,
     log-uniform: volunteers' cutouts are often tighter, small jets sit in wide fields).
     70 % put the base point off centre (up to 20 % of the field each way, so some jets
     leave the field). Cadence: 24 s (60 %), 36 s (20 %), or a volunteer's subject, 15
-    frames at 24 s (15 %) or 36 s (5 %) each shown twice (half the window's span). A quarter pass through an
-    animation's display round trip. The jet's phase: 40 % start with the window (the
+    frames at 24 s (15 %) or 36 s (5 %) each shown twice (half the window's span). A
+    quarter pass through an animation's display round trip. The jet's phase: 40 % start with the window (the
     catalogue start), 20 % up to a quarter of a window after it, 40 % are already under
     way, ``jet_life_elapsed`` (0-0.6) of their duration gone at the first frame; the
     time-order negatives' jets draw the same phase, so phase is no class cue. A tenth
@@ -748,8 +748,8 @@ def _domain(rng, frames: int, cadence_s: float, field_of_view_arcsec: float,
     choice = rng.random()
     # A volunteer's subject is 15 frames at the data's own cadence (24 s, some 36 s), each
     # shown twice: half the span of a 30-frame window, not 15 frames 48 s apart.
-    factor = 1.0 if choice < 0.6 else 1.5 if choice < 0.8 else 1.0 if choice < 0.95 else 1.5
-    repeat = 1 if choice < 0.8 else 2
+    repeat = 2 if choice >= 0.8 else 1
+    factor = 1.5 if 0.6 <= choice < 0.8 or choice >= 0.95 else 1.0
     if repeat == 2 and frames < 4:
         factor, repeat = 1.0, 1
     phase = rng.random()
