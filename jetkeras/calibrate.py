@@ -121,8 +121,8 @@ def calibrate(
     Raises
     ------
     FileNotFoundError, FileExistsError, ValueError
-        Missing model or records, existing ``out``, a split without both classes (or
-        without jets for ``recall``), another geometry: one line naming the flag.
+        Missing model or records, existing ``out``, a split without both classes,
+        another geometry: one line naming the flag.
     """
     _cli.quiet_tensorflow()
     from sklearn.metrics import roc_auc_score
