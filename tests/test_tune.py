@@ -100,6 +100,30 @@ def test_architecture_space_maps_onto_one_config():
         grid_points(space)
 
 
+def test_projection_space_builds_the_shipped_model_at_its_first_values():
+    import keras_tuner
+    import numpy as np
+
+    from jetkeras.models import build_model
+    from jetkeras.space import apply_values, config_keys, declare
+
+    space = load_space(TUNING / "projection.json")
+    hp = keras_tuner.HyperParameters()
+    values = {spec["name"]: declare(hp, spec, config_keys())
+              for spec in space["hyperparameters"]}
+    config = apply_values(apply_values(JetConfig(), space["fixed"]), values)
+    # The first choices are the shipped recipe's: the search starts from the default.
+    shipped = JetConfig()
+    assert config.model.arch == shipped.model.arch == "projection"
+    assert config.model.widths == shipped.model.widths
+    assert config.model.members == shipped.model.members
+    assert config.train.batch_size == shipped.train.batch_size
+    assert config.train.epochs == 20 and 3e-4 <= config.train.learning_rate <= 1e-2
+    small = config.replace(data={"frames": 4, "size": 32})
+    logits = build_model(small, seed=0)(np.zeros((2, 4, 32, 32, 1), "float32"))
+    assert tuple(logits.shape) == (2, 1)
+
+
 def test_tiny_grid_expands_the_tiny_preset():
     from jetkeras.space import apply_values
 
