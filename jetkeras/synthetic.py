@@ -22,7 +22,7 @@ Viewing conditions (domain randomisation, ``randomise=True``, the default)
     of the field each way (catalogue positions are rough, and jets run out of the
     field); the cadence is 24 s (60 %) or 36 s (20 %), and a fifth are volunteers'
     subjects: 15 frames at 24 s (15 %) or 36 s (5 %), each shown twice to fill the
-    window, so they span half of it; the window catches the jet at any
+    30-frame window, so they span half of it (shorter windows hold no subjects); the window catches the jet at any
     phase of its life: 40 % of jets start with it (the catalogue start, as the seed's HEK
     windows do), 20 % up to a quarter of a window later, and 40 % are already under way
     (0-60 % of their catalogue duration has passed at the first frame: grown, still
@@ -166,6 +166,7 @@ STATIC_FRACTION = 0.1  # sequences (both classes) whose background and confusers
 FLICKER_FRACTION = 0.2  # sequences (both classes) with 5-20 % per-frame exposure flicker
 DISPLAY_FRACTION = 0.25  # sequences passed through a display stretch and 8-bit quantisation
 JET_MAX_LIFE_ELAPSED = 0.6  # jets under way: at most this much of their duration gone
+SUBJECT_FRAMES = 15  # frames of a volunteer's subject (Solar Jet Hunter's animations)
 
 _JET_COLUMNS = ("max_height", "avg_width", "duration")
 
@@ -727,8 +728,9 @@ def _domain(rng, frames: int, cadence_s: float, field_of_view_arcsec: float,
     log-uniform: volunteers' cutouts are often tighter, small jets sit in wide fields).
     70 % put the base point off centre (up to 20 % of the field each way, so some jets
     leave the field). Cadence: 24 s (60 %), 36 s (20 %), or a volunteer's subject, 15
-    frames at 24 s (15 %) or 36 s (5 %) each shown twice (half the window's span). A
-    quarter pass through an animation's display round trip. The jet's phase: 40 % start with the window (the
+    frames at 24 s (15 %) or 36 s (5 %) each shown ``frames // 15`` times (twice in the
+    30-frame window: half its span; windows under 30 frames hold no subjects and keep
+    the cadence). A quarter pass through an animation's display round trip. The jet's phase: 40 % start with the window (the
     catalogue start), 20 % up to a quarter of a window after it, 40 % are already under
     way, ``jet_life_elapsed`` (0-0.6) of their duration gone at the first frame; the
     time-order negatives' jets draw the same phase, so phase is no class cue. A tenth
@@ -748,10 +750,11 @@ def _domain(rng, frames: int, cadence_s: float, field_of_view_arcsec: float,
     choice = rng.random()
     # A volunteer's subject is 15 frames at the data's own cadence (24 s, some 36 s), each
     # shown twice: half the span of a 30-frame window, not 15 frames 48 s apart.
-    repeat = 2 if choice >= 0.8 else 1
     factor = 1.5 if 0.6 <= choice < 0.8 or choice >= 0.95 else 1.0
-    if repeat == 2 and frames < 4:
-        factor, repeat = 1.0, 1
+    # Each of a subject's frames fills frames // 15 of the window's; a window too short
+    # to show all 15 twice cannot hold a subject, so it keeps the drawn cadence.
+    repeat = frames // SUBJECT_FRAMES if choice >= 0.8 else 1
+    repeat = repeat if repeat >= 2 else 1
     phase = rng.random()
     # Real windows catch jets at any phase. Trained on windows that open with the jet,
     # the bundle kept 65 % of held-out jets one window under way, against 93 % of those

@@ -58,7 +58,7 @@ def test_shapes_dtype_times_and_meta(jet, negative):
 
 def test_viewing_conditions_vary_and_are_recorded(events):
     rows = events.iloc[list(range(0, 40)) + list(range(900, 940))]
-    cubes = list(render_events(rows, frames=8, size=32, seed=2))
+    cubes = list(render_events(rows, frames=30, size=32, seed=2))
     fields = np.array([cube.meta["field_of_view_arcsec"] for cube in cubes])
     repeats = np.array([cube.meta["frame_repeat"] for cube in cubes])
     cadences = {cube.meta["cadence_s"] for cube in cubes}
@@ -75,15 +75,19 @@ def test_viewing_conditions_vary_and_are_recorded(events):
         offsets = np.array([(datetime.fromisoformat(t) - start).total_seconds()
                             for t in cube.times])
         if cube.meta["frame_repeat"] == 2:
-            # A volunteer's subject padded to the window: 4 frames at the data's own
+            # A volunteer's subject padded to the window: 15 frames at the data's own
             # cadence, each shown twice at the same time, so it spans half the window.
             np.testing.assert_array_equal(cube.frames[0::2], cube.frames[1::2])
             np.testing.assert_allclose(
-                offsets, np.repeat(np.arange(4) * cube.meta["cadence_s"], 2), atol=1e-3)
+                offsets, np.repeat(np.arange(15) * cube.meta["cadence_s"], 2), atol=1e-3)
         else:
-            np.testing.assert_allclose(offsets, np.arange(8) * cube.meta["cadence_s"],
+            np.testing.assert_allclose(offsets, np.arange(30) * cube.meta["cadence_s"],
                                        atol=1e-3)
             assert np.abs(np.diff(cube.frames, axis=0)).mean() > 0
+    # A window too short to show a subject's 15 frames twice holds no subjects.
+    short = [cube.meta["frame_repeat"] for cube in render_events(rows, frames=8, size=32,
+                                                                  seed=2)]
+    assert set(short) == {1}
 
 
 def test_accepts_a_plain_dict_and_odd_sizes(jet):

@@ -170,12 +170,12 @@ def test_sparse_validation_is_refused_where_every_epoch_is_read():
 def test_seeded_short_training_beats_chance_on_held_out_events(tmp_path):
     from sklearn.metrics import roc_auc_score
 
-    # The shipped recipe, small: light preset, fresh renders of each training event, the
-    # patch stem taking 64 px frames to 32 px (at 32 px rendered, thin spires are diluted
-    # four-fold and 24 epochs learn little).
+    # The shipped recipe, small: the default `projection` model, fresh renders of each
+    # training event, 64 px frames (at 32 px rendered, thin spires are diluted four-fold
+    # and 24 epochs learn little). On records seeds 0, 1 and 2 it scored 0.756, 0.784 and
+    # 0.735 here; the `light` td_lstm, tested before, 0.41 to 0.76 on renderer 4.
     config = JetConfig().replace(
         data={"frames": 8, "size": 64},
-        model={**model_preset("light").__dict__, "input_pool": 2, "input_stem": "patch"},
         train={"epochs": 24, "batch_size": 8, "seed": 0, "deterministic": True})
     build_records(source="synthetic", out=tmp_path / "records", config=config, limit=240,
                   seed=0, records_per_shard=32, progress=False, variants=4)
