@@ -44,10 +44,9 @@ import numpy as np
 
 from jetkeras import _cli
 from jetkeras._files import atomic_write_text, staged_folder
+from jetkeras.records import SPLITS
 
 __all__ = ["calibrate", "main"]
-
-SPLITS = ("train", "val", "test")
 
 
 def _labelled_scores(records: Path, split: str, predictor, batch_size: int):
