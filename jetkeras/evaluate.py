@@ -14,7 +14,7 @@ The report folder (written to a temporary sibling, renamed when complete):
 ``metrics.json``            accuracy, precision, recall, f1, roc_auc, average_precision,
                             confusion_matrix ``[[tn, fp], [fn, tp]]``, threshold, count at
                             the run's threshold, the same block at 0.5 under ``at_0.5``
-``predictions.csv``         event_id, label, probability, predicted (one row per sequence)
+``predictions.csv``         one ``jetkeras-row/1`` row per sequence (``docs/rows.md``)
 ``roc.png``                 ROC curve with AUC, the operating point marked
 ``precision_recall.png``    precision versus recall with average precision
 ``threshold.png``           F1, accuracy and recall versus threshold (the seed's Figure 4)
@@ -30,9 +30,7 @@ influences it.
 from __future__ import annotations
 
 import argparse
-import csv
 import heapq
-import io
 import json
 import os
 from pathlib import Path
@@ -41,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from jetkeras import _cli
-from jetkeras._files import staged_folder
+from jetkeras._files import staged_folder, write_csv
 
 __all__ = ["SEED_TEST", "evaluate", "main"]
 
@@ -56,13 +54,14 @@ SEED_TEST = {
 
 def _collect(records, split, predictor, batch_size: int, max_gifs: int):
     """Predict a split; keep the DN frames of the ``max_gifs`` most confident errors."""
-    from jetkeras.predict import predict_records
+    from jetkeras.predict import record_rows
 
-    ids, labels, probabilities = [], [], []
+    ids, labels, probabilities, rows = [], [], [], []
     errors: list[tuple[float, int, str, int, float, np.ndarray]] = []  # min-heap
-    for record, probability in predict_records(records, split, predictor,
-                                               batch_size=batch_size):
+    for record, row in record_rows(records, split, predictor, batch_size=batch_size):
         index, event_id, label = len(ids), record["event_id"], record["label"]
+        probability = row["probability"]
+        rows.append(row)
         ids.append(event_id)
         labels.append(label)
         probabilities.append(probability)
@@ -76,7 +75,7 @@ def _collect(records, split, predictor, batch_size: int, max_gifs: int):
             elif item[0] > errors[0][0]:
                 heapq.heapreplace(errors, item)
     errors.sort(key=lambda item: -item[0])
-    return ids, np.asarray(labels, dtype=int), np.asarray(probabilities), errors
+    return ids, np.asarray(labels, dtype=int), np.asarray(probabilities), errors, rows
 
 
 def evaluate(
@@ -137,8 +136,8 @@ def evaluate(
         raise ValueError(f"--records {records}: split {split!r} holds no sequences; present: "
                          f"{sorted(s for s, v in manifest['splits'].items() if v['count'])}")
     predictor = load_predictor(run)
-    ids, labels, probabilities, errors = _collect(records, split, predictor, batch_size,
-                                                  max_gifs)
+    ids, labels, probabilities, errors, rows = _collect(records, split, predictor,
+                                                        batch_size, max_gifs)
     threshold = predictor.threshold
     metrics = classification_metrics(labels, probabilities, threshold)
     metrics["at_0.5"] = classification_metrics(labels, probabilities, 0.5)
@@ -148,24 +147,19 @@ def evaluate(
 
     with staged_folder(out) as staging:
         _write_report(staging, metrics, ids=ids, labels=labels, probabilities=probabilities,
-                      predicted=predicted, errors=errors, run=run, records=records,
+                      predicted=predicted, errors=errors, rows=rows, run=run, records=records,
                       split=split, manifest=manifest, predictor=predictor)
     return metrics
 
 
 def _write_report(folder: Path, metrics, *, ids, labels, probabilities, predicted, errors,
-                  run, records, split, manifest, predictor) -> None:
+                  rows, run, records, split, manifest, predictor) -> None:
     """Every file of the report (see the module docstring) into ``folder``."""
     from jetkeras import figures
 
     threshold = metrics["threshold"]
     (folder / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["event_id", "label", "probability", "predicted"])
-    for event_id, label, probability, guess in zip(ids, labels, probabilities, predicted):
-        writer.writerow([event_id, int(label), f"{probability:.8f}", int(guess)])
-    (folder / "predictions.csv").write_text(buffer.getvalue())
+    write_csv(folder / "predictions.csv", rows)
     figures.roc_figure(labels, probabilities, folder / "roc.png", threshold=threshold,
                        title=f"ROC, {split} split")
     figures.precision_recall_figure(labels, probabilities, folder / "precision_recall.png",

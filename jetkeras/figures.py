@@ -316,9 +316,9 @@ def timeline_figure(frames: np.ndarray, offsets_s: np.ndarray, rows: list[dict[s
     frames : numpy.ndarray
         float32 ``(T, H, W)`` in DN, the whole sequence.
     offsets_s : numpy.ndarray
-        ``(T,)`` seconds of each frame from the first.
+        ``(T,)`` seconds of each frame from the first (the model's time grid).
     rows : list of dict
-        ``start_frame``, ``probability``, ``threshold`` per window (from
+        ``start_s``, ``probability``, ``threshold`` per window (from
         :func:`jetkeras.predict.predict_timeline`).
     frames_per_window : int
         The model's window, frames (the probability is drawn at the window's centre).
@@ -333,7 +333,8 @@ def timeline_figure(frames: np.ndarray, offsets_s: np.ndarray, rows: list[dict[s
     figure = Figure(figsize=(1.3 * len(indices) + 0.6, 5.0), layout="constrained")
     grid = figure.add_gridspec(2, len(indices), height_ratios=(2.2, 1.0))
     axes = figure.add_subplot(grid[0, :])
-    starts = np.array([row["start_frame"] for row in rows])
+    # Each row's window starts at a grid frame: find it from the row's start time.
+    starts = np.searchsorted(offsets_s, [row["start_s"] for row in rows])
     centres = offsets_s[starts] + (offsets_s[starts + frames_per_window - 1]
                                    - offsets_s[starts]) / 2.0
     probabilities = np.array([row["probability"] for row in rows])

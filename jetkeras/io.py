@@ -70,6 +70,7 @@ from jetkeras.preprocess import max_pool
 
 __all__ = [
     "CUBE_FORMAT",
+    "centre_hpc",
     "FITS_SUFFIXES",
     "JetkerasWarning",
     "list_cubes",
@@ -624,14 +625,18 @@ def _check_same_shape_and_wavelength(records: list[tuple], source: str) -> None:
             )
 
 
-def _cadence_gaps(records: list[tuple], source: str, *, cadence_s: float,
+def _cadence_gaps(records: list[tuple], source: str, *, cadence_s: float | None,
                   cadence_tolerance_s: float) -> list[float]:
-    """The gaps between consecutive frames, seconds; refuses one off the cadence."""
+    """The gaps between consecutive frames, seconds; refuses two frames at one time, and
+    a gap off ``cadence_s`` (None: any cadence, for :mod:`jetkeras.conform` to place)."""
     gaps = []
     for (time_a, name_a, _, _), (time_b, name_b, _, _) in itertools.pairwise(records):
         gap = float((time_b - time_a).to_value("s"))
         gaps.append(gap)
-        if abs(gap - cadence_s) > cadence_tolerance_s:
+        if gap <= 0:
+            raise ValueError(f"{source}: expected one frame per time, received "
+                             f"{Path(name_a).name} and {Path(name_b).name} at the same time")
+        if cadence_s is not None and abs(gap - cadence_s) > cadence_tolerance_s:
             raise ValueError(
                 f"{source}: expected frames {cadence_s:g} +- {cadence_tolerance_s:g} s apart, "
                 f"received a gap of {gap:.1f} s between {Path(name_a).name} and "
@@ -676,7 +681,7 @@ def read_maps(
     *,
     frames: int | None = None,
     size: int | None = None,
-    cadence_s: float = 24.0,
+    cadence_s: float | None = 24.0,
     cadence_tolerance_s: float = 6.0,
     pool: int = 3,
     exposure_normalise: bool = False,
@@ -698,8 +703,10 @@ def read_maps(
         Required frame count T.
     size : int, optional
         Required pooled height and width in pixels.
-    cadence_s : float
-        Expected spacing of consecutive frames, seconds (the seed: 24 s).
+    cadence_s : float or None
+        Expected spacing of consecutive frames, seconds (the seed: 24 s); a gap off it by
+        more than the tolerance is refused. None accepts any spacing (``predict`` places
+        the frames on the model's grid from their times: :mod:`jetkeras.conform`).
     cadence_tolerance_s : float
         Allowed deviation from ``cadence_s``, seconds.
     pool : int
@@ -766,7 +773,7 @@ def read_fits_dir(
     *,
     frames: int | None = None,
     size: int | None = None,
-    cadence_s: float = 24.0,
+    cadence_s: float | None = 24.0,
     cadence_tolerance_s: float = 6.0,
     pool: int = 3,
     exposure_normalise: bool = False,
@@ -870,6 +877,35 @@ def to_map_sequence(cube: Cube):
 # --------------------------------------------------------------------------------------
 # The model's input
 # --------------------------------------------------------------------------------------
+
+
+def centre_hpc(cube: Cube) -> tuple[float | None, float | None]:
+    """Helioprojective x, y (arcsec) of the centre of the cube's field of view.
+
+    From the WCS keywords that :func:`read_maps` keeps in ``meta["wcs"]`` (native
+    pixels) through :class:`astropy.wcs.WCS`, at the centre of the pooled field
+    (``meta["pool"]`` native pixels per pooled pixel; floor pooling drops the trailing
+    rows and columns, so the centre is that of the kept ones). ``(None, None)`` when the
+    cube has no helioprojective WCS (the seed's npz files).
+    """
+    header = cube.meta.get("wcs") or {}
+    if not str(header.get("CTYPE1", "")).startswith("HPLN"):
+        return None, None
+    from astropy.wcs import WCS, FITSFixedWarning
+
+    pool = int(cube.meta.get("pool") or 1)
+    _, height, width = cube.frames.shape
+    with warnings.catch_warnings():
+        # CROTA2 is translated to a PC matrix, and astropy says so: expected, harmless.
+        warnings.simplefilter("ignore", FITSFixedWarning)
+        try:
+            world = WCS(dict(header))
+            x_deg, y_deg = world.pixel_to_world_values((width * pool - 1) / 2,
+                                                       (height * pool - 1) / 2)
+        except (ValueError, KeyError, TypeError):
+            return None, None
+    return float(x_deg) * 3600.0, float(y_deg) * 3600.0
+
 
 
 def _instrument_name(value) -> str:
@@ -990,8 +1026,9 @@ def read_cube(path: str | os.PathLike, **kwargs) -> Cube:
 def list_cubes(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> list[Path]:
     """Expand command-line arguments into cube paths, for ``predict``.
 
-    Each argument may be an ``.npz`` file, a directory of ``.npz`` cubes (not searched
-    recursively), or a directory holding FITS frames (that directory is ONE cube).
+    Each argument may be an ``.npz`` file, a directory holding FITS frames (that
+    directory is ONE cube), or a directory of cubes: ``.npz`` files and folders of FITS
+    frames (one event each), not searched deeper.
     Duplicates are dropped, the order is kept (npz files of a directory sorted by name).
 
     Returns
@@ -1023,11 +1060,15 @@ def list_cubes(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> list[P
         elif _has_fits(path):
             found.append(path)
         else:
+            # A folder of cubes: .npz files, and FITS event folders (one cube each, as
+            # ``build_records --fits-root`` reads them), in name order.
             cubes = sorted(child for child in path.iterdir()
-                           if child.is_file() and child.suffix.lower() == ".npz")
+                           if (child.is_file() and child.suffix.lower() == ".npz")
+                           or (child.is_dir() and _has_fits(child)))
             if not cubes:
                 raise ValueError(
-                    f"{path}: expected .npz cubes or FITS frames in this directory, found none"
+                    f"{path}: expected .npz cubes, FITS frames or folders of FITS frames "
+                    f"in this directory, found none"
                 )
             found.extend(cubes)
     unique: dict[Path, None] = dict.fromkeys(found)

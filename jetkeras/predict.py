@@ -41,9 +41,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
+import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -51,7 +51,11 @@ from typing import Any
 import numpy as np
 
 from jetkeras import _cli
-from jetkeras._files import atomic_write_text, json_default, plain, write_csv
+from jetkeras._files import atomic_write_text, json_default, write_csv
+from jetkeras.conform import ModelInput, conform
+from jetkeras.io import JetkerasWarning
+from jetkeras.quality import VETO_FLAGS, exposure_flags, format_flags, pixel_flags
+from jetkeras.rows import COLUMNS, decide, make_row, model_identity, with_event
 from jetkeras.runtime import (
     RUNTIMES,
     Predictor,
@@ -62,20 +66,18 @@ from jetkeras.runtime import (
 )
 
 __all__ = [
-    "CATALOGUE_COLUMNS",
+    "format_row",
     "format_table",
     "main",
     "predict_catalogue",
+    "predict_cube",
     "predict_cubes",
     "predict_records",
     "predict_timeline",
-    "read_for_model",
+    "prepare",
+    "read_input",
     "write_table",
 ]
-
-CATALOGUE_COLUMNS = ["sjh_ID", "SOL_event", "event_id", "date", "basepoint_X", "basepoint_Y",
-                     "label"]
-_META_COLUMNS = ("event_id", "sjh_ID", "SOL_event", "date", "basepoint_X", "basepoint_Y")
 
 
 def _predictor(model, *, threshold: float | None, jit: bool = False,
@@ -89,82 +91,176 @@ def _predictor(model, *, threshold: float | None, jit: bool = False,
 
 
 # ------------------------------------------------------------------------- the cubes
-def read_for_model(path: str | os.PathLike, predictor: Predictor, *,
-                   resample: bool = False, allow_longer: bool = False):
-    """Read one cube and bring it to the model's geometry (or refuse it).
+def read_input(source, predictor: Predictor, *, name: str | None = None):
+    """Read one cube and check it against the model's channel and unit.
 
     Parameters
     ----------
-    path : path-like
-        ``.npz`` (seed ``arr_0`` or ``jetkeras-cube/1``) or a folder of FITS frames.
+    source : path-like, Cube, sunpy.map.MapSequence, list of sunpy Maps or numpy.ndarray
+        An ``.npz`` file (seed ``arr_0`` or ``jetkeras-cube/1``), a folder of FITS frames,
+        a :class:`~jetkeras.cube.Cube`, sunpy maps (one per frame), or frames in DN
+        ``(T, H, W)`` (taken to be at the model's cadence).
     predictor : Predictor
-        Gives the expected frame count and size, and the FITS reading options.
-    resample : bool
-        Interpolate a cube of another geometry (:func:`jetkeras.preprocess.resample`)
-        instead of refusing it.
-    allow_longer : bool
-        Accept more frames than the model's window (for the timeline).
+        Gives the reading options (pooling, NaN policy, exposure unit) and the channel.
+    name : str, optional
+        What messages call the cube; default its file or source.
 
     Returns
     -------
     Cube
-        Frames float32 ``(T, S, S)`` in the model's unit: DN, or DN/s when its config
-        says ``exposure_normalise``.
+        Frames float32 ``(n, H, W)`` in the model's unit (DN, or DN/s when its config
+        says ``exposure_normalise``), with the frame times when known.
 
     Raises
     ------
     ValueError
-        Another wavelength or instrument than the model's (unless
-        ``predictor.any_channel``), another unit without exposure times, another geometry
-        without ``resample``.
+        Unreadable input, NaN/Inf under the reject policy, two frames at one time,
+        another wavelength or instrument (unless ``predictor.any_channel``), another unit
+        without exposure times: one line each.
     """
-    from jetkeras.cube import Cube
-    from jetkeras.io import match_model_input, read_cube
-    from jetkeras.preprocess import resample as resample_frames
+    from jetkeras.cube import Cube, check_frames
+    from jetkeras.io import match_model_input, read_cube, read_maps
 
     data = predictor.config.data
-    cube = read_cube(path, nan_policy=data.nan_policy, cadence_s=data.cadence_s,
-                     cadence_tolerance_s=data.cadence_tolerance_s, pool=data.pool,
-                     exposure_normalise=data.exposure_normalise)
-    cube = match_model_input(cube, wavelength_angstrom=data.wavelength_angstrom,
+    options = {"nan_policy": data.nan_policy, "cadence_s": None,
+               "cadence_tolerance_s": data.cadence_tolerance_s, "pool": data.pool,
+               "exposure_normalise": data.exposure_normalise}
+    if isinstance(source, (str, os.PathLike)):
+        cube = read_cube(source, **options)
+    elif isinstance(source, Cube):
+        cube = source
+    elif isinstance(source, np.ndarray):
+        name = name or "frames"
+        cube = Cube(frames=check_frames(source, name, nan_policy=data.nan_policy),
+                    source=name)
+    else:
+        cube = read_maps(source, source=name or "maps", **options)
+    return match_model_input(cube, wavelength_angstrom=data.wavelength_angstrom,
                              instrument=data.instrument,
                              exposure_normalise=data.exposure_normalise,
                              any_channel=predictor.any_channel, model=predictor.source)
-    count, height, width = cube.frames.shape
-    frames_ok = count == predictor.frames or (allow_longer and count > predictor.frames)
-    size_ok = (height, width) == (predictor.size, predictor.size)
-    if frames_ok and size_ok:
-        return cube
-    if not resample:
-        raise ValueError(
-            f"{path}: cube of {count} frames of {height}x{width} px, but the model "
-            f"({predictor.source}) expects {predictor.frames} frames of "
-            f"{predictor.size}x{predictor.size} px (pass --resample to interpolate)")
-    frames_out = count if (allow_longer and count > predictor.frames) else predictor.frames
-    frames = resample_frames(cube.frames, frames_out=frames_out, size_out=predictor.size)
-    meta = {**cube.meta, "resampled_from": [count, height, width]}
-    # Resampling in time changes the frame times; keep them only when T is unchanged.
-    times = cube.times if frames_out == count else None
-    return Cube(frames=frames, source=cube.source, times=times, meta=meta)
 
 
-def _row(path, cube, probability, predictor) -> dict[str, Any]:
-    row: dict[str, Any] = {"file": str(path), "probability": float(probability),
-                           "label": int(probability >= predictor.threshold),
-                           "threshold": predictor.threshold}
-    for key in _META_COLUMNS:
-        if key in cube.meta and cube.meta[key] not in (None, ""):
-            row[key] = cube.meta[key]
-    if cube.meta.get("label") in (0, 1):
-        row["true_label"] = int(cube.meta["label"])
-    if cube.times:
-        row["start_time"] = cube.times[0]
-    return row
+def prepare(source, predictor: Predictor, *, resample: bool = False,
+            name: str | None = None) -> ModelInput:
+    """Read a cube and put it on the model's time grid and field (:mod:`jetkeras.conform`).
+
+    Whenever the data are changed (interpolated in time or space, padded, cropped) one
+    :class:`~jetkeras.io.JetkerasWarning` says how, in one line naming the cube; thinning
+    a 12 s sequence to the model's 24 s keeps real frames and says nothing.
+
+    Parameters
+    ----------
+    source, predictor, name
+        As :func:`read_input`.
+    resample : bool
+        Allow zooming to the model's pixel scale, and the volunteer-subject mode for
+        half-length sequences (each frame shown twice).
+
+    Returns
+    -------
+    ModelInput
+        The frames on the model's grid, the windows that can be scored, and what was done.
+    """
+    cube = read_input(source, predictor, name=name)
+    data = predictor.config.data
+    name = name or cube.source or "cube"
+    model_input = conform(cube, frames=predictor.frames, size=predictor.size,
+                          cadence_s=data.cadence_s,
+                          cadence_tolerance_s=data.cadence_tolerance_s,
+                          pixel_scale_arcsec=data.field_of_view_arcsec / predictor.size,
+                          resample=resample, name=name)
+    if model_input.changes:
+        warnings.warn(f"{name}: {'; '.join(model_input.changes)}", JetkerasWarning,
+                      stacklevel=2)
+    return model_input
+
+
+def _window_probabilities(inputs: list[ModelInput], predictor: Predictor,
+                          batch_size: int) -> list[np.ndarray]:
+    """Probability of every scorable window of every input, ``batch_size`` at a time."""
+    windows = [(number, start) for number, model_input in enumerate(inputs)
+               for start in model_input.starts]
+    probabilities = np.empty(len(windows), dtype=np.float64)
+    for first in range(0, len(windows), batch_size):
+        part = windows[first:first + batch_size]
+        stack = np.stack([inputs[number].window(start, predictor.frames)
+                          for number, start in part])
+        probabilities[first:first + len(part)] = predictor.predict_proba(
+            stack, batch_size=batch_size)
+    split = np.cumsum([len(model_input.starts) for model_input in inputs])[:-1]
+    return np.split(probabilities, split)
+
+
+def _cube_flags(cube, predictor: Predictor) -> list[str]:
+    """Flags of the whole cube: its exposure times, and a channel accepted on request."""
+    data = predictor.config.data
+    flags = exposure_flags(cube.meta.get("exposure_s"))
+    recorded = cube.meta.get("wavelength_angstrom")
+    instrument = str(cube.meta.get("instrument") or "")
+    if (recorded not in (None, "")
+            and abs(float(recorded) - float(data.wavelength_angstrom)) > 0.5) or (
+            instrument and not instrument.upper().startswith(data.instrument.upper())):
+        flags.append("wrong_channel")
+    return flags
+
+
+def _to_dn(cube, predictor: Predictor) -> float | None:
+    """What turns the model's unit into DN for the range checks (None: unknown)."""
+    if not predictor.config.data.exposure_normalise:
+        return 1.0
+    exposures = [e for e in (cube.meta.get("exposure_s") or [])
+                 if isinstance(e, (int, float)) and e > 0]
+    return float(np.median(exposures)) if exposures else None
+
+
+def _window_rows(model_input: ModelInput, probabilities: np.ndarray,
+                 predictor: Predictor, *, file: str) -> list[dict[str, Any]]:
+    """One row per scored window of ``model_input`` (the timeline)."""
+    from jetkeras.io import centre_hpc
+
+    cube = model_input.cube
+    hpc_x, hpc_y = centre_hpc(cube)
+    cube_flags = _cube_flags(cube, predictor)
+    to_dn = _to_dn(cube, predictor)
+    clip_dn = float(predictor.normalisation.get("clip_dn", predictor.config.data.clip_dn))
+    common = {
+        "file": file, "windows": len(model_input.starts),
+        "cadence_s": model_input.cadence_s,
+        "wavelength": cube.meta.get("wavelength_angstrom"), "hpc_x": hpc_x, "hpc_y": hpc_y,
+        "threshold": predictor.threshold, "model": model_identity(predictor.source),
+        "runtime": predictor.runtime,
+    }
+    common = with_event(cube.meta, common)
+    rows = []
+    for number, (start, probability, flags) in enumerate(
+            zip(model_input.starts, probabilities, model_input.window_flags)):
+        frames = model_input.window(start, predictor.frames)
+        flags = set(flags) | set(cube_flags) | set(
+            pixel_flags(frames, clip_dn=clip_dn, to_dn=to_dn))
+        start_s = float(model_input.offsets_s[start])
+        end_s = float(model_input.offsets_s[start + predictor.frames - 1])
+        rows.append(make_row(
+            **common, window=number, start_s=start_s,
+            start_time=model_input.time_at(start_s) or None,
+            end_time=model_input.time_at(end_s) or None,
+            probability=float(probability),
+            predicted=decide(float(probability), predictor.threshold, flags),
+            quality=format_flags(flags),
+            resampled=int(bool({"resampled_time", "resampled_space"} & flags))))
+    return rows
+
+
+def _summary_row(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The row of a whole cube: its highest-scoring window that no veto flag rules out
+    (else its highest-scoring window)."""
+    allowed = [row for row in rows if not VETO_FLAGS.intersection(row["quality"].split(";"))]
+    return max(allowed or rows, key=lambda row: row["probability"])
 
 
 def _predict_paths(paths: list[Path], predictor: Predictor, *, batch_size: int,
                    resample: bool, progress: bool) -> list[dict[str, Any]]:
-    """Read cubes ``batch_size`` at a time and predict each batch."""
+    """Read cubes ``batch_size`` at a time and predict each batch: one row per cube."""
     from tqdm.auto import tqdm
 
     rows = []
@@ -173,13 +269,56 @@ def _predict_paths(paths: list[Path], predictor: Predictor, *, batch_size: int,
     with bar:
         for start in range(0, len(paths), batch_size):
             chunk = paths[start:start + batch_size]
-            cubes = [read_for_model(path, predictor, resample=resample) for path in chunk]
-            probabilities = predictor.predict_proba(np.stack([c.frames for c in cubes]),
-                                                    batch_size=batch_size)
-            rows.extend(_row(path, cube, probability, predictor)
-                        for path, cube, probability in zip(chunk, cubes, probabilities))
+            inputs = [prepare(path, predictor, resample=resample) for path in chunk]
+            probabilities = _window_probabilities(inputs, predictor, batch_size)
+            rows.extend(_summary_row(_window_rows(model_input, scores, predictor,
+                                                  file=str(path)))
+                        for path, model_input, scores in zip(chunk, inputs, probabilities))
             bar.update(len(chunk))
     return rows
+
+
+def predict_cube(source, *, model: str | os.PathLike | Predictor | None = None,
+                 threshold: float | None = None, resample: bool = False,
+                 runtime: str = "auto", any_channel: bool = False) -> dict[str, Any]:
+    """The row of one cube: the Python API of ``python -m jetkeras.predict CUBE``.
+
+    The same reading, checks, time grid, flags and row as the command, for a file, a
+    FITS folder, a :class:`~jetkeras.cube.Cube`, sunpy maps or an array of frames in DN::
+
+        >>> import sunpy.map, jetkeras                                   # doctest: +SKIP
+        >>> maps = sunpy.map.Map("aia304/*.fits", sequence=True)         # doctest: +SKIP
+        >>> jetkeras.predict_cube(maps)["probability"]                   # doctest: +SKIP
+
+    Parameters
+    ----------
+    source : path-like, Cube, sunpy maps or numpy.ndarray
+        See :func:`read_input`.
+    model : path-like or Predictor, optional
+        Run folder, exported SavedModel folder or loaded Predictor; default the bundled
+        model.
+    threshold : float, optional
+        Decision threshold in [0, 1]; default the model's.
+    resample : bool
+        See :func:`prepare`.
+    runtime, any_channel
+        See :func:`jetkeras.runtime.load_predictor`.
+
+    Returns
+    -------
+    dict
+        One ``jetkeras-row/1`` row (:mod:`jetkeras.rows`): the cube's highest-scoring
+        window, with ``windows`` saying how many it holds.
+    """
+    check_threshold(threshold)
+    predictor = _predictor(resolve_model(model) if not isinstance(model, Predictor)
+                           else model, threshold=threshold, runtime=runtime,
+                           any_channel=any_channel)
+    name = str(source) if isinstance(source, (str, os.PathLike)) else None
+    model_input = prepare(source, predictor, resample=resample, name=name)
+    [probabilities] = _window_probabilities([model_input], predictor, batch_size=16)
+    return _summary_row(_window_rows(model_input, probabilities, predictor,
+                                     file=name or model_input.cube.source))
 
 
 def _check_out(out) -> Path | None:
@@ -232,9 +371,9 @@ def predict_cubes(
     Returns
     -------
     list of dict
-        One per cube: ``file``, ``probability`` (float in [0, 1]), ``label`` (0/1 at the
-        threshold), ``threshold``, and ``event_id``, ``sjh_ID``, ``SOL_event``, ``date``,
-        ``true_label``, ``start_time`` when the cube knows them.
+        One ``jetkeras-row/1`` row per cube (:mod:`jetkeras.rows`, ``docs/rows.md``):
+        its highest-scoring window, ``predicted`` the model's call at the threshold,
+        ``quality`` its flags, ``label`` the truth only when the cube records one.
     """
     from jetkeras.io import list_cubes
 
@@ -270,17 +409,33 @@ def write_table(rows: list[dict[str, Any]], out: str | os.PathLike) -> Path:
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
-    """A plain-text table: file, probability, label at threshold, threshold."""
+    """A plain-text table: file (or event), probability, the model's call, threshold,
+    quality flags and, where one exists, the truth."""
     if not rows:
         return "(no predictions)"
-    name_width = max(4, *(len(str(row.get("file", row.get("event_id", "")))) for row in rows))
-    lines = [f"{'file':<{name_width}}  probability  label  threshold"]
-    for row in rows:
-        name = str(row.get("file", row.get("event_id", "")))
-        label = "jet" if row["label"] == 1 else "no jet"
-        lines.append(f"{name:<{name_width}}  {row['probability']:11.4f}  {label:<6} "
-                     f"{row['threshold']:9.3f}")
+    names = [str(row.get("file") or row.get("event_id") or "") for row in rows]
+    name_width = max(4, *(len(name) for name in names))
+    truth = any(row.get("label") in (0, 1) for row in rows)
+    lines = [f"{'file':<{name_width}}  probability  predicted  threshold  "
+             + ("truth   " if truth else "") + "quality"]
+    for name, row in zip(names, rows):
+        call = "jet" if row["predicted"] == 1 else "no jet"
+        known = {1: "jet", 0: "no jet"}.get(row.get("label"), "")
+        lines.append(f"{name:<{name_width}}  {row['probability']:11.4f}  {call:<9}  "
+                     f"{row['threshold']:9.3f}  " + (f"{known:<6}  " if truth else "")
+                     + (row.get("quality") or ""))
     return "\n".join(lines)
+
+
+def format_row(row: dict[str, Any]) -> str:
+    """One row as ``column: value`` lines, the columns with a value only."""
+    width = max(len(column) for column in COLUMNS)
+    return "\n".join(f"{column:<{width}}  {_shown(row[column])}" for column in COLUMNS
+                     if row.get(column) not in (None, ""))
+
+
+def _shown(value) -> str:
+    return f"{value:.6g}" if isinstance(value, float) else str(value)
 
 
 # ------------------------------------------------------------------------- records
@@ -353,40 +508,25 @@ def _catalogue_items(catalogue, cubes_root) -> list[dict[str, Any]]:
     return items.to_dict("records")
 
 
-def _catalogue_row(item: dict[str, Any], probability: float, threshold: float):
-    row = {}
-    for key in CATALOGUE_COLUMNS:
-        value = item.get(key, "")
-        if isinstance(value, float) and math.isnan(value):
-            value = ""
-        row[key] = plain(value)
-    row["probability"] = float(probability)
-    row["predicted"] = int(probability >= threshold)
-    row["threshold"] = float(threshold)
-    return row
-
-
 _WORKER_PREDICTORS: dict[tuple, Predictor] = {}
 
 
 def _predict_chunk(model_path: str, threshold, paths: list[str], batch_size: int,
                    resample: bool, runtime: str = "auto", jit: bool = False,
-                   any_channel: bool = False) -> list[float]:
-    """One Dask task: probabilities of a chunk of cubes (the model is loaded once per worker)."""
+                   any_channel: bool = False) -> list[dict[str, Any]]:
+    """One Dask task: the rows of a chunk of cubes (the model is loaded once per worker)."""
     key = (model_path, threshold, runtime, jit, any_channel)
     if key not in _WORKER_PREDICTORS:
         _WORKER_PREDICTORS[key] = load_predictor(model_path, threshold=threshold,
                                                  runtime=runtime, jit=jit,
                                                  any_channel=any_channel)
     predictor = _WORKER_PREDICTORS[key]
-    rows = _predict_paths([Path(p) for p in paths], predictor, batch_size=batch_size,
+    return _predict_paths([Path(p) for p in paths], predictor, batch_size=batch_size,
                           resample=resample, progress=False)
-    return [row["probability"] for row in rows]
 
 
-def _dask_probabilities(paths, *, model, threshold, batch_size, resample, workers,
-                        scheduler, progress, runtime="auto", jit=False,
-                        any_channel=False) -> list[float]:
+def _dask_rows(paths, *, model, threshold, batch_size, resample, workers, scheduler,
+               progress, runtime="auto", jit=False, any_channel=False) -> list[dict]:
     """Predict chunks of cubes on a Dask cluster (a LocalCluster of ``workers`` processes)."""
     from dask.distributed import Client, LocalCluster, as_completed
     from tqdm.auto import tqdm
@@ -406,7 +546,7 @@ def _dask_probabilities(paths, *, model, threshold, batch_size, resample, worker
                                  any_channel, pure=False)
                    for part in chunks]
         index = {future.key: number for number, future in enumerate(futures)}
-        results: list[list[float] | None] = [None] * len(futures)
+        results: list[list[dict] | None] = [None] * len(futures)
         with tqdm(total=len(paths), unit="cube", desc="predict", file=sys.stderr,
                   disable=not progress) as bar:
             for future in as_completed(futures):
@@ -417,7 +557,7 @@ def _dask_probabilities(paths, *, model, threshold, batch_size, resample, worker
         client.close()
         if cluster is not None:
             cluster.close()
-    return [probability for part in results for probability in part]
+    return [row for part in results for row in part]
 
 
 def predict_catalogue(
@@ -485,22 +625,16 @@ def predict_catalogue(
         items = _catalogue_items(catalogue, cubes)
         paths = [Path(item["path"]) for item in items]
         if workers > 1 or scheduler:
-            probabilities = _dask_probabilities(
+            cube_rows = _dask_rows(
                 paths, model=model, threshold=threshold, batch_size=batch_size,
                 resample=resample, workers=workers, scheduler=scheduler, progress=progress,
                 runtime=runtime, jit=jit, any_channel=any_channel)
-            from jetkeras.runs import stored_threshold
-
-            decided_at = stored_threshold(model) if threshold is None else threshold
         else:
             predictor = load_predictor(model, threshold=threshold, jit=jit, runtime=runtime,
-                           any_channel=any_channel)
-            probabilities = [row["probability"] for row in _predict_paths(
-                paths, predictor, batch_size=batch_size, resample=resample,
-                progress=progress)]
-            decided_at = predictor.threshold
-        rows = [_catalogue_row(item, probability, decided_at)
-                for item, probability in zip(items, probabilities)]
+                                       any_channel=any_channel)
+            cube_rows = _predict_paths(paths, predictor, batch_size=batch_size,
+                                       resample=resample, progress=progress)
+        rows = [with_event(item, row) for item, row in zip(items, cube_rows)]
     if out is not None:
         write_table(rows, out)
     return rows
@@ -512,14 +646,39 @@ def _records_rows(records, split, *, model, threshold, batch_size, catalogue, ji
     from jetkeras.catalogue import read_table
 
     predictor = load_predictor(model, threshold=threshold, jit=jit, runtime=runtime,
-                           any_channel=any_channel)
+                               any_channel=any_channel)
     events = read_table(catalogue)
     by_id = {str(event["event_id"]): event for event in events.to_dict("records")}
-    return [_catalogue_row({**by_id.get(record["event_id"], {}),
-                            "event_id": record["event_id"], "label": record["label"]},
-                           probability, predictor.threshold)
-            for record, probability in predict_records(records, split, predictor,
-                                                       batch_size=batch_size)]
+    return [with_event({**by_id.get(record["event_id"], {}),
+                            "event_id": record["event_id"], "label": record["label"]}, row)
+            for record, row in record_rows(records, split, predictor,
+                                           batch_size=batch_size)]
+
+
+def record_rows(records: str | os.PathLike, split: str, predictor: Predictor, *,
+                batch_size: int = 16) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+    """:func:`predict_records` as ``jetkeras-row/1`` rows: the one row of a records
+    sequence, for ``predict --records`` and ``evaluate``.
+
+    Yields
+    ------
+    record : dict
+        As :func:`predict_records`.
+    row : dict
+        Its row: ``file`` ``RECORDS[split]``, ``event_id``, ``label`` (the records'
+        truth), ``probability``, ``predicted``, ``quality`` (pixel flags).
+    """
+    clip_dn = float(predictor.normalisation.get("clip_dn", predictor.config.data.clip_dn))
+    common = {"file": f"{records}[{split}]", "window": 0, "windows": 1, "start_s": 0.0,
+              "threshold": predictor.threshold, "model": model_identity(predictor.source),
+              "runtime": predictor.runtime}
+    for record, probability in predict_records(records, split, predictor,
+                                               batch_size=batch_size):
+        flags = pixel_flags(record["frames"], clip_dn=clip_dn)
+        yield record, make_row(
+            **common, event_id=str(record["event_id"]), probability=probability,
+            predicted=decide(probability, predictor.threshold, flags),
+            quality=format_flags(flags), resampled=0, label=int(record["label"]))
 
 
 # ------------------------------------------------------------------------- timeline
@@ -557,10 +716,10 @@ def predict_timeline(
     Returns
     -------
     list of dict
-        ``window``, ``start_frame``, ``end_frame`` (inclusive), ``start_time`` and
-        ``end_time`` (ISO UTC, when the cube has times), ``start_s`` (seconds from the
-        first frame: measured, or ``start_frame * cadence_s``), ``probability``,
-        ``label``, ``threshold``.
+        One ``jetkeras-row/1`` row per window (:mod:`jetkeras.rows`), in time order:
+        ``window``, ``start_s`` (seconds from the first frame, on the model's time
+        grid), ``start_time`` and ``end_time`` (ISO UTC, when the cube has times),
+        ``probability``, ``predicted``, ``quality``...
     """
     from jetkeras.figures import timeline_figure
 
@@ -570,43 +729,17 @@ def predict_timeline(
     out = _check_out(out)
     predictor = _predictor(model, threshold=threshold, jit=jit, runtime=runtime,
                            any_channel=any_channel)
-    sequence = read_for_model(cube, predictor, resample=resample, allow_longer=True)
-    count = sequence.frames.shape[0]
-    starts = list(range(0, count - predictor.frames + 1, stride))
-    windows = np.stack([sequence.frames[s:s + predictor.frames] for s in starts])
-    probabilities = predictor.predict_proba(windows, batch_size=batch_size)
-    offsets = _offsets_s(sequence, predictor.config.data.cadence_s)
-    rows = []
-    for number, (start, probability) in enumerate(zip(starts, probabilities)):
-        end = start + predictor.frames - 1
-        rows.append({
-            "window": number, "start_frame": start, "end_frame": end,
-            "start_time": sequence.times[start] if sequence.times else "",
-            "end_time": sequence.times[end] if sequence.times else "",
-            "start_s": float(offsets[start]), "probability": float(probability),
-            "label": int(probability >= predictor.threshold),
-            "threshold": predictor.threshold,
-        })
-    figure_path = out.with_suffix(".png")
-    timeline_figure(sequence.frames, offsets, rows, figure_path,
+    model_input = prepare(cube, predictor, resample=resample)
+    model_input.starts = model_input.starts[::stride]
+    model_input.window_flags = model_input.window_flags[::stride]
+    [probabilities] = _window_probabilities([model_input], predictor, batch_size)
+    rows = _window_rows(model_input, probabilities, predictor, file=str(cube))
+    timeline_figure(model_input.frames, model_input.offsets_s, rows, out.with_suffix(".png"),
                     frames_per_window=predictor.frames,
                     title=f"{Path(cube).name}: window of {predictor.frames} frames, "
                           f"stride {stride}")
     write_table(rows, out)
     return rows
-
-
-def _offsets_s(cube, cadence_s: float) -> np.ndarray:
-    """Seconds from the first frame: from the frame times, else frame index x cadence."""
-    if cube.times:
-        from datetime import datetime
-
-        try:
-            moments = [datetime.fromisoformat(str(t).rstrip("Z")) for t in cube.times]
-            return np.array([(m - moments[0]).total_seconds() for m in moments])
-        except ValueError:
-            pass
-    return np.arange(cube.frames.shape[0]) * float(cadence_s)
 
 
 # ------------------------------------------------------------------------- CLI
@@ -723,9 +856,10 @@ def main(argv: list[str] | None = None) -> int:
             rows = predict_timeline(cube=args.timeline, stride=args.stride, out=out,
                                     resample=args.resample, **common)
             if not args.quiet:
-                best = max(rows, key=lambda row: row["probability"])
-                print(f"{len(rows)} windows; highest probability {best['probability']:.4f} at "
-                      f"frame {best['start_frame']}; wrote {out}")
+                best = _summary_row(rows)
+                print(f"{len(rows)} windows; highest probability {best['probability']:.4f} "
+                      f"in the window starting {best['start_time'] or ''} "
+                      f"(+{best['start_s']:g} s); wrote {out}")
             return
         if mode == "catalogue":
             rows = predict_catalogue(catalogue=args.catalogue, cubes=args.cubes_root,
@@ -737,12 +871,13 @@ def main(argv: list[str] | None = None) -> int:
             rows = predict_cubes(cubes=args.cubes, out=args.out, resample=args.resample,
                                  progress=not args.quiet, **common)
         if not args.quiet:
-            print(format_table(rows))
+            print(format_row(rows[0]) if len(rows) == 1 else format_table(rows))
 
     # Predictions are written once every cube is scored: an interrupt keeps none.
-    return _cli.run_main(run, "predict", resume=_cli.resume_command("predict", argv),
-                         kept="nothing written (predictions are written when all cubes "
-                              "are scored)")
+    with _cli.one_line_warnings("predict"):
+        return _cli.run_main(run, "predict", resume=_cli.resume_command("predict", argv),
+                             kept="nothing written (predictions are written when all "
+                                  "cubes are scored)")
 
 
 if __name__ == "__main__":

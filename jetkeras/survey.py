@@ -61,13 +61,17 @@ import pandas as pd
 
 from jetkeras import _cli
 from jetkeras._files import atomic_write_text, read_format_json
+from jetkeras.rows import COLUMNS, ROW_SCHEMA, with_event
 
 __all__ = ["SURVEY_FORMAT", "main", "survey"]
 
 SURVEY_FORMAT = "jetkeras-survey/1"
 SETTINGS_FILE = "survey.json"
 PREDICTIONS_FILE = "predictions.csv"
-PREDICTION_COLUMNS = ["event_id", "probability", "predicted", "threshold"]
+# predictions.csv holds one jetkeras-row/1 row per event; a folder written before the
+# schema (these four columns only) is read with the other columns empty.
+PREDICTION_COLUMNS = list(COLUMNS)
+_LEGACY_COLUMNS = ["event_id", "probability", "predicted", "threshold"]
 
 
 # --------------------------------------------------------------------------------------
@@ -105,10 +109,11 @@ def _read_predictions(path: Path) -> pd.DataFrame:
         raise ValueError(f"{path}: expected the survey's predictions CSV, received an "
                          f"unreadable file ({type(error).__name__}); delete it to predict "
                          f"again") from None
-    missing = [column for column in PREDICTION_COLUMNS if column not in table.columns]
+    missing = [column for column in _LEGACY_COLUMNS if column not in table.columns]
     if missing:
-        raise ValueError(f"{path}: expected columns {PREDICTION_COLUMNS}, missing {missing}")
-    return table[PREDICTION_COLUMNS]
+        raise ValueError(f"{path}: expected the columns of {ROW_SCHEMA} (docs/rows.md), "
+                         f"missing {missing}")
+    return table.reindex(columns=PREDICTION_COLUMNS)
 
 
 # --------------------------------------------------------------------------------------
@@ -190,17 +195,12 @@ def _predict_todo(todo, done, *, path, out, predictor, model_path, threshold, ch
                                          scheduler=scheduler, progress=False)
             finally:
                 catalogue.unlink(missing_ok=True)
-            new = pd.DataFrame([{"event_id": str(row["event_id"]),
-                                 "probability": row["probability"],
-                                 "predicted": row["predicted"], "threshold": row["threshold"]}
-                                for row in rows], columns=PREDICTION_COLUMNS)
+            new = pd.DataFrame(rows, columns=PREDICTION_COLUMNS)
         else:
             rows = predict_cubes(cubes=[event["cube"] for event in part], model=predictor,
                                  batch_size=batch_size, resample=resample, progress=False)
-            new = pd.DataFrame([{"event_id": event["event_id"],
-                                 "probability": row["probability"], "predicted": row["label"],
-                                 "threshold": row["threshold"]}
-                                for event, row in zip(part, rows)], columns=PREDICTION_COLUMNS)
+            new = pd.DataFrame([with_event(event, row) for event, row in zip(part, rows)],
+                               columns=PREDICTION_COLUMNS)
         tables.append(new)
         table = pd.concat([t for t in tables if len(t)], ignore_index=True)
         atomic_write_text(path, table.to_csv(index=False))
@@ -219,12 +219,12 @@ def _events_table(events: pd.DataFrame, fetched: pd.DataFrame,
     table["fetch_status"] = table["event_id"].map(status["status"]).fillna("not fetched")
     table["fetch_error"] = table["event_id"].map(status["error"]).fillna("")
     by_id = predictions.drop_duplicates("event_id").set_index("event_id")
-    table["probability"] = table["event_id"].map(by_id["probability"])
-    table["threshold"] = table["event_id"].map(by_id["threshold"])
-    predicted = table["event_id"].map(by_id["predicted"])
-    table["predicted"] = predicted.map(lambda v: "" if pd.isna(v) else int(v))
-    table["predicted_label"] = predicted.map(
-        lambda v: "" if pd.isna(v) else ("jet" if int(v) == 1 else "no jet"))
+    # The row's columns the event table lacks (its own catalogue columns win; no label:
+    # a HEK event list holds no truth).
+    for column in PREDICTION_COLUMNS:
+        if column not in table.columns and column not in ("event_id", "label"):
+            table[column] = table["event_id"].map(by_id[column])
+    table["predicted"] = table["predicted"].map(lambda v: "" if pd.isna(v) else int(v))
     return table
 
 
@@ -270,7 +270,7 @@ def _draw_gallery(selection, *, out, folder, name, title, advance) -> dict[str, 
     for rank, event in enumerate(selection.to_dict("records"), start=1):
         cube = read_npz(out / "cubes" / f"{event['event_id']}.npz")
         caption = (f"#{rank} {event['event_id']}  P={event['probability']:.3f} "
-                   f"({event['predicted_label']})")
+                   f"({'jet' if event['predicted'] == 1 else 'no jet'})")
         gif = folder / f"{rank:02d}_{event['event_id']}.gif"
         sequence_gif(cube.frames, gif, title=caption, times=cube.times)
         wanted.add(gif.name)
@@ -299,7 +299,7 @@ def _markdown_table(selection: pd.DataFrame, gifs: dict[str, str]) -> str:
         lines.append(
             f"| {rank} | {event['SOL_event'] or event['event_id']} | {event['date'][:19]} | "
             f"({event['basepoint_X']:.0f}, {event['basepoint_Y']:.0f}) | "
-            f"{event['probability']:.3f} | {event['predicted_label']} | "
+            f"{event['probability']:.3f} | {'jet' if event['predicted'] == 1 else 'no jet'} | "
             f"[gif]({gifs.get(event['event_id'], '')}) |")
     return "\n".join(lines) + "\n"
 

@@ -162,6 +162,9 @@ RENDERER_VERSION = 4  # 2: spires, spicule forest, max-pooled noise, domain rand
 # 3: jets caught at any phase of their life; 4: volunteers' subjects at their own cadence
 SCRAMBLED_FRACTION = 0.2  # negatives: a jet scene with its frames in random order
 FROZEN_FRACTION = 0.1  # negatives: a jet scene with one frame held
+# Half the renders zoom their field of view by a log-uniform factor in this range, so a
+# model trained on them has seen pixel scales from 0.4 to 1.6 times its nominal one.
+ZOOM_RANGE = (0.4, 1.6)
 STATIC_FRACTION = 0.1  # sequences (both classes) whose background and confusers are held
 FLICKER_FRACTION = 0.2  # sequences (both classes) with 5-20 % per-frame exposure flicker
 DISPLAY_FRACTION = 0.25  # sequences passed through a display stretch and 8-bit quantisation
@@ -743,8 +746,8 @@ def _domain(rng, frames: int, cadence_s: float, field_of_view_arcsec: float,
                "flicker": False}
     if not randomise:
         return nominal
-    zoom = 1.0 if rng.random() < 0.5 else float(np.exp(rng.uniform(math.log(0.4),
-                                                                    math.log(1.6))))
+    zoom = 1.0 if rng.random() < 0.5 else float(np.exp(rng.uniform(
+        math.log(ZOOM_RANGE[0]), math.log(ZOOM_RANGE[1]))))
     field_of_view = float(field_of_view_arcsec) * zoom
     shift = rng.uniform(-0.2, 0.2, 2) * field_of_view if rng.random() < 0.7 else np.zeros(2)
     choice = rng.random()

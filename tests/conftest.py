@@ -215,6 +215,9 @@ def seed_npz_root(make_seed_npz_root):
     return make_seed_npz_root()
 
 
+TINY_FIELD_OF_VIEW_ARCSEC = 57.6
+
+
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory):
     """A finished run folder of the tiny preset: 24 synthetic sequences of 4 frames of 32x32.
@@ -227,7 +230,10 @@ def tiny_run(tmp_path_factory):
     from jetkeras.train import train
 
     root = tmp_path_factory.mktemp("tiny_run")
-    config = JetConfig().replace(data={"frames": 4, "size": 32},
+    # 57.6" over 32 px is 1.8" per pixel, the seed's pooled AIA scale: the real-AIA FITS
+    # fixtures (96 native px, pooled 3x3) then reach the model at its own scale.
+    config = JetConfig().replace(data={"frames": 4, "size": 32,
+                                       "field_of_view_arcsec": TINY_FIELD_OF_VIEW_ARCSEC},
                                  model=model_preset("tiny").__dict__,
                                  train={"epochs": 1, "batch_size": 4})
     build_records(source="synthetic", out=root / "records", config=config, limit=24, seed=0)

@@ -379,9 +379,12 @@ def test_list_cubes_expands_arguments(aia_fits_dir, seed_npz_root, tmp_path):
     found = list_cubes([data0, aia_fits_dir, single, single])
     assert found == [data0 / "0.npz", data0 / "1.npz", aia_fits_dir, single]
     assert list_cubes(str(single)) == [single]
+    # A root of FITS event folders (as build_records --fits-root reads): one cube each.
+    assert list_cubes([aia_fits_dir.parent]) == [aia_fits_dir]
     (tmp_path / "nothing").mkdir()
-    with pytest.raises(ValueError, match=r"nothing: expected \.npz cubes or FITS frames in this "
-                                         r"directory, found none"):
+    with pytest.raises(ValueError, match=r"nothing: expected \.npz cubes, FITS frames or "
+                                         r"folders of FITS frames in this directory, found "
+                                         r"none"):
         list_cubes([tmp_path / "nothing"])
     with pytest.raises(FileNotFoundError, match=r"ghost\.npz: cube not found"):
         list_cubes([tmp_path / "ghost.npz"])

@@ -7,6 +7,7 @@ import zlib
 import pandas as pd
 import pytest
 
+from jetkeras.rows import COLUMNS, model_identity
 from jetkeras.survey import main, survey
 
 EMAIL = "jets@example.org"
@@ -94,8 +95,11 @@ def test_survey_end_to_end_with_interruptions(tiny_run, fits_sources, recorded_h
     assert events["probability"].between(0, 1).all()
     threshold = json.loads((tiny_run["run"] / "threshold.json").read_text())["threshold"]
     assert (events["predicted"] == (events["probability"] >= threshold).astype(int)).all()
-    assert set(events["predicted_label"]) <= {"jet", "no jet"}
-    assert "label" not in events.columns  # no truth here: HEK events are unclassified
+    # Every column of the row schema but label: no truth here, HEK events are unclassified.
+    assert "label" not in events.columns
+    assert set(COLUMNS) - {"label"} <= set(events.columns)
+    assert list(predictions.columns) == list(COLUMNS)
+    assert set(events["model"]) == {model_identity(tiny_run["run"])}
 
     # The pictures and the report.
     assert (out / "timeline.png").stat().st_size > 10_000
@@ -171,7 +175,7 @@ def test_survey_on_dask_agrees_with_one_process(tiny_run, fits_sources, recorded
     assert [row["event_id"] for row in rows] == one["events"]["event_id"].tolist()
     assert [row["probability"] for row in rows] == pytest.approx(
         one["events"]["probability"].tolist(), abs=1e-6)
-    assert {row["label"] for row in rows} == {""}  # unclassified, not a 0
+    assert {row["label"] for row in rows} == {None}  # unclassified, not a 0
 
 
 def test_bad_flags_are_refused_before_the_folder_is_pinned(tiny_run, tmp_path, capsys,
