@@ -59,3 +59,22 @@ def test_catalogue_docstring_names_functions_that_exist():
     for name in re.findall(r":func:`(\w+)`", catalogue.__doc__):
         assert callable(getattr(catalogue, name, None)), name
     assert "times(frame)" not in catalogue.__doc__
+
+
+def _markdown_table(text: str, heading: str) -> dict[str, str]:
+    """``| `name` | meaning |`` rows of the table under ``## heading``."""
+    section = text.split(f"## {heading}\n", 1)[1].split("\n## ", 1)[0]
+    return dict(re.findall(r"^\| `([^`]+)` \| (.*) \|$", section, re.M))
+
+
+def test_rows_doc_lists_every_column_and_flag_as_the_code_defines_them():
+    from jetkeras.quality import FLAGS
+    from jetkeras.rows import COLUMNS, ROW_SCHEMA
+
+    text = (ROOT / "docs" / "rows.md").read_text()
+    assert f"`{ROW_SCHEMA}`" in text.splitlines()[0]
+    assert _markdown_table(text, "Columns") == COLUMNS
+    assert _markdown_table(text, "Quality flags") == FLAGS
+    card = (ROOT / "docs" / "model_card.md").read_text()
+    assert "docs/rows.md" in card or "rows.md" in card
+    assert all(f"`{flag}`" in card for flag in FLAGS)
