@@ -12,9 +12,15 @@ anyone can reproduce it:
    split: the highest threshold whose validation recall reaches ``--target-recall``
    (a survey should miss few jets; a physicist vets the candidates by eye);
 3. score the held-out rendered test split;
-4. copy what inference needs (``model.tflite``, ``model.keras``, ``config.json``,
-   ``normalisation.json``, ``threshold.json``) and a ``bundle.json`` of provenance and
-   figures into ``--out``, atomically; ``--install`` then replaces ``jetkeras/bundled``.
+4. copy what inference needs (``model.keras``, ``config.json``, ``normalisation.json``,
+   ``threshold.json``), write ``model.tflite`` from the weights (frames in DN: the
+   training clip and standardisation inside the graph) with ``litert.json`` saying so,
+   and a ``bundle.json`` of provenance and figures into ``--out``, atomically;
+   ``--install`` then replaces ``jetkeras/bundled``.
+
+``--relite`` trains nothing: it rewrites a bundle folder's ``model.tflite`` and
+``litert.json`` from its ``model.keras`` (the weights unchanged), e.g. to move the
+shipped model to the DN-in graph (:func:`relite`).
 
 The model is trained on synthetic renders only (:mod:`jetkeras.synthetic`); nothing here
 reads the real-jet validation set. ``docs/model_card.md`` says what it is and is not.
@@ -25,6 +31,7 @@ Examples
 
     python -m jetkeras.bundle --work bundle_work --out bundle_work/jet304 --seed 0
     python -m jetkeras.bundle --work bundle_work --out bundle_work/jet304 --install
+    python -m jetkeras.bundle --relite                  # jetkeras/bundled's model.tflite
 """
 
 from __future__ import annotations
@@ -42,10 +49,10 @@ from jetkeras.runs import BUNDLED_MODEL
 from jetkeras.config import JetConfig, atomic_write_text, epochs_for, input_pool_for
 from jetkeras.demo import SPLIT_FRACTIONS
 
-__all__ = ["BUNDLED_MODEL", "BUNDLE_FILES", "build_bundle", "bundle_config", "main"]
+__all__ = ["BUNDLED_MODEL", "BUNDLE_FILES", "build_bundle", "bundle_config", "main", "relite"]
 
-BUNDLE_FILES = (runs.LITERT_FILE, runs.MODEL_FILE, runs.CONFIG_FILE, runs.NORMALISATION_FILE,
-                runs.THRESHOLD_FILE)
+BUNDLE_FILES = (runs.LITERT_FILE, runs.LITERT_METADATA_FILE, runs.MODEL_FILE,
+                runs.CONFIG_FILE, runs.NORMALISATION_FILE, runs.THRESHOLD_FILE)
 FRAMES, SIZE = 30, 166  # the seed's window and pooled cutout: what JSOC cutouts become
 # Events rendered: issue 12's 280 training events at 166 px (its CPU budget), with the
 # demo's wider validation split (120 events) so the recall threshold rests on ~60 jets.
@@ -148,8 +155,10 @@ def build_bundle(*, work: str | Path, out: str | Path, seed: int = 0, limit: int
             # The weights alone: the run's archive also holds AdamW's two moments (3x
             # the size), which inference never reads and the 20 MB budget cannot carry.
             load_run_model(run)["model"].save(staging / name)
-        else:
+        elif name not in (runs.LITERT_FILE, runs.LITERT_METADATA_FILE):
             shutil.copy2(run / name, staging / name)
+    # Written, not copied: a run kept from before the DN-in graphs has an older one.
+    _write_litert_from_weights(staging)
     atomic_write_text(staging / "bundle.json", json.dumps(provenance, indent=2))
     replace_folder(staging, out)
     if install:
@@ -159,6 +168,46 @@ def build_bundle(*, work: str | Path, out: str | Path, seed: int = 0, limit: int
         replace_folder(copy, BUNDLED_MODEL)
     print(json.dumps(provenance, indent=2), file=sys.stderr)
     return provenance
+
+
+def _write_litert_from_weights(folder: Path) -> int:
+    """Write ``folder``'s ``model.tflite`` and ``litert.json`` (DN in) from its
+    ``model.keras``, ``config.json`` and ``normalisation.json``; return the bytes."""
+    from jetkeras.export import write_litert
+    from jetkeras.runtime import load_run_model
+
+    loaded = load_run_model(folder)
+    return write_litert(loaded["model"], loaded["config"], folder / runs.LITERT_FILE,
+                        loaded["normalisation"])
+
+
+def relite(folder: str | Path = BUNDLED_MODEL) -> dict[str, Any]:
+    """Rewrite a bundle (or run) folder's ``model.tflite`` from its ``model.keras``.
+
+    The new graph takes frames in DN (the training clip and standardisation inside it,
+    :func:`jetkeras.export.write_litert`) and ``litert.json`` says so; ``model.keras``
+    and every other file are left byte for byte. The folder is rewritten in a copy and
+    swapped in whole, so a reader never meets a new graph beside an old record.
+
+    Parameters
+    ----------
+    folder : path
+        A finished run or bundle folder; default the package's ``jetkeras/bundled``.
+
+    Returns
+    -------
+    dict
+        ``folder``, ``bytes`` (of the new ``model.tflite``) and ``input`` ("dn").
+    """
+    folder = Path(folder)
+    runs.read_run(folder)  # a finished run folder, checked, before anything is copied
+    staging = folder.with_name(folder.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    shutil.copytree(folder, staging)
+    size = _write_litert_from_weights(staging)
+    replace_folder(staging, folder)
+    return {"folder": str(folder), "bytes": size,
+            "input": runs.read_litert(folder)["input"]}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -186,8 +235,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--install", action="store_true",
                         help="replace the package's jetkeras/bundled with the new bundle; "
                              "default off")
+    parser.add_argument("--relite", action="store_true",
+                        help="train nothing: rewrite model.tflite and litert.json (frames "
+                             "in DN) of --out, default the package's jetkeras/bundled, "
+                             "from its model.keras (weights unchanged); default off")
     _cli.add_seed_flag(parser)
     args = parser.parse_args(argv)
+
+    if args.relite:
+        def relite_run():
+            result = relite(args.out or BUNDLED_MODEL)
+            print(f"bundle: wrote {result['folder']}/{runs.LITERT_FILE} "
+                  f"({result['bytes'] / 1e6:.2f} MB, input {result['input']}) from its "
+                  f"{runs.MODEL_FILE}", file=sys.stderr)
+
+        return _cli.run_main(relite_run, "bundle",
+                             kept="nothing changed (the folder is swapped in whole)")
 
     def run():
         build_bundle(work=args.work, out=args.out or Path(args.work) / "jet304",

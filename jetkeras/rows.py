@@ -140,8 +140,8 @@ def model_identity(folder: str | os.PathLike) -> str:
     if bundle_file.is_file():
         name = json.loads(bundle_file.read_text()).get("name", name)
     digest = hashlib.sha256()
-    candidates = [runs.MODEL_FILE, runs.LITERT_FILE, runs.THRESHOLD_FILE, "saved_model.pb",
-                  "assets/jetkeras.json"]
+    candidates = [runs.MODEL_FILE, runs.LITERT_FILE, runs.LITERT_METADATA_FILE,
+                  runs.THRESHOLD_FILE, "saved_model.pb", "assets/jetkeras.json"]
     variables = sorted((folder / "variables").glob("*")) if (folder / "variables").is_dir() \
         else []
     for path in [folder / name_ for name_ in candidates] + variables:

@@ -7,6 +7,9 @@ holds:
 ``config.json``             the full :class:`~jetkeras.config.JetConfig`
 ``model.keras``             the network (native Keras format)
 ``model.tflite``            the same network for the LiteRT interpreter (train, export)
+``litert.json``             what ``model.tflite`` takes: ``input`` "dn" (frames in DN,
+                            clipped and standardised inside the graph) or "normalised";
+                            a folder without it (older) holds a normalised-input graph
 ``normalisation.json``      the records' training-split statistics and encoding
 ``threshold.json``          the decision threshold chosen on validation; written last,
                             so its presence marks a finished run
@@ -16,8 +19,10 @@ holds:
 ==========================  ===========================================================
 
 An **export** (``python -m jetkeras.export``) is a SavedModel folder
-(``saved_model.pb``) with ``model.tflite`` beside it and ``assets/jetkeras.json``
-(threshold, normalisation, geometry, config).
+(``saved_model.pb``) with ``model.tflite`` and ``litert.json`` beside it and
+``assets/jetkeras.json`` (threshold, normalisation, geometry, config, and ``input``: "dn"
+when the endpoints take frames in DN, as every export since the DN-in graphs; an older
+export without it takes normalised frames).
 
 Every stored file is read through a checked reader (:func:`read_threshold`,
 :func:`read_normalisation`, :func:`read_run_config`, :func:`read_history`,
@@ -51,7 +56,12 @@ __all__ = [
     "EXPORT_METADATA_FILE",
     "HISTORY_CSV_FILE",
     "HISTORY_FILE",
+    "INPUTS",
+    "INPUT_DN",
+    "INPUT_NORMALISED",
     "LITERT_FILE",
+    "LITERT_FORMAT",
+    "LITERT_METADATA_FILE",
     "LOGS_FOLDER",
     "MODEL_FILE",
     "NORMALISATION_FILE",
@@ -65,6 +75,7 @@ __all__ = [
     "prepare_run_folder",
     "read_export",
     "read_history",
+    "read_litert",
     "read_model_folder",
     "read_normalisation",
     "read_run",
@@ -78,6 +89,7 @@ __all__ = [
 CONFIG_FILE = "config.json"
 MODEL_FILE = "model.keras"
 LITERT_FILE = "model.tflite"  # in run folders and beside saved_model.pb
+LITERT_METADATA_FILE = "litert.json"  # beside model.tflite: what its input is
 NORMALISATION_FILE = "normalisation.json"
 THRESHOLD_FILE = "threshold.json"  # written last: a run folder holding it is finished
 HISTORY_FILE = "history.json"
@@ -154,6 +166,12 @@ EXPORT_FIX = "rerun `python -m jetkeras.export` or fix the file"
 THRESHOLD_FORMAT = "jetkeras-threshold/1"  # a threshold.json without "format" is this
 NORMALISATION_FORMAT = "jetkeras-normalisation/1"  # likewise for normalisation.json
 EXPORT_FORMAT = "jetkeras-savedmodel/1"  # assets/jetkeras.json's "format"
+LITERT_FORMAT = "jetkeras-litert/1"  # litert.json's "format"
+# What a model.tflite or a SavedModel's endpoints take (litert.json's and
+# assets/jetkeras.json's "input"): frames in DN, normalised inside the graph, or frames
+# already normalised as in training (every graph written before the DN-in ones).
+INPUT_DN, INPUT_NORMALISED = "dn", "normalised"
+INPUTS = (INPUT_DN, INPUT_NORMALISED)
 SCALINGS = ("clip", "log")
 
 
@@ -290,8 +308,40 @@ def read_export(path: str | os.PathLike) -> dict[str, Any]:
     normalisation = check_normalisation(
         schema.object(schema.get(metadata, "normalisation"), "normalisation"), schema,
         config, prefix="normalisation.")
+    # Exports before the DN-in graphs described their normalised input in an object.
+    model_input = metadata.get("input")
+    model_input = (schema.text(model_input, "input", INPUTS) if isinstance(model_input, str)
+                   else INPUT_NORMALISED)
     return {"config": config, **geometry, "threshold": threshold,
-            "normalisation": normalisation, "run": path}
+            "normalisation": normalisation, "input": model_input, "run": path}
+
+
+def read_litert(folder: str | os.PathLike, fix: str = RUN_FIX) -> dict[str, Any]:
+    """What a folder's ``model.tflite`` takes, from the ``litert.json`` beside it.
+
+    Returns
+    -------
+    dict
+        ``input``: :data:`INPUT_DN` (frames in DN, float32 ``(N, T, H, W, 1)``, clipped
+        and standardised inside the graph) or :data:`INPUT_NORMALISED` (frames normalised
+        as in training); a folder without ``litert.json`` (written before the DN-in
+        graphs) is the latter. The file's other keys (``input_name``, ``shape``,
+        ``normalisation``...) are reports.
+
+    Raises
+    ------
+    ValueError
+        An unreadable file, an unknown ``format`` or ``input``: one line naming the file,
+        the key, what was expected and received, and ``fix``.
+    """
+    path = Path(folder) / LITERT_METADATA_FILE
+    if not path.is_file():
+        return {"format": LITERT_FORMAT, "input": INPUT_NORMALISED}
+    content = read_json_object(path, fix)
+    schema = Schema(path, fix)
+    schema.version(content.get("format", LITERT_FORMAT), "format", (LITERT_FORMAT,))
+    schema.text(schema.get(content, "input"), "input", INPUTS)
+    return {**content, "format": LITERT_FORMAT}
 
 
 def read_model_folder(path: str | os.PathLike) -> dict[str, Any]:

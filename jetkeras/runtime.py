@@ -16,7 +16,10 @@ pass at prediction time. There are three:
     XLA is asked for; ``tensorflow`` otherwise.
 
 All of them agree to 1e-5 (``tests/test_predict.py``). Whatever runs the network, a
-:class:`Predictor` takes frames in DN and normalises them exactly as in training
+:class:`Predictor` takes frames in DN. A ``model.tflite`` or SavedModel written by
+``train``, ``export`` or ``bundle`` since the DN-in graphs normalises inside its graph
+(``litert.json`` or ``assets/jetkeras.json``: ``"input": "dn"``); the Keras model, and
+graphs written before (no such record), get frames normalised in NumPy by the same ops
 (:func:`jetkeras.pipeline.normalise` with the run's ``normalisation.json``).
 
 Reading a folder's files is :mod:`jetkeras.runs`; what to predict on (cubes, a
@@ -138,7 +141,12 @@ class Predictor:
         return changed
 
     def normalise(self, frames_dn: np.ndarray) -> np.ndarray:
-        """DN ``(N, T, H, W)`` -> normalised float32 ``(N, T, H, W, 1)`` as in training."""
+        """DN ``(N, T, H, W)`` -> normalised float32 ``(N, T, H, W, 1)`` as in training.
+
+        What a graph over normalised frames takes (the Keras model; a ``model.tflite`` or
+        SavedModel written before the DN-in graphs); a DN-in graph applies the same ops
+        itself (:func:`jetkeras.export.with_dn_input`).
+        """
         from jetkeras.pipeline import normalise
 
         scaling = self.normalisation.get("scaling", self.config.data.scaling)
@@ -146,12 +154,19 @@ class Predictor:
         return np.asarray(normalised, dtype=np.float32)[..., None]
 
     def predict_logits(self, frames_dn: np.ndarray, *, batch_size: int = 16) -> np.ndarray:
-        """Logits ``(N,)`` float64 of frames in DN ``(N, T, H, W)`` float32."""
+        """Logits ``(N,)`` float64 of frames in DN ``(N, T, H, W)`` float32.
+
+        A runtime whose graph takes DN (its logits function's ``model_input`` is
+        ``"dn"``) gets the frames as they are, ``(N, T, H, W, 1)``; any other gets them
+        normalised here (:meth:`normalise`).
+        """
         frames_dn = self._check_batch(frames_dn)
         check_positive_int(batch_size, "batch_size")
+        takes_dn = getattr(self._logits_function, "model_input", None) == runs.INPUT_DN
         outputs = []
         for start in range(0, frames_dn.shape[0], batch_size):
-            batch = self.normalise(frames_dn[start:start + batch_size])
+            chunk = frames_dn[start:start + batch_size]
+            batch = chunk[..., None] if takes_dn else self.normalise(chunk)
             outputs.append(np.asarray(self._logits_function(batch), dtype=np.float64).ravel())
         if not outputs:
             return np.zeros(0, dtype=np.float64)
@@ -171,7 +186,16 @@ class Predictor:
         return _sigmoid(self.predict_logits(frames_dn, batch_size=batch_size))
 
     def _check_batch(self, frames_dn) -> np.ndarray:
-        array = np.asarray(frames_dn)
+        if not isinstance(frames_dn, np.ndarray):
+            # A MapSequence, a Cube or a path carries a channel, times and a geometry
+            # that must be checked first: that is predict_cube's job, not this one's.
+            raise ValueError(f"predict_proba: expected a NumPy array of frames in DN, "
+                             f"received {type(frames_dn).__name__} (use "
+                             f"jetkeras.predict_cube for files, maps and cubes)")
+        array = frames_dn
+        if array.dtype.kind not in "fiu":
+            raise ValueError(f"predict_proba: expected a real numeric array, received "
+                             f"dtype {array.dtype}")
         if array.ndim != 4:
             raise ValueError(f"predict_proba: expected frames of shape (n_sequences, "
                              f"n_frames, height, width), received shape {array.shape}")
@@ -180,7 +204,12 @@ class Predictor:
                 f"predict_proba: expected sequences of {self.frames} frames of "
                 f"{self.size}x{self.size} px, received {array.shape[1]} frames of "
                 f"{array.shape[2]}x{array.shape[3]} px")
-        return np.ascontiguousarray(array, dtype=np.float32)
+        array = np.ascontiguousarray(array, dtype=np.float32)
+        finite = np.isfinite(array)
+        if not finite.all():
+            raise ValueError(f"predict_proba: expected finite values, received "
+                             f"{int(finite.size - finite.sum())} NaN/Inf pixel(s)")
+        return array
 
 
 def inference_config(config):
@@ -225,21 +254,34 @@ def load_run_model(run: str | os.PathLike) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------- runtimes
-def _litert_logits_function(path: Path):
+def _litert_logits_function(path: Path, model_input: str = runs.INPUT_NORMALISED):
     """Logits of a batch from a LiteRT ``model.tflite`` (XNNPACK on every core).
 
-    The interpreter is resized whenever the batch size changes; TensorFlow is never
-    imported.
+    ``model_input`` is what the graph takes, as its ``litert.json`` says
+    (:func:`jetkeras.runs.read_litert`): "dn" or "normalised"; the returned function
+    carries it as ``model_input``. A graph whose input is named ``frames_dn`` (written
+    DN-in) with a record saying otherwise, or the reverse, is refused: the file was
+    separated from its record. The interpreter is resized whenever the batch size
+    changes; TensorFlow is never imported.
     """
     from ai_edge_litert.interpreter import Interpreter
 
     try:
         interpreter = Interpreter(model_path=str(path), num_threads=os.cpu_count() or 1)
-        input_index = interpreter.get_input_details()[0]["index"]
+        input_details = interpreter.get_input_details()[0]
+        input_index = input_details["index"]
         output_index = interpreter.get_output_details()[0]["index"]
     except (ValueError, RuntimeError) as error:
         raise ValueError(f"{path}: not a readable LiteRT model "
                          f"({_cli.first_line(error)})") from None
+    named_dn = _DN_INPUT_NAME in str(input_details.get("name", ""))
+    if named_dn != (model_input == runs.INPUT_DN):
+        raise ValueError(
+            f"{path}: its input {input_details.get('name')!r} takes frames "
+            f"{'in DN' if named_dn else 'normalised'}, but {runs.LITERT_METADATA_FILE} beside "
+            f"it says input {model_input!r} (absent: normalised); rewrite both with "
+            f"`python -m jetkeras.export`, or restore the {runs.LITERT_METADATA_FILE} "
+            f"that came with it")
     allocated = {"shape": None}
 
     def logits(batch):
@@ -252,7 +294,11 @@ def _litert_logits_function(path: Path):
         interpreter.invoke()
         return interpreter.get_tensor(output_index).copy()
 
+    logits.model_input = model_input
     return logits
+
+
+_DN_INPUT_NAME = "frames_dn"  # jetkeras.export.DN_INPUT_NAME (not imported: no TensorFlow)
 
 
 def _litert_available() -> bool:
@@ -285,8 +331,10 @@ def _choose_runtime(folder: Path, runtime: str, jit: bool) -> str:
 def _keras_logits_function(model, jit: bool = False):
     """A traced forward pass (one trace per batch size: the shapes are static).
 
-    ``jit`` compiles it with XLA: about 0.7 s more at the first batch, about 20 % more
-    sequences per second on a CPU (measured in ``bench/predict.py``).
+    The run's Keras network takes normalised frames (``model_input`` "normalised": the
+    :class:`Predictor` normalises in NumPy with the training ops). ``jit`` compiles it
+    with XLA: about 0.7 s more at the first batch, about 20 % more sequences per second on
+    a CPU (measured in ``bench/predict.py``).
     """
     import tensorflow as tf
 
@@ -294,10 +342,20 @@ def _keras_logits_function(model, jit: bool = False):
     def forward(frames):
         return model(frames, training=False)
 
-    return lambda batch: forward(tf.constant(batch)).numpy()
+    def logits(batch):
+        return forward(tf.constant(batch)).numpy()
+
+    logits.model_input = runs.INPUT_NORMALISED
+    return logits
 
 
-def _saved_model_logits_function(path: Path):
+def _saved_model_logits_function(path: Path, model_input: str = runs.INPUT_NORMALISED):
+    """Logits of a batch from an export's ``serve`` endpoint.
+
+    ``model_input`` is what the endpoints take, as ``assets/jetkeras.json`` says
+    (:func:`jetkeras.runs.read_export`): "dn" for every export since the DN-in graphs,
+    "normalised" for older ones; the returned function carries it as ``model_input``.
+    """
     _cli.quiet_tensorflow()
     import tensorflow as tf
 
@@ -312,6 +370,7 @@ def _saved_model_logits_function(path: Path):
         return serve(tf.constant(batch)).numpy()
 
     logits.keep_alive = loaded  # the endpoint needs its object graph alive
+    logits.model_input = model_input
     return logits
 
 
@@ -380,10 +439,15 @@ def load_predictor(model: str | os.PathLike | None = None, *,
     path = resolve_model(model)
     stored = runs.read_model_folder(path)
     chosen = _choose_runtime(path, runtime, jit)
+    # What each graph takes is recorded beside it (litert.json, assets/jetkeras.json):
+    # "dn" (normalised inside the graph), or "normalised" for graphs written before that
+    # and for the Keras model, which the Predictor then feeds frames normalised in NumPy.
     if chosen == "litert":
-        logits_function = _litert_logits_function(path / runs.LITERT_FILE)
+        fix = runs.EXPORT_FIX if stored["kind"] == "saved_model" else runs.RUN_FIX
+        logits_function = _litert_logits_function(path / runs.LITERT_FILE,
+                                                  runs.read_litert(path, fix)["input"])
     elif stored["kind"] == "saved_model":
-        logits_function = _saved_model_logits_function(path)
+        logits_function = _saved_model_logits_function(path, stored["input"])
     else:
         logits_function = _keras_logits_function(load_run_model(path)["model"], jit)
     return Predictor(logits_function=logits_function, frames=stored["frames"],

@@ -344,7 +344,9 @@ def finish_training(model, config: JetConfig, out: Path, val_data, **extra) -> d
 
     probabilities, labels = predict_probabilities(model, val_data)
     if keras.backend.backend() == "tensorflow":  # Keras converts to LiteRT from TF graphs
-        write_litert(model, config, Path(out) / runs.LITERT_FILE)  # `predict` runs it sans TF
+        # `predict` runs it sans TF; frames in DN: the normalisation is inside the graph.
+        normalisation = runs.read_normalisation(Path(out) / runs.NORMALISATION_FILE, config)
+        write_litert(model, config, Path(out) / runs.LITERT_FILE, normalisation)
     return runs.finish_run(out, config, labels, probabilities, **extra)
 
 

@@ -1,4 +1,5 @@
-"""Tests of jetkeras.export: SavedModel endpoints, metadata, no cuDNN ops, fresh-process load."""
+"""Tests of jetkeras.export: DN-in SavedModel and LiteRT graphs, metadata, the old contract,
+no cuDNN ops, fresh-process load."""
 
 from __future__ import annotations
 
@@ -18,54 +19,154 @@ from jetkeras import export
 from jetkeras.runtime import load_predictor
 
 
-def test_export_metadata_and_endpoints_in_a_fresh_process(tiny_run, tiny_export,
-                                                          make_aia_frames, tmp_path):
+def _dn_frames(make_aia_frames, clip_dn, count=3):
+    """Real-AIA DN cubes of 4 frames of 32x32, some pixels above clip_dn (clipped in graph)."""
+    frames = np.stack([make_aia_frames(n_frames=4, size=32, seed=s) for s in range(count)])
+    frames[0, :, :5, :5] = 3.0 * clip_dn
+    return frames
+
+
+def test_export_takes_dn_in_plain_tensorflow_and_agrees_with_litert_and_keras(
+        tiny_run, tiny_export, make_aia_frames, tmp_path):
     metadata = json.loads((tiny_export / "assets" / "jetkeras.json").read_text())
     stored = json.loads((tiny_run["run"] / "threshold.json").read_text())["threshold"]
     assert metadata["threshold"] == pytest.approx(stored)
     assert (metadata["frames"], metadata["size"]) == (4, 32)
-    assert metadata["normalisation"] == json.loads(
-        (tiny_run["run"] / "normalisation.json").read_text())
+    normalisation = json.loads((tiny_run["run"] / "normalisation.json").read_text())
+    assert metadata["normalisation"] == normalisation
     assert metadata["config"]["model"]["preset"] == "tiny"
+    # The contract, recorded: frames in DN for the endpoints and for both model.tflite.
+    assert metadata["input"] == "dn"
+    assert metadata["input_spec"]["shape"] == [None, 4, 32, 32, 1]
+    assert metadata["input_spec"]["name"] == "frames_dn"
+    for folder in (tiny_export, tiny_run["run"]):
+        lite = json.loads((folder / "litert.json").read_text())
+        assert (lite["input"], lite["shape"]) == ("dn", [None, 4, 32, 32, 1])
+        assert lite["normalisation"]["clip_dn"] == normalisation["clip_dn"]
 
-    predictor = load_predictor(tiny_run["run"])
-    frames = np.stack([make_aia_frames(n_frames=4, size=32, seed=s) for s in range(3)])
-    np.save(tmp_path / "normalised.npy", predictor.normalise(frames))
-    # Only TensorFlow, JSON and NumPy: the SavedModel needs no jetkeras code.
+    keras_predictor = load_predictor(tiny_run["run"], runtime="tensorflow")
+    frames = _dn_frames(make_aia_frames, normalisation["clip_dn"])
+    assert frames.max() > normalisation["clip_dn"]
+    np.save(tmp_path / "dn.npy", frames[..., None])
+    # Keras and jetkeras cannot be imported: TensorFlow, JSON, NumPy and LiteRT only, fed
+    # the DN frames as they are.
     script = textwrap.dedent(f"""
         import json, sys
+        sys.modules["keras"] = None
+        sys.modules["jetkeras"] = None
         import numpy as np
         import tensorflow as tf
         loaded = tf.saved_model.load({str(tiny_export)!r})
-        x = tf.constant(np.load({str(tmp_path / "normalised.npy")!r}))
-        logits = loaded.serve(x).numpy().ravel().tolist()
-        probabilities = loaded.serve_proba(x).numpy().ravel().tolist()
+        x = np.load({str(tmp_path / "dn.npy")!r})
+        logits = loaded.serve(tf.constant(x)).numpy().ravel().tolist()
+        probabilities = loaded.serve_proba(tf.constant(x)).numpy().ravel().tolist()
         meta = json.load(open({str(tiny_export / "assets" / "jetkeras.json")!r}))
         from ai_edge_litert.interpreter import Interpreter  # the LiteRT copy beside it
         lite = Interpreter(model_path={str(tiny_export / "model.tflite")!r})
-        lite.resize_tensor_input(lite.get_input_details()[0]["index"], x.shape)
+        index = lite.get_input_details()[0]["index"]
+        lite.resize_tensor_input(index, x.shape)
         lite.allocate_tensors()
-        lite.set_tensor(lite.get_input_details()[0]["index"], x.numpy())
+        lite.set_tensor(index, x)
         lite.invoke()
         lite_logits = lite.get_tensor(lite.get_output_details()[0]["index"]).ravel().tolist()
         print(json.dumps({{"logits": logits, "probabilities": probabilities,
-                          "lite_logits": lite_logits,
+                          "lite_logits": lite_logits, "input": meta["input"],
                           "threshold": meta["threshold"],
-                          "jetkeras_imported": any(m.startswith("jetkeras")
-                                                   for m in sys.modules)}}))
+                          "imported": sorted(m for m in sys.modules
+                                             if m.startswith(("jetkeras", "keras"))
+                                             and sys.modules[m] is not None)}}))
     """)
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False,
-                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}, timeout=300,
-                            cwd=tmp_path)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            check=False, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+                            timeout=300, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     answer = json.loads(result.stdout.strip().splitlines()[-1])
-    assert answer["jetkeras_imported"] is False
-    expected = predictor.predict_proba(frames)
-    np.testing.assert_allclose(answer["probabilities"], expected, atol=1e-5)
-    np.testing.assert_allclose(1.0 / (1.0 + np.exp(-np.array(answer["logits"]))), expected,
-                               atol=1e-5)
-    np.testing.assert_allclose(answer["lite_logits"], answer["logits"], atol=1e-5)
+    assert answer["imported"] == [] and answer["input"] == "dn"
+    expected = keras_predictor.predict_proba(frames)  # Keras, normalised in NumPy
+    lite_probabilities = 1.0 / (1.0 + np.exp(-np.array(answer["lite_logits"])))
+    np.testing.assert_allclose(answer["probabilities"], expected, atol=1e-4)
+    np.testing.assert_allclose(lite_probabilities, expected, atol=1e-4)
+    np.testing.assert_allclose(lite_probabilities, answer["probabilities"], atol=1e-4)
+    np.testing.assert_allclose(1.0 / (1.0 + np.exp(-np.array(answer["logits"]))),
+                               answer["probabilities"], atol=1e-6)
     assert answer["threshold"] == pytest.approx(stored)
+    # The Predictor feeds a DN-in graph the DN frames themselves, and agrees too.
+    for folder, runtime_name in [(tiny_export, "tensorflow"), (tiny_export, "litert"),
+                                 (tiny_run["run"], "litert")]:
+        predictor = load_predictor(folder, runtime=runtime_name)
+        assert predictor._logits_function.model_input == "dn"
+        np.testing.assert_allclose(predictor.predict_proba(frames), expected, atol=1e-4,
+                                   err_msg=f"{folder.name} on {runtime_name}")
+
+
+def _old_contract_copies(tiny_run, tiny_export, tmp_path):
+    """The tiny run and export as written before the DN-in graphs: model.tflite and the
+    SavedModel over normalised frames, no litert.json, jetkeras.json's input an object."""
+    from jetkeras.runtime import load_run_model
+
+    loaded = load_run_model(tiny_run["run"])
+    old_run, old_export = tmp_path / "old_run", tmp_path / "old_export"
+    shutil.copytree(tiny_run["run"], old_run)
+    shutil.copytree(tiny_export, old_export)
+    for folder in (old_run, old_export):
+        export.write_litert(loaded["model"], loaded["config"], folder / "model.tflite")
+        (folder / "litert.json").unlink()
+    shutil.rmtree(old_export / "variables")
+    (old_export / "saved_model.pb").unlink()
+    export._write_saved_model(loaded["model"], old_export, 4, 32)
+    metadata_path = old_export / "assets" / "jetkeras.json"
+    metadata = json.loads(metadata_path.read_text())
+    metadata.pop("input_spec")
+    metadata["input"] = {"shape": [None, 4, 32, 32, 1], "dtype": "float32",
+                         "meaning": "frames normalised as in normalisation"}
+    metadata_path.write_text(json.dumps(metadata))
+    return old_run, old_export
+
+
+def test_folders_of_the_old_normalised_contract_predict_as_before(tiny_run, tiny_export,
+                                                                  make_aia_frames, tmp_path):
+    from jetkeras import runs
+
+    old_run, old_export = _old_contract_copies(tiny_run, tiny_export, tmp_path)
+    assert runs.read_litert(old_run)["input"] == "normalised"
+    assert runs.read_export(old_export)["input"] == "normalised"
+    normalisation = json.loads((tiny_run["run"] / "normalisation.json").read_text())
+    frames = _dn_frames(make_aia_frames, normalisation["clip_dn"])
+    # Before: normalised in NumPy, then the network (the Keras runtime still does that).
+    expected = load_predictor(tiny_run["run"], runtime="tensorflow").predict_proba(frames)
+    for folder, runtime_name in [(old_run, "litert"), (old_export, "litert"),
+                                 (old_export, "tensorflow")]:
+        predictor = load_predictor(folder, runtime=runtime_name)
+        assert predictor._logits_function.model_input == "normalised"
+        np.testing.assert_allclose(predictor.predict_proba(frames), expected, atol=1e-5,
+                                   err_msg=f"{folder.name} on {runtime_name}")
+    new = load_predictor(tiny_export, runtime="tensorflow").predict_proba(frames)
+    np.testing.assert_allclose(new, expected, atol=1e-4)
+
+
+def test_a_tflite_parted_from_its_record_is_refused(tiny_run, tiny_export, tmp_path):
+    from jetkeras.runtime import load_run_model
+
+    # A DN-in graph without its litert.json would be fed normalised frames: refused.
+    parted = tmp_path / "parted"
+    shutil.copytree(tiny_run["run"], parted)
+    (parted / "litert.json").unlink()
+    with pytest.raises(ValueError, match=r"input 'serving_default_frames_dn:0' takes frames "
+                                         r"in DN, but litert\.json beside it says input "
+                                         r"'normalised'"):
+        load_predictor(parted, runtime="litert")
+    # An old graph over normalised frames beside a record saying "dn": refused too.
+    loaded = load_run_model(tiny_run["run"])
+    record = (parted / "model.tflite").with_name("kept.json")
+    shutil.copy2(tiny_run["run"] / "litert.json", record)
+    export.write_litert(loaded["model"], loaded["config"], parted / "model.tflite")
+    shutil.copy2(record, parted / "litert.json")
+    with pytest.raises(ValueError, match="takes frames normalised, but litert.json"):
+        load_predictor(parted, runtime="litert")
+    (parted / "litert.json").write_text('{"input": "counts"}')
+    with pytest.raises(ValueError, match=r"litert\.json: key `input`: expected one of "
+                                         r"\['dn', 'normalised'\], received 'counts'"):
+        load_predictor(parted, runtime="litert")
 
 
 def test_gpu_style_cudnn_model_exports_without_cudnn_ops(tiny_run, make_aia_frames, tmp_path):

@@ -17,6 +17,7 @@ from jetkeras import predict, runtime
 from jetkeras.catalogue import load_events
 from jetkeras.cube import Cube
 from jetkeras.io import read_cube, write_cube
+from jetkeras.rows import COLUMNS
 from jetkeras.synthetic import render_event
 
 
@@ -27,14 +28,15 @@ def predictor(tiny_run):
 
 
 @pytest.fixture(scope="module")
-def event_cubes(tmp_path_factory):
+def event_cubes(tmp_path_factory, tiny_run):
     """Four synthetic cubes (2 jets, 2 not) named <event_id>.npz, 4 frames of 32x32."""
     folder = tmp_path_factory.mktemp("event_cubes")
     events = load_events()
     chosen = [events[events["label"] == 1].iloc[i] for i in (0, 1)] + \
              [events[events["label"] == 0].iloc[i] for i in (0, 1)]
     for number, event in enumerate(chosen):
-        cube = render_event(event, frames=4, size=32, seed=number)
+        cube = render_event(event, frames=4, size=32, seed=number,
+                            field_of_view_arcsec=tiny_run["config"].data.field_of_view_arcsec)
         write_cube(folder / f"{event['event_id']}.npz", cube)
     return folder
 
@@ -55,6 +57,11 @@ def test_run_folder_savedmodel_and_keras_agree(tiny_run, tiny_export, predictor,
             loaded = predictor if (folder, runtime_name) == (tiny_run["run"], "litert") else \
                 runtime.load_predictor(folder, runtime=runtime_name)
             assert loaded.runtime == runtime_name
+            # model.tflite and the SavedModel take DN (the normalisation is in the graph);
+            # the run folder's Keras model is fed frames normalised in NumPy.
+            takes = "normalised" if (folder, runtime_name) == (tiny_run["run"],
+                                                                "tensorflow") else "dn"
+            assert loaded._logits_function.model_input == takes
             # Batches of 2 then 1: the LiteRT interpreter is resized between them.
             probabilities = loaded.predict_proba(frames, batch_size=2)
             assert probabilities.shape == (5,) and probabilities.dtype == np.float64
@@ -93,21 +100,34 @@ def test_predict_cubes_of_every_format(tiny_run, predictor, event_cubes, make_se
     assert len(rows) == 4 + 2 + 1
     with open(out) as handle:
         written = list(csv.DictReader(handle))
-    assert list(written[0])[:4] == ["file", "probability", "label", "threshold"]
+    # One schema, every column in every row, whatever the cube's format.
+    assert list(written[0]) == list(COLUMNS)
+    assert all(list(row) == list(COLUMNS) for row in rows)
     assert [row["file"] for row in written] == [row["file"] for row in rows]
     # Our cubes carry their event id and truth; the seed's and FITS do not.
     assert written[0]["event_id"] == min(p.stem for p in event_cubes.iterdir())
-    assert written[0]["true_label"] in ("0", "1")
-    assert written[-1]["event_id"] == "" and written[-1]["start_time"].startswith("2013-03-10")
+    assert written[0]["label"] in ("0", "1")
+    assert written[-1]["event_id"] == "" and written[-1]["label"] == ""
+    assert written[-1]["start_time"].startswith("2013-03-10")
+    assert written[-1]["wavelength"] == "304.0" and written[-1]["cadence_s"] == "24.0"
+    assert written[-1]["hpc_x"] != "" and written[0]["hpc_x"] == ""
+    # One render is at 36 s (the renderer's 36 s mode): put on the 24 s grid. The others,
+    # and the FITS cube at the model's own pixel scale, are scored as stored.
+    at_36 = [row for row in rows if row["cadence_s"] == 36.0]
+    assert [row["resampled"] for row in rows].count(1) == 1 and len(at_36) == 1
+    assert at_36[0]["resampled"] == 1 and "resampled_time" in at_36[0]["quality"]
     for row in rows:
-        cube = read_cube(row["file"])
-        expected = predictor.predict_proba(cube.frames[None])[0]
-        assert row["probability"] == pytest.approx(expected, abs=1e-6)
-        assert row["label"] == int(row["probability"] >= predictor.threshold)
+        assert row["predicted"] == int(row["probability"] >= predictor.threshold)
+        if not row["resampled"]:
+            cube = read_cube(row["file"])
+            expected = predictor.predict_proba(cube.frames[None])[0]
+            assert row["probability"] == pytest.approx(expected, abs=1e-6)
+            assert row["windows"] == 1
     stored = predictor.threshold
     json_rows = predict.predict_cubes(cubes=[fits_dir], model=predictor,
                                       out=tmp_path / "p.json", threshold=0.0)
-    assert json.loads((tmp_path / "p.json").read_text())[0]["label"] == 1
+    assert json.loads((tmp_path / "p.json").read_text())[0]["predicted"] == 1
+    assert list(json.loads((tmp_path / "p.json").read_text())[0]) == list(COLUMNS)
     assert json_rows[0]["threshold"] == 0.0
     # The caller's Predictor keeps its own threshold (it used to be set to 0.0 in place).
     assert predictor.threshold == stored and stored > 0.0
@@ -121,8 +141,9 @@ def test_catalogue_inference_on_both_layouts(tiny_run, event_cubes, make_seed_np
     assert sorted(row["event_id"] for row in rows) == sorted(p.stem for p in
                                                              event_cubes.iterdir())
     for row in rows:
-        assert list(row)[:7] == predict.CATALOGUE_COLUMNS
+        assert list(row) == list(COLUMNS)
         assert row["label"] == events.loc[row["event_id"], "label"]
+        assert row["predicted"] == int(row["probability"] >= row["threshold"])
         assert row["basepoint_X"] == pytest.approx(events.loc[row["event_id"], "basepoint_X"])
     # The seed's tree is matched on (label, row): data1/0.npz is jet row 0.
     seed_root = make_seed_npz_root(shape=(32, 32, 4))
@@ -180,7 +201,8 @@ def test_dask_two_workers_equal_single_process(tiny_run, event_cubes):
 
 def test_timeline_slides_the_window(tiny_run, predictor, tmp_path):
     event = load_events().iloc[0]
-    cube = render_event(event, frames=10, size=32, seed=0)
+    cube = render_event(event, frames=10, size=32, seed=0,
+                        field_of_view_arcsec=tiny_run["config"].data.field_of_view_arcsec)
     path = write_cube(tmp_path / "long.npz", cube)
     rows = predict.predict_timeline(cube=path, model=predictor, stride=2,
                                     out=tmp_path / "timeline.csv")
@@ -188,9 +210,10 @@ def test_timeline_slides_the_window(tiny_run, predictor, tmp_path):
     anything = predict.predict_timeline(cube=path, model=predictor, stride=2, threshold=0.0,
                                         out=tmp_path / "anything.csv")
     # The threshold is honoured with a loaded Predictor too, and the Predictor unchanged.
-    assert {(row["threshold"], row["label"]) for row in anything} == {(0.0, 1)}
+    assert {(row["threshold"], row["predicted"]) for row in anything} == {(0.0, 1)}
     assert predictor.threshold == stored
-    assert [row["start_frame"] for row in rows] == [0, 2, 4, 6]
+    assert [row["window"] for row in rows] == [0, 1, 2, 3]
+    assert {row["windows"] for row in rows} == {4}
     assert [row["start_s"] for row in rows] == [0.0, 48.0, 96.0, 144.0]
     assert rows[1]["start_time"] == cube.times[2]
     windows = np.stack([cube.frames[s:s + 4] for s in (0, 2, 4, 6)])
@@ -203,17 +226,23 @@ def test_timeline_slides_the_window(tiny_run, predictor, tmp_path):
 
 
 def test_resample_only_when_asked(tiny_run, predictor, make_aia_frames, tmp_path):
+    """Frames of another size and no pixel scale: refused, or zoomed under resample; a
+    cube longer than the window is scored window by window, its best one reported."""
+    from scipy import ndimage
+
     frames = make_aia_frames(n_frames=6, size=40)
     path = write_cube(tmp_path / "big.npz", Cube(frames=frames, source="test"))
     with pytest.raises(ValueError, match=(
-            r"big\.npz: cube of 6 frames of 40x40 px, but the model \(.*\) expects 4 frames "
-            r"of 32x32 px \(pass --resample to interpolate\)")):
+            r"big\.npz: frames of 40x40 px with no pixel scale recorded, but the model "
+            r"expects 32x32 px \(pass --resample to zoom them\)")):
         predict.predict_cubes(cubes=[path], model=predictor)
-    rows = predict.predict_cubes(cubes=[path], model=predictor, resample=True)
-    from jetkeras.preprocess import resample
-
-    expected = predictor.predict_proba(resample(frames, frames_out=4, size_out=32)[None])
-    assert rows[0]["probability"] == pytest.approx(expected[0], abs=1e-7)
+    with pytest.warns(UserWarning, match=r"big\.npz: zoomed by 0\.8 from 40x40 px"):
+        rows = predict.predict_cubes(cubes=[path], model=predictor, resample=True)
+    zoomed = ndimage.zoom(frames, (1.0, 0.8, 0.8), order=1, grid_mode=False, mode="nearest")
+    expected = predictor.predict_proba(np.stack([zoomed[s:s + 4] for s in range(3)]))
+    assert rows[0]["windows"] == 3 and rows[0]["window"] == int(np.argmax(expected))
+    assert rows[0]["probability"] == pytest.approx(expected.max(), abs=1e-6)
+    assert rows[0]["resampled"] == 1 and "resampled_space" in rows[0]["quality"].split(";")
 
 
 def _cli(capsys, *argv):
@@ -229,9 +258,14 @@ def test_cli_prints_a_table(tiny_run, tiny_export, event_cubes, tmp_path, capsys
     assert code == 0 and (tmp_path / "one.csv").is_file()
     code, captured = _cli(capsys, first, "--model", run)
     assert code == 0
-    header, line = captured.out.strip().splitlines()
-    assert header.split() == ["file", "probability", "label", "threshold"]
-    assert line.startswith(str(first))
+    # One cube: its whole row, one "column  value" line per known value.
+    shown = dict(line.split(None, 1) for line in captured.out.strip().splitlines())
+    assert shown["file"] == str(first) and shown["schema"] == "jetkeras-row/1"
+    assert set(shown) <= set(COLUMNS) and {"probability", "predicted", "model"} <= set(shown)
+    code, captured = _cli(capsys, first, max(event_cubes.iterdir()), "--model", run)
+    header, *lines = captured.out.strip().splitlines()
+    assert header.split()[:4] == ["file", "probability", "predicted", "threshold"]
+    assert len(lines) == 2 and lines[0].startswith(str(first))
 
 
 def _broken_copy(folder, destination, name, content=b"garbage"):
@@ -268,13 +302,17 @@ CLI_ERRORS = {
         "notes.txt: expected a .npz cube or a directory of FITS frames"),
     "empty folder": (
         lambda c: [c.folder("empty"), "--model", c.run],
-        "empty: expected .npz cubes or FITS frames in this directory, found none"),
+        "empty: expected .npz cubes, FITS frames or folders of FITS frames in this "
+        "directory, found none"),
     "cubes of another size": (
         lambda c: [_mixed_folder(c.first, c.make_aia_frames, c.tmp / "mixed"), "--model", c.run],
-        "b.npz: cube of 4 frames of 24x24 px, but the model"),
-    "cube of another length, export": (
-        lambda c: [c.cube("five.npz", 5, 32), "--model", c.export],
-        "five.npz: cube of 5 frames of 32x32 px, but the model"),
+        "b.npz: frames of 24x24 px with no pixel scale recorded, but the model expects "
+        "32x32 px (pass --resample to zoom them)"),
+    "cube shorter than the window, export": (
+        lambda c: [c.cube("three.npz", 3, 32), "--model", c.export],
+        "three.npz: 3 frame(s) spanning 48 s, but the model's window is 4 frames 24 s "
+        "apart: give at least 72 s of frames; or exactly 2 frames 24-36 s apart with "
+        "--resample"),
     "no such model": (
         lambda c: [c.first, "--model", c.tmp / "nowhere"],
         "nowhere: run folder or SavedModel not found"),
