@@ -20,9 +20,12 @@ never from their count:
 In space, a cube whose pixel scale is known (FITS headers, ``pixel_scale_arcsec``) keeps
 it when the model was trained on it (the renderer zooms its field by 0.4-1.6,
 ``synthetic.ZOOM_RANGE``) and is zoomed isotropically to the model's nominal scale
-otherwise (:func:`scipy.ndimage.zoom`, linear); it is then padded with a constant
-background or cropped about its centre to ``S x S``. Another size when the scale is
-unknown is refused unless ``resample`` asks for the zoom.
+otherwise (:func:`scipy.ndimage.zoom`, linear). A field narrower than ``S`` is then
+enlarged until its short side fills it, as long as the pixel scale stays in that range
+(a flat padding is a scene the model never saw), and cropped about its centre to
+``S x S``; only a field too small for that is padded with a constant background.
+Another size when the scale is unknown is refused unless ``resample`` asks for the zoom
+(short side to ``S``, then cropped).
 
 Every change to the data (interpolation in time or space, padding, cropping) is listed
 in :attr:`ModelInput.changes` (``predict`` turns it into one warning line per cube) and
@@ -265,10 +268,10 @@ def _fit_field(cube: Cube, *, size, pixel_scale_arcsec, resample, name, changes,
     _, height, width = pixels.shape
     scale = cube.meta.get("pixel_scale_arcsec")
     scale = float(scale) if isinstance(scale, (int, float)) and scale > 0 else None
+    low, high = (pixel_scale_arcsec * factor for factor in ZOOM_RANGE)
     if scale is not None:
         # The renders vary their field of view (ZOOM_RANGE): a scale inside that range is
         # one the model was trained on and stays as it is; outside it is zoomed.
-        low, high = (pixel_scale_arcsec * factor for factor in ZOOM_RANGE)
         if not low <= scale <= high:
             zoom = scale / pixel_scale_arcsec
             pixels = _zoom(ndimage, pixels, zoom)
@@ -276,12 +279,23 @@ def _fit_field(cube: Cube, *, size, pixel_scale_arcsec, resample, name, changes,
                            f"{pixel_scale_arcsec:.3g} arcsec per pixel (the model was "
                            f"trained on {low:.3g}-{high:.3g})")
             flags.append("resampled_space")
+            scale = pixel_scale_arcsec
+        # A field narrower than the model's is enlarged until its short side fills it,
+        # while the pixel scale stays one the renders covered: a flat padding is a scene
+        # the model never saw, and it pulled a real limb scene's score from 0.89 to 0.06.
+        short = min(pixels.shape[1:])
+        if short < size and scale * short / size >= low:
+            zoom = size / short
+            pixels = _zoom(ndimage, pixels, zoom)
+            changes.append(f"zoomed by {zoom:.3g} to fill the field ({scale:.3g} to "
+                           f"{scale / zoom:.3g} arcsec per pixel)")
+            flags.append("resampled_space")
     elif (height, width) != (size, size):
         if not resample:
             raise ValueError(
                 f"{name}: frames of {height}x{width} px with no pixel scale recorded, but "
                 f"the model expects {size}x{size} px (pass --resample to zoom them)")
-        zoom = size / max(height, width)
+        zoom = size / min(height, width)
         pixels = _zoom(ndimage, pixels, zoom)
         changes.append(f"zoomed by {zoom:.3g} from {height}x{width} px (pixel scale "
                        f"unknown)")

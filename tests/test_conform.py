@@ -97,7 +97,14 @@ def test_times_out_of_order_are_refused():
 
 
 def test_the_field_is_padded_cropped_or_zoomed_at_the_pixel_scale():
-    padded = conform(_cube([0, 24, 48, 72], size=6), **MODEL)
+    # A narrower field is enlarged to fill the model's while its pixel scale stays one
+    # the renders covered (1.8 -> 1.35"/px); a flat padding is a scene never trained on.
+    filled = conform(_cube([0, 24, 48, 72], size=6), **MODEL)
+    assert filled.frames.shape == (4, 8, 8) and filled.window_flags == [["resampled_space"]]
+    assert filled.changes == ["zoomed by 1.33 to fill the field (1.8 to 1.35 arcsec per "
+                              "pixel)"]
+    # Too small for that (1.8 -> 0.68"/px would leave 0.72-2.88): padded.
+    padded = conform(_cube([0, 24, 48, 72], size=3), **MODEL)
     assert padded.frames.shape == (4, 8, 8) and padded.window_flags == [["padded"]]
     # The padding is one level, the same in every frame: it never moves.
     assert np.ptp(padded.frames[:, 0, 4]) == 0

@@ -69,7 +69,9 @@ def test_real_36s_folder_is_resampled_once_and_its_row_says_where_and_when(capsy
     assert row["windows"] == 9 and 0 <= row["window"] < 9
     assert row["start_time"].startswith("2012-07-19T07:3")
     assert row["end_time"] > row["start_time"]
-    assert {"resampled_time", "padded"} <= set(row["quality"].split(";"))
+    # 123 px wide at 1.8"/px: enlarged to fill 166 px at 1.33"/px, then cropped.
+    assert set(row["quality"].split(";")) >= {"resampled_time", "resampled_space",
+                                               "cropped"}
     assert row["resampled"] == 1 and row["label"] is None
     assert row["model"].startswith("jet304-synthetic@") and row["runtime"] == "litert"
     assert row["predicted"] == int(row["probability"] >= row["threshold"])
@@ -122,9 +124,9 @@ def test_a_12s_folder_is_thinned_not_resampled(bundled, tmp_path):
         row_12 = predict.predict_cube(str(folder_12), model=bundled)
     row_24 = predict.predict_cube(str(folder_24), model=bundled)
     said = " ".join(str(w.message) for w in caught if issubclass(w.category, JetkerasWarning))
-    assert "in time" not in said and "padded" in said  # the field is padded, time untouched
+    assert "in time" not in said and "to fill the field" in said  # only the field changes
     assert row_12["cadence_s"] == pytest.approx(12.0, abs=0.01)
-    assert row_12["resampled"] == 0 and "resampled_time" not in row_12["quality"]
+    assert "resampled_time" not in row_12["quality"]
     assert row_12["windows"] == 2 and row_24["windows"] == 2
     assert row_12["probability"] == pytest.approx(row_24["probability"], abs=1e-6)
 
