@@ -45,7 +45,8 @@ def test_predict_with_no_model_uses_the_bundle_once(tmp_path, capsys, monkeypatc
     assert len(table) == 2 and table["probability"].between(0.0, 1.0).all()
     stored = json.loads((BUNDLED_MODEL / "threshold.json").read_text())["threshold"]
     np.testing.assert_allclose(table["threshold"], stored)
-    assert (table["label"] == (table["probability"] >= stored)).all()
+    assert (table["predicted"] == (table["probability"] >= stored)).all()
+    assert table["label"].isna().all()  # no truth in a seed npz file
 
 
 def test_explicit_model_wins_and_a_missing_bundle_is_one_line(tiny_run, tmp_path,
