@@ -127,6 +127,7 @@ from scipy import ndimage
 from jetkeras.cube import Cube
 
 __all__ = [
+    "jet_truth",
     "DISK_MEAN_DN",
     "PHOTONS_PER_DN",
     "READ_NOISE_DN",
@@ -548,6 +549,8 @@ def _jet_emission(rng, times_s, dx, dy, event, base_radius, radius, pixel_arcsec
 
     emission = (contrast * dilution * DISK_MEAN_DN) * (beam + base)
     parameters = {
+        "jet_front_start_s": round(float(start_s), 3),  # the front leaves the base
+        "jet_height_arcsec": round(float(height), 3),
         "jet_angle_deg": round(math.degrees(angle), 3),
         "jet_contrast": round(contrast, 4),
         "jet_velocity_arcsec_s": round(float(velocity), 5),
@@ -990,6 +993,38 @@ def _observe(noise_rng: np.random.Generator, expected: np.ndarray, date, domain:
         frames = _display_roundtrip(noise_rng, frames)
     return frames, round(exposure, 5)
 
+
+
+def jet_truth(cube: Cube) -> dict[str, float] | None:
+    """What the renderer knows of a rendered jet, in the columns a measurement gives.
+
+    ``base_row``/``base_col`` (0-based pixels of the frame array), ``direction_deg``
+    (``atan2(d_row, d_col)``, 0-360), ``onset_frame`` (when the front leaves the base,
+    frames from the first; negative when under way), ``peak_frame`` (when it is longest),
+    ``length_arcsec`` (the longest it gets within the window), ``speed_arcsec_s``, and
+    ``width_arcsec`` (the bright spire's FWHM). None for a cube without a jet.
+    """
+    meta = cube.meta
+    if "jet_front_start_s" not in meta:
+        return None
+    size = cube.frames.shape[-1]
+    pixel = meta["pixel_scale_arcsec"]
+    shift_x, shift_y = meta["centre_offset_arcsec"]
+    step_s = meta["cadence_s"] / meta["frame_repeat"]  # window frames are this far apart
+    start, rise = meta["jet_front_start_s"], meta["jet_rise_s"]
+    height, velocity = meta["jet_height_arcsec"], meta["jet_velocity_arcsec_s"]
+    # The last distinct frame's time: a subject shows each frame frame_repeat times.
+    last_s = (math.ceil(cube.frames.shape[0] / meta["frame_repeat"]) - 1) * meta["cadence_s"]
+    return {
+        "base_row": (size - 1) / 2.0 - shift_y / pixel,
+        "base_col": (size - 1) / 2.0 - shift_x / pixel,
+        "direction_deg": meta["jet_angle_deg"] % 360.0,
+        "onset_frame": start / step_s,
+        "peak_frame": min(start + rise, last_s) / step_s,
+        "length_arcsec": float(np.clip(velocity * (last_s - start), 0.0, height)),
+        "speed_arcsec_s": velocity,
+        "width_arcsec": meta["jet_spire_fwhm_arcsec"],
+    }
 
 
 def render_events(events, **kwargs) -> Iterator[Cube]:
