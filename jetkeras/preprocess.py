@@ -1,12 +1,13 @@
 """Pure NumPy transforms of one cube's frames: pooling, resampling, exposure scaling.
 
 Every function takes and returns plain arrays, never tensors, so the same code serves the
-FITS reader (:func:`jetkeras.io.read_fits_dir`), ``predict --resample`` and the tests.
+FITS reader (:func:`jetkeras.io.read_fits_dir`), ``realcheck`` and the tests.
 Frames are float32 ``(T, H, W)`` in DN (or DN/s once exposure-normalised).
 
 - :func:`max_pool` -- the seed's 3x3 max-pooling of the 0.6"/px cutout (500 -> 166 px).
-- :func:`resample` -- linear interpolation to another frame count and size, for cubes whose
-  geometry differs from the trained model's.
+- :func:`resample` -- linear interpolation to another frame count and size, by count:
+  ``realcheck`` brings its real windows to a model's geometry with it. ``predict`` places
+  frames by their times instead (:mod:`jetkeras.conform`).
 - :func:`exposure_normalise` -- DN to DN/s (AIA exposure control varies EXPTIME near flares).
 """
 
@@ -73,8 +74,8 @@ def resample(frames: np.ndarray, *, frames_out: int, size_out: int) -> np.ndarra
 
     Uses :func:`scipy.ndimage.zoom` (order 1, ``grid_mode=False``: the first and last
     frames, rows and columns map onto the first and last of the output), so time and space
-    are stretched the same way. Meant for ``predict --resample`` on cubes recorded with a
-    different cadence or field of view; it does not invent detail.
+    are stretched the same way; it does not invent detail. It ignores the frames' times:
+    ``predict`` uses :func:`jetkeras.conform.conform`, which does not.
 
     Parameters
     ----------
