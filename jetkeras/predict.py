@@ -31,10 +31,12 @@ Keras model (run folder) or the SavedModel instead; the two agree to 1e-5. What 
 network, and how a folder becomes a :class:`~jetkeras.runtime.Predictor`, is
 :mod:`jetkeras.runtime`; this module says what to predict on.
 
-Frames are normalised exactly as in training (:func:`jetkeras.pipeline.normalise` with the
-run's ``normalisation.json``). A cube whose frame count or size differs from the model's
-is refused, or interpolated with :func:`jetkeras.preprocess.resample` when ``--resample``
-is given.
+Every runtime takes frames in DN and applies the run's training normalisation itself.
+Frames reach the model on its time grid, placed from their own times (a 12 s folder is
+thinned, a 36 s one interpolated, with one warning), at a pixel scale it was trained on
+(:mod:`jetkeras.conform`); every output is one row per cube in one schema,
+``jetkeras-row/1`` (:mod:`jetkeras.rows`, ``docs/rows.md``), with quality flags
+(:mod:`jetkeras.quality`). :func:`predict_cube` is the same for one cube from Python.
 """
 
 from __future__ import annotations
@@ -730,8 +732,10 @@ def predict_timeline(
     predictor = _predictor(model, threshold=threshold, jit=jit, runtime=runtime,
                            any_channel=any_channel)
     model_input = prepare(cube, predictor, resample=resample)
-    model_input.starts = model_input.starts[::stride]
-    model_input.window_flags = model_input.window_flags[::stride]
+    # Every stride-th step of the model's time grid (windows across a gap are not there).
+    keep = [index for index, start in enumerate(model_input.starts) if start % stride == 0]
+    model_input.starts = [model_input.starts[index] for index in keep]
+    model_input.window_flags = [model_input.window_flags[index] for index in keep]
     [probabilities] = _window_probabilities([model_input], predictor, batch_size)
     rows = _window_rows(model_input, probabilities, predictor, file=str(cube))
     timeline_figure(model_input.frames, model_input.offsets_s, rows, out.with_suffix(".png"),
@@ -757,8 +761,9 @@ def _parser() -> argparse.ArgumentParser:
          "--out catalogue_predictions.csv",
          "--timeline long_cube.npz --model runs/light --stride 2 --out timeline.csv"])
     parser.add_argument("cubes", nargs="*", metavar="CUBE_OR_DIR",
-                        help=".npz cubes (seed arr_0 or jetkeras-cube/1), folders of npz "
-                             "cubes, or folders of FITS frames")
+                        help=".npz cubes (seed arr_0 or jetkeras-cube/1), folders of FITS "
+                             "frames at any cadence (placed on the model's time grid from "
+                             "their times), or folders of npz cubes and FITS event folders")
     parser.add_argument("--model",
                         help="run folder (python -m jetkeras.train) or exported SavedModel "
                              "folder (python -m jetkeras.export); default the bundled model, "
@@ -766,9 +771,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--threshold", type=_cli.probability,
                         help="decision threshold, probability in [0, 1]; default the one "
                              "stored with the model (chosen on validation)")
-    parser.add_argument("--out", help="write predictions to this .csv or .json file; "
-                                      "default: print only (--timeline: timeline.csv "
-                                      "in the current folder)")
+    parser.add_argument("--out", help="write the rows (jetkeras-row/1, docs/rows.md) to this "
+                                      ".csv or .json file; default: print only (--timeline: "
+                                      "timeline.csv in the current folder)")
     parser.add_argument("--runtime", choices=RUNTIMES, default="auto",
                         help="litert: the folder's model.tflite on the LiteRT interpreter (no "
                              "TensorFlow: fast start, ~3x throughput on a CPU); tensorflow: "
@@ -781,8 +786,11 @@ def _parser() -> argparse.ArgumentParser:
                         help="sequences per forward pass (and per Dask task); default 16; "
                              "memory grows with it")
     parser.add_argument("--resample", action="store_true",
-                        help="interpolate cubes of another frame count or size (px) to the "
-                             "model's instead of refusing them; default refuse")
+                        help="zoom frames of another size whose pixel scale is unknown, and "
+                             "show a half-window volunteer subject (15 frames) with each "
+                             "frame twice, instead of refusing them; default refuse (times "
+                             "and known pixel scales are always followed, with a warning "
+                             "when the data change)")
     parser.add_argument("--any-channel", action="store_true",
                         help="accept cubes of another wavelength (angstrom) or instrument "
                              "than the model's (a 171 A folder for a 304 A model); default "
@@ -805,12 +813,12 @@ def _parser() -> argparse.ArgumentParser:
                                             "(tcp://host:8786) for --catalogue; default "
                                             "none (local)")
     parser.add_argument("--timeline", metavar="CUBE",
-                        help="slide the model's window over this longer cube; writes "
-                             "probability per window start (CSV, times in seconds) and a PNG "
-                             "beside the CSV; default none")
+                        help="slide the model's window over this longer cube; writes one "
+                             "row per window (CSV or JSON, docs/rows.md) and a PNG beside it; "
+                             "default none")
     parser.add_argument("--stride", type=_cli.positive_int, default=1,
-                        help=f"frames between window starts for --timeline, an integer >= 1 "
-                             f"(seconds: stride x the model's cadence); default 1 frame = "
+                        help=f"grid steps between window starts for --timeline, an integer "
+                             f">= 1 (seconds: stride x the model's cadence); default 1 = "
                              f"{DataConfig.cadence_s:g} s at the seed's cadence")
     parser.add_argument("--quiet", action="store_true", help="no table, no progress bar; default: show "
                         "both")
