@@ -12,11 +12,15 @@ refused before any work starts, with argparse's one line and exit status 2.
 Ctrl-C (SIGINT) and SIGTERM (what batch schedulers send) end a command the same way:
 one line saying what was kept and the exact command that resumes, exit status 130. A long
 job says what it kept by raising :class:`Interrupted`; its ``main`` says how to resume
-(``run_main(..., resume=...)``).
+(``run_main(..., resume=...)``). That holds at any moment of a command process: before
+``run_main`` (imports, argparse) and after it, jetkeras's start-up guard
+(``jetkeras/__init__.py``) ends the process with one line; under it, a second signal, or
+a job still running ``STOP_WITHIN_S`` seconds after the first, ends it at once.
 """
 
 from __future__ import annotations
 
+import _thread
 import argparse
 import contextlib
 import math
@@ -27,6 +31,7 @@ import shutil
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
@@ -59,6 +64,9 @@ def quiet_tensorflow(*, load: bool = True) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if not load or "tensorflow" in sys.modules:
         return
+    # Neither TensorFlow 2.21 nor what it imports (absl, jax, Keras) installs a SIGINT or
+    # SIGTERM handler, in Python or with sigaction (checked): the one in place (jetkeras's
+    # start-up guard, or run_main's) stays in charge; nothing to put back afterwards.
     try:
         with native_stderr_silenced():
             import tensorflow  # noqa: F401
@@ -324,11 +332,142 @@ class Interrupted(KeyboardInterrupt):
 _HOLD = threading.local()
 _PENDING: list[int] = []  # signals that arrived while held, in order
 
+# Seconds an interrupted command may take to stop (to leave ``function`` and print its
+# line) before it is ended anyway; a clean stop takes 1-2 s (train on 2 cores).
+STOP_WITHIN_S = 10.0
+
+
+class _Interrupt:
+    """The interrupt state of the command that :func:`run_main` runs.
+
+    In a command process (``python -m jetkeras.<command>``, where ``jetkeras`` installed
+    its start-up guard) an interrupt must end the process whatever the job does with
+    the ``KeyboardInterrupt``: a second signal, or a job still running
+    ``STOP_WITHIN_S`` seconds after the first, ends it at once with one line. A library
+    process (a notebook, pytest) only ever gets the ``KeyboardInterrupt``.
+    """
+
+    def __init__(self, prog: str, *, resume: str | Callable[[], str] | None, kept: str):
+        import jetkeras
+
+        self.prog, self.resume, self.kept = prog, resume, kept
+        self.guard = jetkeras._STARTUP_GUARD  # None in a library process
+        self.signals = 0  # signals received, not counting redeliveries
+        self.signum: int | None = None  # the signal of the last KeyboardInterrupt raised
+        self.redelivering = False  # a swallowed interrupt is being delivered again
+        self.active = False  # the job runs under the command's handlers
+        self.reported = False  # run_main has said how the command ended
+        self._watchdog: threading.Timer | None = None
+
+    def raised(self, signum: int) -> None:
+        """A ``KeyboardInterrupt`` for ``signum`` is being raised: start the watchdog."""
+        self.signum = signum
+        if self.guard is not None and self._watchdog is None:
+            how = f", stopped after {STOP_WITHIN_S:g} s"
+            self._watchdog = threading.Timer(STOP_WITHIN_S, self.stop_now, kwargs={"how": how})
+            self._watchdog.daemon = True  # a process that ends by itself does not wait for it
+            self._watchdog.start()
+
+    def stop_now(self, how: str = "") -> None:
+        """End the process with status 130 and one line, unless run_main gave its line."""
+        if not self.reported:
+            try:
+                command = self.resume() if callable(self.resume) else self.resume
+            except Exception:  # the line matters more than the resume command's details
+                command = None
+            self.guard.say(f"{self.prog}: interrupted{how}; {self.kept}; resume with: "
+                           f"{command or _default_resume(self.prog)}")
+        os._exit(130)
+
+    # Python runs a signal handler at the next bytecode of the main thread, wherever that
+    # is. In a garbage-collector callback (jax registers one), a weakref callback or a
+    # __del__, the KeyboardInterrupt is reported as "Exception ignored in ..." and dropped
+    # (sys.unraisablehook); in Python code that TensorFlow's C++ calls back (its nest
+    # utilities import modules), it comes out as "SystemError: ... returned a result
+    # with an exception set", which TensorFlow prints (sys.excepthook) and drops. Either
+    # way the job ran on as if never interrupted. The two hooks below deliver the signal
+    # again instead, from another thread, so that the handler runs at a later bytecode,
+    # once the hook and what called it have returned.
+    def _lost(self, error: BaseException | None) -> bool:
+        """Whether ``error`` is, or was raised from, an interrupt of this command."""
+        if self.signum is None or threading.current_thread() is not threading.main_thread():
+            return False
+        seen = set()
+        while error is not None and id(error) not in seen:
+            if isinstance(error, KeyboardInterrupt):
+                return True
+            seen.add(id(error))
+            error = error.__cause__ or error.__context__
+        return False
+
+    def _deliver_later(self) -> None:
+        if self.redelivering or not self.active:  # one is on its way, or too late
+            return
+        self.redelivering = True
+        # Not from here, nor with threading.Thread (whose start() waits for the thread):
+        # the hook is Python code too, and the handler would run, and its
+        # KeyboardInterrupt be dropped, before the hook returns.
+        _thread.start_new_thread(self._deliver_again, ())
+
+    def _deliver_again(self) -> None:
+        """Send the signal to the main thread again, once it has left the callback."""
+        time.sleep(0.01)  # the main thread returns from the hook and the callback first
+        # Only to the job: once it has ended, the interrupt it swallowed has done its work
+        # (or the guard is back); during the interpreter's shutdown Python's default
+        # handler would even kill the process with SIGINT after its line was written.
+        if self.active:
+            with contextlib.suppress(OSError, ValueError):  # the process ended meanwhile
+                signal.pthread_kill(threading.main_thread().ident, self.signum)
+
+    def unraisable_hook(self, hook: Callable) -> Callable:
+        """``hook`` (a ``sys.unraisablehook``), except for a dropped interrupt: delivered
+        again, not printed."""
+        def deliver_again(unraisable) -> None:
+            try:
+                if self._lost(unraisable.exc_value):
+                    self._deliver_later()
+                else:
+                    hook(unraisable)
+            except KeyboardInterrupt:  # a signal that came while the hook ran
+                self._deliver_later()
+
+        return deliver_again
+
+    def excepthook(self, hook: Callable) -> Callable:
+        """``hook`` (a ``sys.excepthook``), except for a dropped interrupt: delivered
+        again, not printed. Nothing reaches the top level while the job runs: only C code
+        printing an error it then drops (``PyErr_Print``) calls it."""
+        def deliver_again(kind, error, traceback) -> None:
+            try:
+                if self._lost(error):
+                    self._deliver_later()
+                else:
+                    hook(kind, error, traceback)
+            except KeyboardInterrupt:  # a signal that came while the hook ran
+                self._deliver_later()
+
+        return deliver_again
+
+
+_INTERRUPT: _Interrupt | None = None  # the command under run_main
+
 
 def _handle_signal(signum, frame) -> None:
+    state = _INTERRUPT
+    redelivered = state is not None and state.redelivering
+    if state is not None and not redelivered:
+        state.signals += 1
+        if state.signals > 1 and state.guard is not None:
+            # Asked twice: the user (or the scheduler) will not wait for a clean stop,
+            # even one held for a checkpoint.
+            state.stop_now(how=" twice, stopped at once")
+    if state is not None:
+        state.redelivering = False
     if getattr(_HOLD, "depth", 0) > 0:
         _PENDING.append(signum)
         return
+    if state is not None:
+        state.raised(signum)
     raise KeyboardInterrupt
 
 
@@ -344,8 +483,11 @@ def release_interrupts(*, raise_pending: bool = True) -> None:
     """End one :func:`hold_interrupts`; raise ``KeyboardInterrupt`` if a signal came."""
     _HOLD.depth = max(0, getattr(_HOLD, "depth", 0) - 1)
     if _HOLD.depth == 0 and _PENDING:
+        signum = _PENDING[-1]
         _PENDING.clear()
         if raise_pending:
+            if _INTERRUPT is not None and threading.current_thread() is threading.main_thread():
+                _INTERRUPT.raised(signum)
             raise KeyboardInterrupt
 
 
@@ -366,20 +508,38 @@ def held_interrupts() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _signals_raise_keyboard_interrupt() -> Iterator[None]:
-    """Install the SIGINT and SIGTERM handlers for one command; restore the old ones."""
+def _signals_raise_keyboard_interrupt(state: _Interrupt) -> Iterator[None]:
+    """Install the SIGINT and SIGTERM handlers for one command; restore the old ones.
+
+    The old ones are, in a command process, jetkeras's start-up guard (see
+    ``jetkeras/__init__.py``): once the block ends, an interrupt ends the process at once,
+    with a line saying the work had ended.
+    """
+    global _INTERRUPT
     if threading.current_thread() is not threading.main_thread():
         yield  # signal handlers can only be set from the main thread
         return
     previous = {number: signal.signal(number, _handle_signal)
                 for number in (signal.SIGINT, signal.SIGTERM)}
+    previous_state, _INTERRUPT = _INTERRUPT, state
+    hooks = sys.unraisablehook, sys.excepthook
+    sys.unraisablehook = state.unraisable_hook(sys.unraisablehook)
+    sys.excepthook = state.excepthook(sys.excepthook)
     _HOLD.depth = 0
     _PENDING.clear()
+    ended = state.kept
+    state.active = True
     try:
         yield
+        ended = "its work was done"
     finally:
+        state.active = False
+        if state.guard is not None:
+            state.guard.doing = f"while exiting; {ended}"
         for number, handler in previous.items():
             signal.signal(number, handler)
+        sys.unraisablehook, sys.excepthook = hooks
+        _INTERRUPT = previous_state
         _HOLD.depth = 0
         _PENDING.clear()
 
@@ -447,9 +607,45 @@ def run_main(function: Callable[[], object], prog: str, *,
         The command's output folder, named when the disk fills up and the error names
         no file (Keras writing a checkpoint, TensorBoard).
     """
+    state = _Interrupt(prog, resume=resume, kept=kept)
     try:
-        with _signals_raise_keyboard_interrupt():
-            function()
+        return _run_command(function, prog, state=state, resume=resume, kept=kept, out=out)
+    finally:
+        state.reported = True  # a watchdog firing now only ends the process, silently
+        _forget_caught_interrupts()
+
+
+def _forget_caught_interrupts() -> None:
+    """Clear CPython's record of a ``KeyboardInterrupt`` that left a string ``exec``.
+
+    CPython (3.11, 3.12) records an interrupt that leaves code run from a string
+    (``exec(str)``, ``eval(str)``: ``PyRun_String``) as unhandled, even when a caller
+    catches it; under ``python -m`` the interpreter then kills itself with SIGINT on the
+    way out, after run_main printed its line and returned 130 (status -2 from
+    ``predict``: scipy builds its array-API namespace with ``exec("from numpy import
+    *")``, dataclasses build their methods with ``exec``). Every string ``exec`` clears
+    the record as it starts; a trivial one after the command does.
+    """
+    exec("pass", {})
+
+
+def _run_command(function: Callable[[], object], prog: str, *, state: _Interrupt,
+                 resume: str | Callable[[], str] | None, kept: str,
+                 out: str | os.PathLike | None) -> int:
+    """:func:`run_main`'s work, under ``state``."""
+    try:
+        try:
+            with _signals_raise_keyboard_interrupt(state):
+                function()
+        except Exception as error:
+            if state.signum is None:
+                raise
+            # The job was interrupted, and the KeyboardInterrupt came out as another
+            # error: pybind11 turns one raised while TensorFlow builds its own exception
+            # (the handler runs in that exception's __init__) into "RuntimeError: ...
+            # MISMATCH of original and normalized active exception types"; tf.data and
+            # Dask wrap one raised in their callbacks. What ended the job is the interrupt.
+            raise KeyboardInterrupt from error
     except (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError) as error:
         if cause := _disk_full_cause(error):
             return _report_disk_full(cause, prog, resume, out)
@@ -478,4 +674,30 @@ def run_main(function: Callable[[], object], prog: str, *,
         if cause is None:
             raise
         return _report_disk_full(cause, prog, resume, out)
+    if state.signals:
+        # Signalled, yet the job ended as if not: the interrupt was lost where the hooks
+        # do not see (a bare except, C code clearing it) and the work ended before the
+        # watchdog. Its output is whole; the status still says it was interrupted, so
+        # that a script's next step does not run.
+        print(f"{prog}: interrupted, but the work had already finished; nothing to resume",
+              file=sys.stderr)
+        return 130
     return 0
+
+
+# ------------------------------------------------------------------- warnings
+@contextlib.contextmanager
+def one_line_warnings(prog: str) -> Iterator[None]:
+    """Show each warning as one line, ``<prog>: warning: <message>``, on stderr.
+
+    Python's default shows two (the warning, then the source line that raised it), which
+    reads as a crash to a command-line user; a library caller keeps the default.
+    """
+    import warnings
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        print(f"{prog}: warning: {message}", file=sys.stderr if file is None else file)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = show
+        yield

@@ -71,10 +71,10 @@ def test_every_flag_with_a_default_says_it(name, capsys, monkeypatch):
     assert not missing, f"{name}: no default in the help of {missing}"
 
 
-def test_predict_stride_is_given_in_frames_and_seconds(capsys, monkeypatch):
+def test_predict_stride_is_given_in_grid_steps_and_seconds(capsys, monkeypatch):
     stride = _options(_help("predict", capsys, monkeypatch)[0])["--stride"]
-    assert "frames between window starts" in stride
-    assert "default 1 frame = 24 s" in stride
+    assert "grid steps between window starts" in stride
+    assert "default 1 = 24 s" in stride
 
 
 def test_long_examples_break_before_a_flag_and_keep_its_value():

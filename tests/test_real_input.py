@@ -183,7 +183,9 @@ def test_the_python_api_takes_a_map_sequence_and_checks_it_as_the_cli_does(bundl
         warnings.simplefilter("ignore")
         maps = sunpy.map.Map(sorted(AIA304.glob("*.fits")), sequence=True)
         maps_171 = sunpy.map.Map(sorted(AIA171.glob("*.fits")), sequence=True)
-        row = predict.predict_cube(maps, model=bundled)
+        import jetkeras  # the README's three lines: the package's own API
+
+        row = jetkeras.predict_cube(maps, model=bundled)
     code, out, _ = _run(capsys, AIA304, "--runtime", "litert")
     shown = dict(line.split(None, 1) for line in out.splitlines())
     assert code == 0 and float(shown["probability"]) == pytest.approx(row["probability"],
