@@ -40,7 +40,8 @@ from jetkeras._files import is_disk_full
 __all__ = ["Interrupted", "add_seed_flag", "bounded_int", "disk_full_message", "existing_file",
            "existing_folder", "existing_path", "held_interrupts", "hold_interrupts",
            "make_parser", "native_stderr_silenced", "non_negative_float", "non_negative_int",
-           "positive_float", "positive_int", "probability", "quiet_tensorflow",
+           "one_line_warnings", "positive_float", "positive_int", "probability",
+           "quiet_tensorflow",
            "release_interrupts", "resume_command", "run_main", "seed_int", "set_seed",
            "target_recall"]
 

@@ -665,7 +665,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{int((table['predicted'] == 1).sum())} labelled jet; report in "
               f"{result['report']}")
 
-    return _cli.run_main(run, "python -m jetkeras.survey", out=args.out)
+    with _cli.one_line_warnings("survey"):
+        return _cli.run_main(run, "python -m jetkeras.survey", out=args.out)
 
 
 if __name__ == "__main__":
