@@ -7,8 +7,9 @@ one resumable command over one output folder::
     <out>/hek_events.csv      the HEK events (jetkeras.hek's event table)
     <out>/hek_cache/          the raw HEK pages (a rerun asks the HEK nothing)
     <out>/cubes/              <event_id>.npz cubes and fetch_state.json (jetkeras.fetch)
-    <out>/predictions.csv     probability per event, appended chunk by chunk
-    <out>/events.csv          every HEK event with its fetch status, probability and label
+    <out>/predictions.csv     one jetkeras-row/1 row per event (docs/rows.md), chunk by chunk
+    <out>/events.csv          every HEK event with its fetch status and its row's columns
+                              (probability, predicted, quality, times, centre, model...)
     <out>/timeline.png        probability against the event's start date
     <out>/gallery/            contact sheets and GIFs of the top candidates and of the
                               borderline events (closest to the threshold)
