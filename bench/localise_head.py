@@ -1,0 +1,339 @@
+"""A learned measurement head for a rendered jet (issue 27), beside the classical
+pipeline (``jetkeras.localise.measure``) and the trivial guesses.
+
+Usage::
+
+    .venv/bin/python bench/localise_head.py --train 1500 --epochs 16 --seed 0 \
+        --out bench/results/localise_head.json --weights bench/results/localise_head.weights.h5
+
+Training data: ``--train`` renders of jets drawn (with replacement, ``--seed``) from the
+bundled catalogue, renderer seeds ``2000 + k`` (the evaluation uses ``1000 + seed`` and
+the bundle trained on 0), each reduced to :func:`jetkeras.localise.head_features` and
+cached with the renderer's truth (:func:`jetkeras.synthetic.jet_truth`) in ``--cache``.
+The head (:func:`jetkeras.localise.build_head`) is trained for ``--epochs`` on CPU.
+
+Evaluation: the protocol of ``bench/localise.py`` (per seed, ``--jets`` jets drawn with
+that seed, renderer seed ``1000 + seed``, only those the bundled model calls jets),
+with the classical pipeline, the learned head and the trivial guesses (cutout centre;
+radially outward) scored on the same cubes. Median errors per seed, mean ± std over seeds.
+Column ``front``: the head's base and direction, with onset, peak, length and speed from
+the classical time-distance front sampled along them (``measure_learned(...,
+timing="front")``; the held-out cubes are re-rendered for it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+GOALS = {"base_px": 3.0, "direction_deg": 15.0, "onset_frames": 1.5, "peak_frames": 2.0,
+         "length_relative": 0.25, "speed_relative": 0.25}
+TRUTH_KEYS = ("base_row", "base_col", "direction_deg", "onset_frame", "peak_frame",
+              "length_arcsec", "speed_arcsec_s", "width_arcsec")
+
+
+def _angle_error(a_deg, b_deg):
+    return np.abs((np.asarray(a_deg) - np.asarray(b_deg) + 180.0) % 360.0 - 180.0)
+
+
+def _record(cube) -> dict:
+    from jetkeras.synthetic import jet_truth
+
+    truth = jet_truth(cube)
+    meta = cube.meta
+    return {**{key: float(truth[key]) for key in TRUTH_KEYS},
+            "pixel": float(meta["pixel_scale_arcsec"]),
+            "step_s": float(meta["cadence_s"] / meta["frame_repeat"]),
+            "radial_deg": math.degrees(math.atan2(meta["basepoint_y_arcsec"],
+                                                  meta["basepoint_x_arcsec"])) % 360.0}
+
+
+def build_training_cache(path: Path, count: int, seed: int) -> None:
+    """Render ``count`` jets (renderer seeds 2000 + k) and save features and truth."""
+    from jetkeras.catalogue import load_events
+    from jetkeras.localise import head_features
+    from jetkeras.synthetic import render_event
+
+    jets = load_events().query("label == 1").reset_index(drop=True)
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, len(jets), count)
+    features, records = [], []
+    started = time.perf_counter()
+    for k, pick in enumerate(picks):
+        cube = render_event(jets.iloc[int(pick)], seed=2000 + k)
+        features.append(head_features(cube.frames).astype(np.float16))
+        records.append(_record(cube))
+        if (k + 1) % 100 == 0:
+            print(f"  rendered {k + 1}/{count} in {time.perf_counter() - started:.0f} s",
+                  flush=True)
+    np.savez(path, features=np.stack(features),
+             **{key: np.array([r[key] for r in records]) for key in records[0]})
+
+
+def build_eval_cache(path: Path, seed: int, jets_count: int) -> None:
+    """The held-out jets of one seed (bench/localise.py protocol), with the classical
+    pipeline's measurement of each, so the head can be re-scored without re-rendering."""
+    import warnings
+
+    from jetkeras.catalogue import load_events
+    from jetkeras.localise import head_features, measure
+    from jetkeras.runtime import load_predictor
+    from jetkeras.synthetic import render_event
+
+    predictor = load_predictor(runtime="litert")
+    events = load_events().query("label == 1").sample(jets_count, random_state=seed)
+    features, records = [], []
+    for _, event in events.iterrows():
+        cube = render_event(event, seed=1000 + seed)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            probability = float(predictor.predict_proba(cube.frames[None])[0])
+        if probability < predictor.threshold:
+            continue
+        record = _record(cube)
+        found = measure(cube.frames)
+        classical = ([found.base_row, found.base_col, found.direction_deg,
+                      found.onset_frame, found.peak_frame, found.length_px,
+                      found.speed_px_per_frame] if found is not None else [np.nan] * 7)
+        record.update({f"classical_{i}": float(v) for i, v in enumerate(classical)})
+        features.append(head_features(cube.frames).astype(np.float16))
+        records.append(record)
+    np.savez(path, features=np.stack(features),
+             **{key: np.array([r[key] for r in records]) for key in records[0]})
+
+
+def _targets(data, size: int) -> dict:
+    """Training targets on the head's grid (see ``jetkeras.localise.build_head``)."""
+    rows = (data["base_row"] - 0.5) / 2.0
+    cols = (data["base_col"] - 0.5) / 2.0
+    angle = np.radians(data["direction_deg"])
+    length_px = data["length_arcsec"] / data["pixel"]
+    speed_px = data["speed_arcsec_s"] * data["step_s"] / data["pixel"]
+    return {"rows": rows, "cols": cols, "dir": np.stack([np.cos(angle), np.sin(angle)], 1),
+            "reg": np.stack([data["onset_frame"] / 10.0, data["peak_frame"] / 10.0,
+                             np.log1p(length_px), np.log(speed_px)], 1)}
+
+
+def _augment(features, targets, rng, size: int):
+    """One random element of the square's symmetry group per sample (transpose, then
+    flips), applied to the features, base point and direction alike."""
+    x = features.copy()
+    rows, cols = targets["rows"].copy(), targets["cols"].copy()
+    d = targets["dir"].copy()  # (cos, sin) = (d_col, d_row)
+    transpose = rng.random(len(x)) < 0.5
+    flip_rows = rng.random(len(x)) < 0.5
+    flip_cols = rng.random(len(x)) < 0.5
+    x[transpose] = np.swapaxes(x[transpose], 1, 2)
+    rows[transpose], cols[transpose] = cols[transpose], rows[transpose].copy()
+    d[transpose] = d[transpose][:, ::-1]
+    x[flip_rows] = x[flip_rows][:, ::-1]
+    rows[flip_rows] = size - 1 - rows[flip_rows]
+    d[flip_rows, 1] *= -1
+    x[flip_cols] = x[flip_cols][:, :, ::-1]
+    cols[flip_cols] = size - 1 - cols[flip_cols]
+    d[flip_cols, 0] *= -1
+    return x, rows, cols, d
+
+
+def _heat_target(rows, cols, size: int, sigma: float = 1.0) -> np.ndarray:
+    grid = np.arange(size, dtype=np.float32)
+    r = np.exp(-0.5 * ((grid[None] - np.clip(rows, 0, size - 1)[:, None]) / sigma) ** 2)
+    c = np.exp(-0.5 * ((grid[None] - np.clip(cols, 0, size - 1)[:, None]) / sigma) ** 2)
+    heat = (r[:, :, None] * c[:, None, :]).reshape(len(rows), -1)
+    return (heat / heat.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def train(data, epochs: int, seed: int, weights: Path):
+    import keras
+
+    from jetkeras.localise import SPIRE_GRID_PX, build_head
+
+    keras.utils.set_random_seed(seed)
+    features = data["features"].astype(np.float32)
+    size = features.shape[1]
+    targets = _targets(data, size)
+    model = build_head(size)
+    schedule = keras.optimizers.schedules.CosineDecay(2e-3, epochs * int(
+        math.ceil(len(features) / 32)), alpha=0.05)
+    model.compile(optimizer=keras.optimizers.Adam(schedule),
+                  loss={"heat": "categorical_crossentropy",
+                        "spire": "categorical_crossentropy", "base": keras.losses.Huber(2.0),
+                        "dir": "mse", "reg": keras.losses.Huber(0.5)},
+                  loss_weights={"heat": 1.0, "spire": 1.0, "base": 0.2, "dir": 2.0, "reg": 1.0})
+    rng = np.random.default_rng(seed)
+    started = time.perf_counter()
+    for epoch in range(epochs):
+        x, rows, cols, d = _augment(features, targets, rng, size)
+        history = model.fit(x, {"heat": _heat_target(rows, cols, size),
+                                "spire": _heat_target(rows + SPIRE_GRID_PX * d[:, 1],
+                                                      cols + SPIRE_GRID_PX * d[:, 0], size),
+                                "base": np.stack([rows, cols], 1).astype(np.float32),
+                                "dir": d.astype(np.float32),
+                                "reg": targets["reg"].astype(np.float32)},
+                            batch_size=32, epochs=1, verbose=0, shuffle=True)
+        logs = {k: round(float(v[-1]), 4) for k, v in history.history.items()}
+        print(f"  epoch {epoch + 1}/{epochs} {time.perf_counter() - started:.0f} s {logs}",
+              flush=True)
+    weights.parent.mkdir(parents=True, exist_ok=True)
+    model.save_weights(str(weights))
+    return model, time.perf_counter() - started
+
+
+def score(data, model) -> dict:
+    """Median errors of the classical pipeline, the head and the trivial guesses."""
+    from jetkeras.localise import _measurement_from_head
+
+    size = data["features"].shape[1]
+    out = model.predict(data["features"].astype(np.float32), batch_size=32, verbose=0)
+    n = len(data["base_row"])
+    learned = [_measurement_from_head({k: np.asarray(v)[i] for k, v in out.items()},
+                                      size, pool=2, frames=30) for i in range(n)]
+    truth = {key: data[key] for key in TRUTH_KEYS}
+    pixel, step = data["pixel"], data["step_s"]
+    centre = (data["features"].shape[1] * 2 - 1) / 2.0
+    errors = {"centre_base_px": np.hypot(truth["base_row"] - centre, truth["base_col"] - centre),
+              "radial_direction_deg": _angle_error(data["radial_deg"], truth["direction_deg"])}
+    classical = np.stack([data[f"classical_{i}"] for i in range(7)], 1)
+    mine = np.array([[m.base_row, m.base_col, m.direction_deg, m.onset_frame, m.peak_frame,
+                      m.length_px, m.speed_px_per_frame] for m in learned])
+    for name, values in (("classical", classical), ("learned", mine)):
+        ok = ~np.isnan(values[:, 0])
+        v = values[ok]
+        t = {key: truth[key][ok] for key in truth}
+        has_length = t["length_arcsec"] > 0
+        errors[f"{name}_base_px"] = np.hypot(v[:, 0] - t["base_row"], v[:, 1] - t["base_col"])
+        errors[f"{name}_direction_deg"] = _angle_error(v[:, 2], t["direction_deg"])
+        errors[f"{name}_onset_frames"] = np.abs(v[:, 3] - t["onset_frame"])
+        errors[f"{name}_peak_frames"] = np.abs(v[:, 4] - t["peak_frame"])
+        errors[f"{name}_length_relative"] = (np.abs(v[has_length, 5] * pixel[ok][has_length]
+                                                    - t["length_arcsec"][has_length])
+                                             / t["length_arcsec"][has_length])
+        errors[f"{name}_speed_relative"] = (np.abs(v[:, 6] * pixel[ok] / step[ok]
+                                                   - t["speed_arcsec_s"])
+                                            / t["speed_arcsec_s"])
+        errors[f"{name}_measured_fraction"] = np.array([ok.mean()])
+    medians = {key: float(np.median(values)) for key, values in errors.items()}
+    medians["called_jets"] = n
+    return medians
+
+
+def score_front(seed: int, jets_count: int, weights: Path) -> dict:
+    """Re-render one seed's held-out jets and score ``measure_learned(timing="front")``:
+    the head's base and direction, timing/length/speed from the classical front."""
+    import warnings
+
+    from jetkeras.catalogue import load_events
+    from jetkeras.localise import measure_learned
+    from jetkeras.runtime import load_predictor
+    from jetkeras.synthetic import render_event
+
+    predictor = load_predictor(runtime="litert")
+    events = load_events().query("label == 1").sample(jets_count, random_state=seed)
+    errors = {key: [] for key in ("onset_frames", "peak_frames", "length_relative",
+                                  "speed_relative")}
+    for _, event in events.iterrows():
+        cube = render_event(event, seed=1000 + seed)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if float(predictor.predict_proba(cube.frames[None])[0]) < predictor.threshold:
+                continue
+        t = _record(cube)
+        found = measure_learned(cube.frames, weights, timing="front")
+        errors["onset_frames"].append(abs(found.onset_frame - t["onset_frame"]))
+        errors["peak_frames"].append(abs(found.peak_frame - t["peak_frame"]))
+        if t["length_arcsec"] > 0:
+            errors["length_relative"].append(abs(found.length_px * t["pixel"]
+                                                 - t["length_arcsec"]) / t["length_arcsec"])
+        errors["speed_relative"].append(abs(found.speed_px_per_frame * t["pixel"] / t["step_s"]
+                                            - t["speed_arcsec_s"]) / t["speed_arcsec_s"])
+    return {f"front_{key}": float(np.median(values)) for key, values in errors.items()}
+
+
+ROWS = ["base_px", "direction_deg", "onset_frames", "peak_frames", "length_relative",
+        "speed_relative", "measured_fraction"]
+TRIVIAL = {"base_px": "centre_base_px", "direction_deg": "radial_direction_deg"}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2],
+                        help="evaluation draws and renderer seeds (1000 + seed)")
+    parser.add_argument("--jets", type=int, default=60, help="jets per evaluation seed")
+    parser.add_argument("--train", type=int, default=1500, help="training renders")
+    parser.add_argument("--epochs", type=int, default=16)
+    parser.add_argument("--seed", type=int, default=0,
+                        help="training draw, initialisation and augmentation")
+    parser.add_argument("--cache", type=Path, default=Path("/tmp/jethead"),
+                        help="where rendered features are cached (npz)")
+    parser.add_argument("--weights", type=Path,
+                        default=ROOT / "bench" / "results" / "localise_head.weights.h5")
+    parser.add_argument("--skip-training", action="store_true",
+                        help="score the weights already at --weights")
+    parser.add_argument("--out", type=Path, help="write the figures as JSON here")
+    args = parser.parse_args(argv)
+    args.cache.mkdir(parents=True, exist_ok=True)
+    train_path = args.cache / f"train_{args.train}_s{args.seed}.npz"
+    seconds = None
+    if args.skip_training:
+        from jetkeras.localise import build_head
+
+        model = build_head()
+        model.load_weights(str(args.weights))
+    else:
+        if not train_path.exists():
+            build_training_cache(train_path, args.train, args.seed)
+        model, seconds = train(dict(np.load(train_path)), args.epochs, args.seed,
+                               args.weights)
+        print(f"trained on {args.train} renders in {seconds:.0f} s; weights {args.weights}")
+    results = []
+    for seed in args.seeds:
+        path = args.cache / f"eval_{seed}.npz" if args.jets == 60 else \
+            args.cache / f"eval_{seed}_{args.jets}.npz"
+        if not path.exists():
+            build_eval_cache(path, seed, args.jets)
+        results.append({"seed": seed, **score(dict(np.load(path)), model),
+                        **score_front(seed, args.jets, args.weights)})
+    names = ("classical", "learned", "front", "trivial")
+    print(f"{'':22}" + "".join(f"{name:>16}" for name in names) + f"{'goal':>7}")
+    summary = {}
+    for row in ROWS:
+        cells = []
+        for name in names:
+            key = TRIVIAL.get(row) if name == "trivial" else f"{name}_{row}"
+            if name == "front" and row in ("base_px", "direction_deg", "measured_fraction"):
+                key = f"learned_{row}"  # the head's own base and direction
+            if key is None:
+                cells.append(f"{'-':>16}")
+                continue
+            values = [r[key] for r in results]
+            summary[key] = {"mean": float(np.mean(values)), "std": float(np.std(values)),
+                            "per_seed": values}
+            cells.append(f"{np.mean(values):9.2f} ± {np.std(values):4.2f}")
+        goal = GOALS.get(row)
+        print(f"{row:22}" + "".join(cells) + (f"{goal:7g}" if goal else ""))
+    print("front: the head's base and direction, timing/length/speed from the classical "
+          "time-distance front along them")
+    print("called jets per seed:", [r["called_jets"] for r in results])
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps({
+            "seeds": results, "summary": summary, "goals": GOALS,
+            "training": {"renders": args.train, "epochs": args.epochs, "seed": args.seed,
+                         "seconds": seconds, "weights": str(args.weights)}}, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
