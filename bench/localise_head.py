@@ -1,24 +1,41 @@
 """A learned measurement head for a rendered jet (issue 27), beside the classical
 pipeline (``jetkeras.localise.measure``) and the trivial guesses.
 
-Usage::
+Usage (held out by event, the default; one run per training seed, then pooled)::
 
-    .venv/bin/python bench/localise_head.py --train 1500 --epochs 16 --seed 0 \
-        --out bench/results/localise_head.json --weights bench/results/localise_head.weights.h5
+    for s in 0 1 2; do
+      .venv/bin/python bench/localise_head.py --train 1200 --epochs 12 --seed $s \
+          --draw-seed 0 --out bench/results/localise_head_by_event_s$s.json \
+          --weights bench/results/localise_head_by_event_s$s.weights.h5
+    done
+    .venv/bin/python bench/localise_head.py --combine bench/results/localise_head_by_event_s*.json \
+        --out bench/results/localise_head_by_event.json
 
-Training data: ``--train`` renders of jets drawn (with replacement, ``--seed``) from the
-bundled catalogue, renderer seeds ``2000 + k`` (the evaluation uses ``1000 + seed`` and
-the bundle trained on 0), each reduced to :func:`jetkeras.localise.head_features` and
-cached with the renderer's truth (:func:`jetkeras.synthetic.jet_truth`) in ``--cache``.
-The head (:func:`jetkeras.localise.build_head`) is trained for ``--epochs`` on CPU.
+(the recorded run kept training seed 0's weights as ``localise_head_by_event.weights.h5``).
+
+``--no-by-event`` gives the old protocol (``bench/results/localise_head.json``: training
+and evaluation draw from all catalogue jets, so evaluation events were seen in training).
+
+Split (``--by-event``, default): the catalogue's jets are grouped by ``SOL_event``
+(``event_id`` where missing); the groups are shuffled with ``--split-seed`` and a
+``--holdout`` fraction (0.2) of them held out. Training renders come only from the
+other groups, evaluation draws only from the held-out ones (:func:`split_jets`).
+
+Training data: ``--train`` renders of training jets drawn (with replacement,
+``--draw-seed``, default ``--seed``), renderer seeds ``2000 + k`` (the evaluation uses
+``1000 + seed`` and the bundle trained on 0), each reduced to
+:func:`jetkeras.localise.head_features` and cached with the renderer's truth
+(:func:`jetkeras.synthetic.jet_truth`) in ``--cache``. The head
+(:func:`jetkeras.localise.build_head`) is trained for ``--epochs`` on CPU, initialised and
+augmented with ``--seed``.
 
 Evaluation: the protocol of ``bench/localise.py`` (per seed, ``--jets`` jets drawn with
-that seed, renderer seed ``1000 + seed``, only those the bundled model calls jets),
-with the classical pipeline, the learned head and the trivial guesses (cutout centre;
-radially outward) scored on the same cubes. Median errors per seed, mean ± std over seeds.
-Column ``front``: the head's base and direction, with onset, peak, length and speed from
-the classical time-distance front sampled along them (``measure_learned(...,
-timing="front")``; the held-out cubes are re-rendered for it).
+that seed from the evaluation jets, renderer seed ``1000 + seed``, only those the bundled
+model calls jets), with the classical pipeline, the learned head and the trivial guesses
+(cutout centre; radially outward) scored on the same cubes. Median errors per seed,
+mean ± std over seeds. Column ``front``: the head's base and direction, with onset, peak,
+length and speed from the classical time-distance front sampled along them
+(``measure_learned(..., timing="front")``; the held-out cubes are re-rendered for it).
 """
 
 from __future__ import annotations
@@ -60,13 +77,33 @@ def _record(cube) -> dict:
                                                   meta["basepoint_x_arcsec"])) % 360.0}
 
 
-def build_training_cache(path: Path, count: int, seed: int) -> None:
-    """Render ``count`` jets (renderer seeds 2000 + k) and save features and truth."""
+def split_jets(by_event: bool = True, holdout: float = 0.2, split_seed: int = 0):
+    """The catalogue's jets as (training, held-out) tables.
+
+    ``by_event``: the groups of ``SOL_event`` (``event_id`` where it is missing), shuffled
+    with ``split_seed``; the first ``holdout`` fraction of groups is held out, so no event
+    of the evaluation is ever rendered for training. Without it, both are all the jets
+    (the old protocol: evaluation events were seen in training).
+    """
     from jetkeras.catalogue import load_events
+
+    jets = load_events().query("label == 1").reset_index(drop=True)
+    if not by_event:
+        return jets, jets
+    groups = jets["SOL_event"].astype(object).where(jets["SOL_event"].notna(),
+                                                    "id:" + jets["event_id"].astype(str))
+    names = np.array(sorted(groups.astype(str).unique()))
+    np.random.default_rng(split_seed).shuffle(names)
+    held = set(names[:int(round(holdout * len(names)))])
+    mask = groups.astype(str).isin(held).to_numpy()
+    return jets[~mask].reset_index(drop=True), jets[mask].reset_index(drop=True)
+
+
+def build_training_cache(path: Path, count: int, seed: int, jets) -> None:
+    """Render ``count`` of ``jets`` (renderer seeds 2000 + k) and save features and truth."""
     from jetkeras.localise import head_features
     from jetkeras.synthetic import render_event
 
-    jets = load_events().query("label == 1").reset_index(drop=True)
     rng = np.random.default_rng(seed)
     picks = rng.integers(0, len(jets), count)
     features, records = [], []
@@ -82,18 +119,22 @@ def build_training_cache(path: Path, count: int, seed: int) -> None:
              **{key: np.array([r[key] for r in records]) for key in records[0]})
 
 
-def build_eval_cache(path: Path, seed: int, jets_count: int) -> None:
+def _eval_events(jets, seed: int, jets_count: int):
+    """One evaluation seed's draw from the held-out ``jets``."""
+    return jets.sample(min(jets_count, len(jets)), random_state=seed)
+
+
+def build_eval_cache(path: Path, seed: int, jets_count: int, jets) -> None:
     """The held-out jets of one seed (bench/localise.py protocol), with the classical
     pipeline's measurement of each, so the head can be re-scored without re-rendering."""
     import warnings
 
-    from jetkeras.catalogue import load_events
     from jetkeras.localise import head_features, measure
     from jetkeras.runtime import load_predictor
     from jetkeras.synthetic import render_event
 
     predictor = load_predictor(runtime="litert")
-    events = load_events().query("label == 1").sample(jets_count, random_state=seed)
+    events = _eval_events(jets, seed, jets_count)
     features, records = [], []
     for _, event in events.iterrows():
         cube = render_event(event, seed=1000 + seed)
@@ -229,18 +270,17 @@ def score(data, model) -> dict:
     return medians
 
 
-def score_front(seed: int, jets_count: int, weights: Path) -> dict:
+def score_front(seed: int, jets_count: int, weights: Path, jets) -> dict:
     """Re-render one seed's held-out jets and score ``measure_learned(timing="front")``:
     the head's base and direction, timing/length/speed from the classical front."""
     import warnings
 
-    from jetkeras.catalogue import load_events
     from jetkeras.localise import measure_learned
     from jetkeras.runtime import load_predictor
     from jetkeras.synthetic import render_event
 
     predictor = load_predictor(runtime="litert")
-    events = load_events().query("label == 1").sample(jets_count, random_state=seed)
+    events = _eval_events(jets, seed, jets_count)
     errors = {key: [] for key in ("onset_frames", "peak_frames", "length_relative",
                                   "speed_relative")}
     for _, event in events.iterrows():
@@ -266,45 +306,8 @@ ROWS = ["base_px", "direction_deg", "onset_frames", "peak_frames", "length_relat
 TRIVIAL = {"base_px": "centre_base_px", "direction_deg": "radial_direction_deg"}
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2],
-                        help="evaluation draws and renderer seeds (1000 + seed)")
-    parser.add_argument("--jets", type=int, default=60, help="jets per evaluation seed")
-    parser.add_argument("--train", type=int, default=1500, help="training renders")
-    parser.add_argument("--epochs", type=int, default=16)
-    parser.add_argument("--seed", type=int, default=0,
-                        help="training draw, initialisation and augmentation")
-    parser.add_argument("--cache", type=Path, default=Path("/tmp/jethead"),
-                        help="where rendered features are cached (npz)")
-    parser.add_argument("--weights", type=Path,
-                        default=ROOT / "bench" / "results" / "localise_head.weights.h5")
-    parser.add_argument("--skip-training", action="store_true",
-                        help="score the weights already at --weights")
-    parser.add_argument("--out", type=Path, help="write the figures as JSON here")
-    args = parser.parse_args(argv)
-    args.cache.mkdir(parents=True, exist_ok=True)
-    train_path = args.cache / f"train_{args.train}_s{args.seed}.npz"
-    seconds = None
-    if args.skip_training:
-        from jetkeras.localise import build_head
-
-        model = build_head()
-        model.load_weights(str(args.weights))
-    else:
-        if not train_path.exists():
-            build_training_cache(train_path, args.train, args.seed)
-        model, seconds = train(dict(np.load(train_path)), args.epochs, args.seed,
-                               args.weights)
-        print(f"trained on {args.train} renders in {seconds:.0f} s; weights {args.weights}")
-    results = []
-    for seed in args.seeds:
-        path = args.cache / f"eval_{seed}.npz" if args.jets == 60 else \
-            args.cache / f"eval_{seed}_{args.jets}.npz"
-        if not path.exists():
-            build_eval_cache(path, seed, args.jets)
-        results.append({"seed": seed, **score(dict(np.load(path)), model),
-                        **score_front(seed, args.jets, args.weights)})
+def summarise(results) -> dict:
+    """Print the table (mean ± std of the per-seed medians in ``results``) and return it."""
     names = ("classical", "learned", "front", "trivial")
     print(f"{'':22}" + "".join(f"{name:>16}" for name in names) + f"{'goal':>7}")
     summary = {}
@@ -326,12 +329,109 @@ def main(argv=None) -> int:
     print("front: the head's base and direction, timing/length/speed from the classical "
           "time-distance front along them")
     print("called jets per seed:", [r["called_jets"] for r in results])
+    return summary
+
+
+def combine(paths, out) -> int:
+    """Pool the per-seed figures of several training runs (one JSON each)."""
+    runs = [json.loads(Path(path).read_text()) for path in paths]
+    results = [{**r, "training_seed": run["training"]["seed"]} for run in runs
+               for r in run["seeds"]]
+    print(f"{len(runs)} training seeds {[run['training']['seed'] for run in runs]} x "
+          f"evaluation seeds {[r['seed'] for r in runs[0]['seeds']]}: mean ± std over all")
+    summary = summarise(results)
+    for key in sorted({k for r in results for k in r if k.startswith("before_")}):
+        values = [r[key] for r in results if key in r]
+        summary[key] = {"mean": float(np.mean(values)), "std": float(np.std(values)),
+                        "per_seed": values}
+        print(f"{key:42} {np.mean(values):5.2f} ± {np.std(values):4.2f}")
+    by_training = {}
+    for run in runs:
+        print(f"training seed {run['training']['seed']}:")
+        by_training[run["training"]["seed"]] = summarise(run["seeds"])
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps({
+            "summary": summary, "goals": GOALS,
+            "note": "mean ± std over every (training seed, evaluation seed) pair's medians",
+            "by_training_seed": by_training, "seeds": results,
+            "runs": [{"file": str(path), "training": run["training"],
+                      "split": run.get("split")} for path, run in zip(paths, runs)]},
+            indent=1) + "\n")
+    return 0
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2],
+                        help="evaluation draws and renderer seeds (1000 + seed)")
+    parser.add_argument("--jets", type=int, default=60, help="jets per evaluation seed")
+    parser.add_argument("--train", type=int, default=1500, help="training renders")
+    parser.add_argument("--epochs", type=int, default=16)
+    parser.add_argument("--seed", type=int, default=0,
+                        help="training initialisation and augmentation")
+    parser.add_argument("--draw-seed", type=int, default=None,
+                        help="which training renders (default: --seed)")
+    parser.add_argument("--by-event", action=argparse.BooleanOptionalAction, default=True,
+                        help="hold out whole events (SOL_event groups) for evaluation; "
+                             "--no-by-event: train and evaluate on all jets (old protocol)")
+    parser.add_argument("--holdout", type=float, default=0.2,
+                        help="fraction of event groups held out (--by-event)")
+    parser.add_argument("--split-seed", type=int, default=0,
+                        help="shuffle of event groups before the split (--by-event)")
+    parser.add_argument("--cache", type=Path, default=Path("/tmp/jethead"),
+                        help="where rendered features are cached (npz)")
+    parser.add_argument("--weights", type=Path,
+                        default=ROOT / "bench" / "results" / "localise_head.weights.h5")
+    parser.add_argument("--skip-training", action="store_true",
+                        help="score the weights already at --weights")
+    parser.add_argument("--out", type=Path, help="write the figures as JSON here")
+    parser.add_argument("--combine", type=Path, nargs="+",
+                        help="only pool these runs' JSON (one per training seed) into --out")
+    args = parser.parse_args(argv)
+    if args.combine:
+        return combine(args.combine, args.out)
+    args.cache.mkdir(parents=True, exist_ok=True)
+    draw_seed = args.seed if args.draw_seed is None else args.draw_seed
+    train_jets, eval_jets = split_jets(args.by_event, args.holdout, args.split_seed)
+    tag = f"_event{args.holdout:g}s{args.split_seed}" if args.by_event else ""
+    if args.by_event:
+        print(f"split by event: {len(train_jets)} training jets, {len(eval_jets)} held-out "
+              f"jets ({eval_jets['SOL_event'].nunique()} held-out event groups)")
+    train_path = args.cache / f"train_{args.train}_s{draw_seed}{tag}.npz"
+    seconds = None
+    if args.skip_training:
+        from jetkeras.localise import build_head
+
+        model = build_head()
+        model.load_weights(str(args.weights))
+    else:
+        if not train_path.exists():
+            build_training_cache(train_path, args.train, draw_seed, train_jets)
+        model, seconds = train(dict(np.load(train_path)), args.epochs, args.seed,
+                               args.weights)
+        print(f"trained on {args.train} renders in {seconds:.0f} s; weights {args.weights}")
+    results = []
+    for seed in args.seeds:
+        path = args.cache / (f"eval_{seed}{tag}.npz" if args.jets == 60 else
+                             f"eval_{seed}_{args.jets}{tag}.npz")
+        if not path.exists():
+            build_eval_cache(path, seed, args.jets, eval_jets)
+        results.append({"seed": seed, **score(dict(np.load(path)), model),
+                        **score_front(seed, args.jets, args.weights, eval_jets)})
+    summary = summarise(results)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps({
             "seeds": results, "summary": summary, "goals": GOALS,
             "training": {"renders": args.train, "epochs": args.epochs, "seed": args.seed,
-                         "seconds": seconds, "weights": str(args.weights)}}, indent=1) + "\n")
+                         "draw_seed": draw_seed, "seconds": seconds,
+                         "weights": str(args.weights)},
+            "split": {"by_event": args.by_event, "holdout": args.holdout,
+                      "split_seed": args.split_seed, "training_jets": len(train_jets),
+                      "held_out_jets": len(eval_jets),
+                      "training_event_groups": int(train_jets["SOL_event"].nunique()),
+                      "held_out_event_groups": int(eval_jets["SOL_event"].nunique())}}, indent=1) + "\n")
     return 0
 
 

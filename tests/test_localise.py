@@ -81,3 +81,20 @@ def test_front_along_measures_a_growing_spire():
     assert 0.7 <= found.speed_px_per_frame <= 1.3
     assert 1.0 <= found.onset_frame <= 4.0
     assert 12.0 <= found.peak_frame <= 15.0
+
+
+def test_growth_fit_ignores_a_stalled_and_draining_front():
+    from jetkeras.localise import _growth_fit
+
+    # grows 2 px/frame from frame 3 to 20 px at frame 13, stalls, then drains
+    frames = np.arange(24, dtype=float)
+    front = np.clip(2.0 * (frames - 3.0), 0.0, 20.0)
+    front[18:] = 20.0 - 3.0 * (frames[18:] - 17.0)
+    front = np.clip(front, 0.0, None)
+    front[6] = front[5]  # a repeated frame: not a new record, not fitted
+    speed, onset = _growth_fit(front, 13)
+    assert math.isclose(speed, 2.0, rel_tol=1e-6)
+    assert math.isclose(onset, 3.0, abs_tol=1e-6)
+    # too few growing frames: falls back to the fit over every rising frame
+    speed, onset = _growth_fit(np.array([0.0, 5.0, 5.0, 5.0]), 1)
+    assert speed >= 0.0
