@@ -42,14 +42,29 @@ def _angle_error(a_deg: float, b_deg: float) -> float:
     return abs((a_deg - b_deg + 180.0) % 360.0 - 180.0)
 
 
-def run_seed(seed: int, jets: int) -> dict:
-    """Render, score and measure ``jets`` jets; the medians of every error."""
+def called_jets(events, seed: int, predictor):
+    """Render each event (renderer seed ``1000 + seed``, never the bundle's 0) and yield
+    the cubes ``predictor`` calls jets at its threshold: the cubes every localisation
+    figure is measured on."""
     import warnings
 
+    from jetkeras.synthetic import render_event
+
+    for _, event in events.iterrows():
+        cube = render_event(event, seed=1000 + seed)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            probability = float(predictor.predict_proba(cube.frames[None])[0])
+        if probability >= predictor.threshold:
+            yield cube
+
+
+def run_seed(seed: int, jets: int) -> dict:
+    """Render, score and measure ``jets`` jets; the medians of every error."""
     from jetkeras.catalogue import load_events
     from jetkeras.localise import measure
     from jetkeras.runtime import load_predictor
-    from jetkeras.synthetic import jet_truth, render_event
+    from jetkeras.synthetic import jet_truth
 
     predictor = load_predictor(runtime="litert")
     events = load_events().query("label == 1").sample(jets, random_state=seed)
@@ -59,13 +74,7 @@ def run_seed(seed: int, jets: int) -> dict:
                                        "centre_base_px", "radial_direction_deg")}
     called = measured = 0
     seconds = 0.0
-    for _, event in events.iterrows():
-        cube = render_event(event, seed=1000 + seed)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            probability = float(predictor.predict_proba(cube.frames[None])[0])
-        if probability < predictor.threshold:
-            continue
+    for cube in called_jets(events, seed, predictor):
         called += 1
         truth = jet_truth(cube)
         size = cube.frames.shape[-1]

@@ -127,22 +127,15 @@ def _eval_events(jets, seed: int, jets_count: int):
 def build_eval_cache(path: Path, seed: int, jets_count: int, jets) -> None:
     """The held-out jets of one seed (bench/localise.py protocol), with the classical
     pipeline's measurement of each, so the head can be re-scored without re-rendering."""
-    import warnings
+    from localise import called_jets  # bench/localise.py: the same held-out cubes
 
     from jetkeras.localise import head_features, measure
     from jetkeras.runtime import load_predictor
-    from jetkeras.synthetic import render_event
 
     predictor = load_predictor(runtime="litert")
     events = _eval_events(jets, seed, jets_count)
     features, records = [], []
-    for _, event in events.iterrows():
-        cube = render_event(event, seed=1000 + seed)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            probability = float(predictor.predict_proba(cube.frames[None])[0])
-        if probability < predictor.threshold:
-            continue
+    for cube in called_jets(events, seed, predictor):
         record = _record(cube)
         found = measure(cube.frames)
         classical = ([found.base_row, found.base_col, found.direction_deg,
@@ -273,22 +266,17 @@ def score(data, model) -> dict:
 def score_front(seed: int, jets_count: int, weights: Path, jets) -> dict:
     """Re-render one seed's held-out jets and score ``measure_learned(timing="front")``:
     the head's base and direction, timing/length/speed from the classical front."""
-    import warnings
+
+    from localise import called_jets  # bench/localise.py: the same held-out cubes
 
     from jetkeras.localise import measure_learned
     from jetkeras.runtime import load_predictor
-    from jetkeras.synthetic import render_event
 
     predictor = load_predictor(runtime="litert")
     events = _eval_events(jets, seed, jets_count)
     errors = {key: [] for key in ("onset_frames", "peak_frames", "length_relative",
                                   "speed_relative")}
-    for _, event in events.iterrows():
-        cube = render_event(event, seed=1000 + seed)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            if float(predictor.predict_proba(cube.frames[None])[0]) < predictor.threshold:
-                continue
+    for cube in called_jets(events, seed, predictor):
         t = _record(cube)
         found = measure_learned(cube.frames, weights, timing="front")
         errors["onset_frames"].append(abs(found.onset_frame - t["onset_frame"]))
