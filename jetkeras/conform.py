@@ -174,9 +174,11 @@ def conform(cube: Cube, *, frames: int, size: int, cadence_s: float,
             return ModelInput(cube=cube, frames=doubled,
                               offsets_s=np.repeat(offsets, 2)[:frames], starts=[0],
                               window_flags=[["resampled_time", *space_flags]],
-                              changes=changes, cadence_s=native if cube.times else None)
-        subject = (f"; or exactly {frames // 2} frames 24-36 s apart with --resample (a "
-                   f"volunteer subject, each frame shown twice)" if frames % 2 == 0 else "")
+                              changes=changes, cadence_s=native)
+        low, high = SUBJECT_CADENCES_S
+        subject = (f"; or exactly {frames // 2} frames {low:g}-{high:g} s apart with "
+                   f"--resample (a volunteer subject, each frame shown twice)"
+                   if frames % 2 == 0 else "")
         raise ValueError(
             f"{name}: {count} frame(s) spanning {span:g} s, but the model's window is "
             f"{frames} frames {cadence_s:g} s apart: give at least {needed:g} s of "
@@ -203,8 +205,7 @@ def conform(cube: Cube, *, frames: int, size: int, cadence_s: float,
         changes.insert(0, f"frames {native:g} s apart interpolated in time to the model's "
                           f"{cadence_s:g} s")
     return ModelInput(cube=cube, frames=on_grid, offsets_s=grid - grid[0], starts=starts,
-                      window_flags=window_flags, changes=changes,
-                      cadence_s=native if cube.times else None)
+                      window_flags=window_flags, changes=changes, cadence_s=native)
 
 
 def _is_subject(count, native, frames, tolerance_s) -> bool:
