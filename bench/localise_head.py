@@ -275,7 +275,7 @@ def score_front(seed: int, jets_count: int, weights: Path, jets) -> dict:
     predictor = load_predictor(runtime="litert")
     events = _eval_events(jets, seed, jets_count)
     errors = {key: [] for key in ("onset_frames", "peak_frames", "length_relative",
-                                  "speed_relative")}
+                                  "speed_relative", "width_relative")}
     for cube in called_jets(events, seed, predictor):
         t = _record(cube)
         found = measure_learned(cube.frames, weights, timing="front")
@@ -286,11 +286,13 @@ def score_front(seed: int, jets_count: int, weights: Path, jets) -> dict:
                                                  - t["length_arcsec"]) / t["length_arcsec"])
         errors["speed_relative"].append(abs(found.speed_px_per_frame * t["pixel"] / t["step_s"]
                                             - t["speed_arcsec_s"]) / t["speed_arcsec_s"])
+        errors["width_relative"].append(abs(found.width_px * t["pixel"] - t["width_arcsec"])
+                                        / t["width_arcsec"])
     return {f"front_{key}": float(np.median(values)) for key, values in errors.items()}
 
 
 ROWS = ["base_px", "direction_deg", "onset_frames", "peak_frames", "length_relative",
-        "speed_relative", "measured_fraction"]
+        "speed_relative", "width_relative", "measured_fraction"]
 TRIVIAL = {"base_px": "centre_base_px", "direction_deg": "radial_direction_deg"}
 
 
@@ -305,6 +307,8 @@ def summarise(results) -> dict:
             key = TRIVIAL.get(row) if name == "trivial" else f"{name}_{row}"
             if name == "front" and row in ("base_px", "direction_deg", "measured_fraction"):
                 key = f"learned_{row}"  # the head's own base and direction
+            if row == "width_relative" and name != "front":
+                key = None  # only the front along the head measures a width
             if key is None:
                 cells.append(f"{'-':>16}")
                 continue

@@ -16,7 +16,7 @@ The Python API in one call, the same checks, time grid, flags and row as
 
     import sunpy.map, jetkeras
     maps = sunpy.map.Map("aia304/*.fits", sequence=True)
-    row = jetkeras.predict_cube(maps)   # the bundled model; one jetkeras-row/1 row
+    row = jetkeras.predict_cube(maps)   # the bundled model; one jetkeras-row/2 row
 
 ``jetkeras.load_predictor`` loads a model once for many calls
 (``predict_cube(source, model=predictor)``).

@@ -13,7 +13,8 @@ anyone can reproduce it:
    (a survey should miss few jets; a physicist vets the candidates by eye);
 3. score the held-out rendered test split;
 4. copy what inference needs (``model.keras``, ``config.json``, ``normalisation.json``,
-   ``threshold.json``), write ``model.tflite`` from the weights (frames in DN: the
+   ``threshold.json``; the measurement head ``measure.tflite`` and ``measure.json`` from
+   the installed bundle, :mod:`jetkeras.localise`), write ``model.tflite`` from the weights (frames in DN: the
    training clip and standardisation inside the graph) with ``litert.json`` saying so,
    and a ``bundle.json`` of provenance and figures into ``--out``, atomically;
    ``--install`` then replaces ``jetkeras/bundled``.
@@ -48,6 +49,7 @@ from jetkeras._files import replace_folder
 from jetkeras.runs import BUNDLED_MODEL
 from jetkeras.config import JetConfig, atomic_write_text, epochs_for, input_pool_for
 from jetkeras.demo import SPLIT_FRACTIONS
+from jetkeras.localise import HEAD_LITERT_FILE, HEAD_RECORD_FILE
 
 __all__ = ["BUNDLED_MODEL", "BUNDLE_FILES", "build_bundle", "bundle_config", "main", "relite"]
 
@@ -159,6 +161,11 @@ def build_bundle(*, work: str | Path, out: str | Path, seed: int = 0, limit: int
             shutil.copy2(run / name, staging / name)
     # Written, not copied: a run kept from before the DN-in graphs has an older one.
     _write_litert_from_weights(staging)
+    # The measurement head reads frames, not the detector's weights: it carries over
+    # (made by bench/localise_head.py --export).
+    for name in (HEAD_LITERT_FILE, HEAD_RECORD_FILE):
+        if (BUNDLED_MODEL / name).is_file():
+            shutil.copy2(BUNDLED_MODEL / name, staging / name)
     atomic_write_text(staging / "bundle.json", json.dumps(provenance, indent=2))
     replace_folder(staging, out)
     if install:

@@ -68,6 +68,12 @@ class ModelInput:
         What was done to the data, in words, for the one warning line.
     cadence_s : float or None
         The cube's own cadence (median spacing, seconds); None when it has no times.
+    to_input : tuple of float
+        ``(row_scale, row_offset, col_scale, col_offset)``: a grid pixel ``(r, c)`` is
+        the cube's pixel ``(r * row_scale + row_offset, c * col_scale + col_offset)``
+        (0-based, as stored), undoing the zooms, crops and padding.
+    pixel_scale_arcsec : float or None
+        Arcsec per pixel of the grid frames; None when the cube records no scale.
     """
 
     cube: Cube
@@ -77,6 +83,17 @@ class ModelInput:
     window_flags: list[list[str]]
     changes: list[str] = field(default_factory=list)
     cadence_s: float | None = None
+    to_input: tuple[float, float, float, float] = (1.0, 0.0, 1.0, 0.0)
+    pixel_scale_arcsec: float | None = None
+
+    @classmethod
+    def of_window(cls, frames: np.ndarray, cadence_s: float, source: str = "") -> ModelInput:
+        """One window already on the model's grid (a records sequence): no times, no
+        known pixel scale, nothing changed."""
+        frames = np.asarray(frames, dtype=np.float32)
+        return cls(cube=Cube(frames=frames, source=source), frames=frames,
+                   offsets_s=np.arange(frames.shape[0], dtype=np.float64) * cadence_s,
+                   starts=[0], window_flags=[[]])
 
     def window(self, start: int, length: int) -> np.ndarray:
         """The grid frames ``start .. start + length - 1``, float32 ``(T, S, S)``."""
@@ -89,6 +106,11 @@ class ModelInput:
         first = np.datetime64(_plain_iso(self.cube.times[0]), "ms")
         moment = first + np.timedelta64(int(round(offset_s * 1000)), "ms")
         return str(moment)
+
+    def input_pixel(self, row: float, col: float) -> tuple[float, float]:
+        """The cube's own pixel (0-based row, column as stored) of grid pixel ``(row, col)``."""
+        row_scale, row_offset, col_scale, col_offset = self.to_input
+        return row * row_scale + row_offset, col * col_scale + col_offset
 
 
 def _plain_iso(text: str) -> str:
@@ -162,8 +184,10 @@ def conform(cube: Cube, *, frames: int, size: int, cadence_s: float,
         native = None
     changes: list[str] = []
     space_flags: list[str] = []
-    pixels = _fit_field(cube, size=size, pixel_scale_arcsec=pixel_scale_arcsec,
+    field_ = _fit_field(cube, size=size, pixel_scale_arcsec=pixel_scale_arcsec,
                         resample=resample, name=name, changes=changes, flags=space_flags)
+    pixels = field_.pixels
+    where = {"to_input": field_.to_input, "pixel_scale_arcsec": field_.scale}
     span = float(offsets[-1] - offsets[0]) if count else 0.0
     needed = (frames - 1) * cadence_s
     if span < needed - cadence_tolerance_s:
@@ -174,7 +198,7 @@ def conform(cube: Cube, *, frames: int, size: int, cadence_s: float,
             return ModelInput(cube=cube, frames=doubled,
                               offsets_s=np.repeat(offsets, 2)[:frames], starts=[0],
                               window_flags=[["resampled_time", *space_flags]],
-                              changes=changes, cadence_s=native)
+                              changes=changes, cadence_s=native, **where)
         low, high = SUBJECT_CADENCES_S
         subject = (f"; or exactly {frames // 2} frames {low:g}-{high:g} s apart with "
                    f"--resample (a volunteer subject, each frame shown twice)"
@@ -205,7 +229,7 @@ def conform(cube: Cube, *, frames: int, size: int, cadence_s: float,
         changes.insert(0, f"frames {native:g} s apart interpolated in time to the model's "
                           f"{cadence_s:g} s")
     return ModelInput(cube=cube, frames=on_grid, offsets_s=grid - grid[0], starts=starts,
-                      window_flags=window_flags, changes=changes, cadence_s=native)
+                      window_flags=window_flags, changes=changes, cadence_s=native, **where)
 
 
 def _is_subject(count, native, frames, tolerance_s) -> bool:
@@ -258,36 +282,65 @@ def _frames_on_grid(pixels, offsets, grid, interpolated) -> np.ndarray:
     return out
 
 
+@dataclass
+class _Field:
+    """Frames being fitted to the model's field, and where their pixels came from."""
+
+    pixels: np.ndarray
+    scale: float | None  # arcsec per pixel, None unknown
+    to_input: tuple[float, float, float, float] = (1.0, 0.0, 1.0, 0.0)
+
+    def zoom(self, zoom: float) -> None:
+        """Zoom isotropically (linear, ``grid_mode=False``: corner pixels stay corners)."""
+        from scipy import ndimage
+
+        before = self.pixels.shape[1:]
+        self.pixels = ndimage.zoom(self.pixels, (1.0, zoom, zoom), order=1, grid_mode=False,
+                                   mode="nearest").astype(np.float32)
+        after = self.pixels.shape[1:]
+        # output index o reads input index o * (n_in - 1) / (n_out - 1)
+        steps = [(b - 1) / (a - 1) if a > 1 else 1.0 for b, a in zip(before, after)]
+        row_scale, row_offset, col_scale, col_offset = self.to_input
+        self.to_input = (row_scale * steps[0], row_offset, col_scale * steps[1], col_offset)
+        if self.scale is not None:
+            self.scale = self.scale / zoom
+
+    def shift(self, rows: int, cols: int) -> None:
+        """Grid pixel 0 is now the old pixel ``(rows, cols)`` (a crop; negative: a pad)."""
+        row_scale, row_offset, col_scale, col_offset = self.to_input
+        self.to_input = (row_scale, row_offset + rows * row_scale,
+                         col_scale, col_offset + cols * col_scale)
+
+
 def _fit_field(cube: Cube, *, size, pixel_scale_arcsec, resample, name, changes,
-               flags) -> np.ndarray:
+               flags) -> _Field:
     """The cube's frames at a pixel scale the model knows, ``size x size`` (or refused)."""
-    from scipy import ndimage
 
     from jetkeras.synthetic import ZOOM_RANGE
 
-    pixels = cube.frames
-    _, height, width = pixels.shape
+    _, height, width = cube.frames.shape
     scale = cube.meta.get("pixel_scale_arcsec")
     scale = float(scale) if isinstance(scale, (int, float)) and scale > 0 else None
+    fitted = _Field(cube.frames, scale)
     low, high = (pixel_scale_arcsec * factor for factor in ZOOM_RANGE)
     if scale is not None:
         # The renders vary their field of view (ZOOM_RANGE): a scale inside that range is
         # one the model was trained on and stays as it is; outside it is zoomed.
         if not low <= scale <= high:
             zoom = scale / pixel_scale_arcsec
-            pixels = _zoom(ndimage, pixels, zoom)
+            fitted.zoom(zoom)
             changes.append(f"zoomed by {zoom:.3g} from {scale:.3g} to "
                            f"{pixel_scale_arcsec:.3g} arcsec per pixel (the model was "
                            f"trained on {low:.3g}-{high:.3g})")
             flags.append("resampled_space")
-            scale = pixel_scale_arcsec
+            scale = fitted.scale = pixel_scale_arcsec  # exactly, not up to rounding
         # A field narrower than the model's is enlarged until its short side fills it,
         # while the pixel scale stays one the renders covered: a flat padding is a scene
         # the model never saw, and it pulled a real limb scene's score from 0.89 to 0.06.
-        short = min(pixels.shape[1:])
+        short = min(fitted.pixels.shape[1:])
         if short < size and scale * short / size >= low:
             zoom = size / short
-            pixels = _zoom(ndimage, pixels, zoom)
+            fitted.zoom(zoom)
             changes.append(f"zoomed by {zoom:.3g} to fill the field ({scale:.3g} to "
                            f"{scale / zoom:.3g} arcsec per pixel)")
             flags.append("resampled_space")
@@ -297,30 +350,30 @@ def _fit_field(cube: Cube, *, size, pixel_scale_arcsec, resample, name, changes,
                 f"{name}: frames of {height}x{width} px with no pixel scale recorded, but "
                 f"the model expects {size}x{size} px (pass --resample to zoom them)")
         zoom = size / min(height, width)
-        pixels = _zoom(ndimage, pixels, zoom)
+        fitted.zoom(zoom)
         changes.append(f"zoomed by {zoom:.3g} from {height}x{width} px (pixel scale "
                        f"unknown)")
         flags.append("resampled_space")
-    return _pad_or_crop(pixels, size, changes, flags)
+    _pad_or_crop(fitted, size, changes, flags)
+    return fitted
 
 
-def _zoom(ndimage, pixels, zoom) -> np.ndarray:
-    return ndimage.zoom(pixels, (1.0, zoom, zoom), order=1, grid_mode=False,
-                        mode="nearest").astype(np.float32)
-
-
-def _pad_or_crop(pixels, size, changes, flags) -> np.ndarray:
-    """Centre ``pixels`` ``(n, H, W)`` in ``size x size``: crop each long side, pad each
-    short one with the cube's 1st-percentile level (dark sky or quiet corona, the same in
-    every frame, so the padding never moves)."""
+def _pad_or_crop(fitted: _Field, size, changes, flags) -> None:
+    """Centre ``fitted.pixels`` ``(n, H, W)`` in ``size x size``: crop each long side, pad
+    each short one with the cube's 1st-percentile level (dark sky or quiet corona, the
+    same in every frame, so the padding never moves)."""
+    pixels = fitted.pixels
     _, height, width = pixels.shape
     if (height, width) == (size, size):
-        return pixels
+        return
     before = pixels.shape[1:]
+    crop = [0, 0]
     for axis, length in ((1, height), (2, width)):
         if length > size:
             start = (length - size) // 2
+            crop[axis - 1] = start
             pixels = np.take(pixels, np.arange(start, start + size), axis=axis)
+    fitted.shift(*crop)
     if "cropped" not in flags and (height > size or width > size):
         flags.append("cropped")
     pad_rows, pad_columns = size - pixels.shape[1], size - pixels.shape[2]
@@ -329,9 +382,10 @@ def _pad_or_crop(pixels, size, changes, flags) -> np.ndarray:
         pixels = np.pad(pixels, ((0, 0), (pad_rows // 2, pad_rows - pad_rows // 2),
                                  (pad_columns // 2, pad_columns - pad_columns // 2)),
                         constant_values=background)
+        fitted.shift(-(pad_rows // 2), -(pad_columns // 2))
         flags.append("padded")
     verb = " and ".join(word for word, flag in (("cropped", "cropped"), ("padded", "padded"))
                         if flag in flags)
     changes.append(f"{verb} from {before[0]}x{before[1]} to {size}x{size} px about the "
                    f"centre")
-    return np.ascontiguousarray(pixels, dtype=np.float32)
+    fitted.pixels = np.ascontiguousarray(pixels, dtype=np.float32)

@@ -14,7 +14,7 @@ The report folder (written to a temporary sibling, renamed when complete):
 ``metrics.json``            accuracy, precision, recall, f1, roc_auc, average_precision,
                             confusion_matrix ``[[tn, fp], [fn, tp]]``, threshold, count at
                             the run's threshold, the same block at 0.5 under ``at_0.5``
-``predictions.csv``         one ``jetkeras-row/1`` row per sequence (``docs/rows.md``)
+``predictions.csv``         one ``jetkeras-row/2`` row per sequence (``docs/rows.md``)
 ``roc.png``                 ROC curve with AUC, the operating point marked
 ``precision_recall.png``    precision versus recall with average precision
 ``threshold.png``           F1, accuracy and recall versus threshold (the seed's Figure 4)

@@ -1,6 +1,7 @@
 """Evaluation figures: ROC, precision-recall, metrics versus threshold, confusion matrix,
-an animated GIF of a sequence, the jet timeline of ``predict --timeline``, and the
-survey's probability-against-date timeline.
+an animated GIF of a sequence, the jet timeline of ``predict --timeline``, the
+survey's probability-against-date timeline, and a measured jet's picture (its footprint,
+base point and direction over the cutout, beside its time-distance diagram).
 
 Like :mod:`jetkeras.plotting`, nothing here touches pyplot's global state: figures are
 plain :class:`matplotlib.figure.Figure` objects rendered by the Agg canvas and written
@@ -23,6 +24,7 @@ from jetkeras.plotting import aia304_colormap, frame_normaliser, save_png, frame
 
 __all__ = [
     "confusion_figure",
+    "jet_figure",
     "crossval_figure",
     "precision_recall_figure",
     "roc_figure",
@@ -416,4 +418,87 @@ def survey_timeline_figure(dates: Sequence[str], probabilities: Sequence[float],
     axes.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     if title:
         axes.set_title(title, fontsize=9)
+    return save_png(figure, path)
+
+
+def jet_figure(frames: np.ndarray, measurement, evidence, path, *, seconds_per_frame: float,
+               pixel_scale_arcsec: float, km_per_arcsec: float, title: str = "") -> Path:
+    """A measured jet at a glance: where, which way, how far and how fast.
+
+    Left, the frame where the jet is longest, with its footprint (contour), base point
+    (cross) and direction (arrow as long as the spire). Right, the time-distance diagram
+    along the spire (excess brightness in noise levels), the front found in each frame
+    (dots), and the line fitted while it grows, labelled with its speed.
+
+    Parameters
+    ----------
+    frames : numpy.ndarray
+        float32 ``(T, H, W)`` in DN: the window as the model saw it.
+    measurement : jetkeras.localise.Measurement
+        In pixels and frames of ``frames``.
+    evidence : jetkeras.localise.Evidence
+        The time-distance diagram, front and footprint behind ``measurement``.
+    seconds_per_frame, pixel_scale_arcsec, km_per_arcsec : float
+        The window's time step (s), pixel scale (arcsec) and the Sun's km per arcsec.
+    title : str
+        Drawn above both panels.
+    """
+    import math
+
+    from matplotlib.figure import Figure
+
+    path = _png(path)
+    count = frames.shape[0]
+    peak = int(np.clip(round(measurement.peak_frame), 0, count - 1))
+    figure = Figure(figsize=(9.0, 4.2), layout="constrained")
+    image_axes, diagram_axes = figure.subplots(1, 2, width_ratios=(1.0, 1.25))
+    image_axes.imshow(frames[peak], origin="lower", cmap=aia304_colormap(),
+                      norm=frame_normaliser(frames, "sqrt"), interpolation="nearest")
+    if evidence.footprint.any():
+        image_axes.contour(evidence.footprint.astype(float), levels=[0.5], colors="cyan",
+                           linewidths=0.8)
+    angle = math.radians(measurement.direction_deg)
+    reach = max(measurement.length_px, 10.0)
+    image_axes.plot(measurement.base_col, measurement.base_row, "x", color="white",
+                    markersize=9, markeredgewidth=2)
+    image_axes.annotate("", xy=(measurement.base_col + reach * math.cos(angle),
+                                measurement.base_row + reach * math.sin(angle)),
+                        xytext=(measurement.base_col, measurement.base_row),
+                        arrowprops={"arrowstyle": "->", "color": "white", "lw": 1.5})
+    image_axes.set_xlim(-0.5, frames.shape[2] - 0.5)
+    image_axes.set_ylim(-0.5, frames.shape[1] - 0.5)
+    image_axes.set_xlabel("column (px, as scored)")
+    image_axes.set_ylabel("row (px, as scored)")
+    image_axes.set_title(f"frame {peak} (longest); base, direction "
+                         f"{measurement.direction_deg:.0f} deg", fontsize=8)
+
+    times = np.arange(count) * seconds_per_frame
+    distances = evidence.distances * pixel_scale_arcsec
+    shown = distances <= max(2.0 * measurement.length_px * pixel_scale_arcsec, 30.0)
+    diagram_axes.imshow(evidence.diagram[:, shown].T, origin="lower", aspect="auto",
+                        cmap="magma", vmin=0.0, vmax=max(float(np.percentile(
+                            evidence.diagram[:, shown], 99)), 3.0),
+                        extent=(times[0] - seconds_per_frame / 2,
+                                times[-1] + seconds_per_frame / 2,
+                                distances[shown][0], distances[shown][-1]))
+    diagram_axes.plot(times, evidence.front * pixel_scale_arcsec, "o", color="cyan",
+                      markersize=3, label="front")
+    speed_arcsec_s = measurement.speed_px_per_frame * pixel_scale_arcsec / seconds_per_frame
+    if speed_arcsec_s > 0:
+        fitted = np.linspace(measurement.onset_frame, measurement.peak_frame, 20)
+        diagram_axes.plot(fitted * seconds_per_frame,
+                          (fitted - measurement.onset_frame) * measurement.speed_px_per_frame
+                          * pixel_scale_arcsec, "-", color="white",
+                          label=f"{speed_arcsec_s * km_per_arcsec:.0f} km/s")
+    diagram_axes.set_xlim(times[0] - seconds_per_frame / 2, times[-1] + seconds_per_frame / 2)
+    diagram_axes.set_ylim(distances[shown][0], distances[shown][-1])
+    diagram_axes.set_xlabel("time from the window's first frame (s)")
+    diagram_axes.set_ylabel("distance from the base along the spire (arcsec)")
+    diagram_axes.set_title(f"length {measurement.length_px * pixel_scale_arcsec:.0f} arcsec, "
+                           f"width {measurement.width_px * pixel_scale_arcsec:.0f} arcsec, "
+                           f"onset {measurement.onset_frame * seconds_per_frame:+.0f} s",
+                           fontsize=8)
+    diagram_axes.legend(fontsize=7, loc="upper left")
+    if title:
+        figure.suptitle(title, fontsize=9)
     return save_png(figure, path)

@@ -71,6 +71,7 @@ from jetkeras.preprocess import max_pool
 __all__ = [
     "CUBE_FORMAT",
     "centre_hpc",
+    "pixel_hpc",
     "FITS_SUFFIXES",
     "JetkerasWarning",
     "list_cubes",
@@ -882,11 +883,23 @@ def to_map_sequence(cube: Cube):
 def centre_hpc(cube: Cube) -> tuple[float | None, float | None]:
     """Helioprojective x, y (arcsec) of the centre of the cube's field of view.
 
+    :func:`pixel_hpc` at the centre of the kept pooled pixels (floor pooling drops the
+    trailing rows and columns). ``(None, None)`` when the cube has no helioprojective
+    WCS (the seed's npz files).
+    """
+    _, height, width = cube.frames.shape
+    return pixel_hpc(cube, (height - 1) / 2, (width - 1) / 2)
+
+
+def pixel_hpc(cube: Cube, row: float, col: float) -> tuple[float | None, float | None]:
+    """Helioprojective x, y (arcsec) of the cube's pixel ``(row, col)`` (0-based, as
+    stored, fractional allowed).
+
     From the WCS keywords that :func:`read_maps` keeps in ``meta["wcs"]`` (native
-    pixels) through :class:`astropy.wcs.WCS`, at the centre of the pooled field
-    (``meta["pool"]`` native pixels per pooled pixel; floor pooling drops the trailing
-    rows and columns, so the centre is that of the kept ones). ``(None, None)`` when the
-    cube has no helioprojective WCS (the seed's npz files).
+    pixels) through :class:`astropy.wcs.WCS`; a pooled pixel ``p`` covers native pixels
+    ``p * pool .. p * pool + pool - 1`` (``meta["pool"]``), so its centre is native
+    ``p * pool + (pool - 1) / 2``. ``(None, None)`` when the cube has no helioprojective
+    WCS.
     """
     header = cube.meta.get("wcs") or {}
     if not str(header.get("CTYPE1", "")).startswith("HPLN"):
@@ -894,18 +907,16 @@ def centre_hpc(cube: Cube) -> tuple[float | None, float | None]:
     from astropy.wcs import WCS, FITSFixedWarning
 
     pool = int(cube.meta.get("pool") or 1)
-    _, height, width = cube.frames.shape
     with warnings.catch_warnings():
         # CROTA2 is translated to a PC matrix, and astropy says so: expected, harmless.
         warnings.simplefilter("ignore", FITSFixedWarning)
         try:
             world = WCS(dict(header))
-            x_deg, y_deg = world.pixel_to_world_values((width * pool - 1) / 2,
-                                                       (height * pool - 1) / 2)
+            x_deg, y_deg = world.pixel_to_world_values(col * pool + (pool - 1) / 2,
+                                                       row * pool + (pool - 1) / 2)
         except (ValueError, KeyError, TypeError):
             return None, None
     return float(x_deg) * 3600.0, float(y_deg) * 3600.0
-
 
 
 def _instrument_name(value) -> str:

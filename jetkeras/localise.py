@@ -59,8 +59,9 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-__all__ = ["Measurement", "MEASUREMENT_COLUMNS", "build_head", "head_features", "km_per_arcsec",
-           "measure", "measure_learned"]
+__all__ = ["Evidence", "Localiser", "Measurement", "MEASUREMENT_COLUMNS", "WindowMeasurement",
+           "build_head", "front_along", "head_features", "km_per_arcsec", "measure",
+           "measure_learned", "measure_window", "write_head_litert"]
 
 LAG = 2  # frames between the two images of a running difference
 PEAK_SIGMA = 6.0  # a region must hold a pixel whose largest running rise passes this
@@ -107,18 +108,24 @@ class Measurement:
     localisation_score: float
 
     def as_row(self, *, pixel_scale_arcsec: float, cadence_s: float,
-               km_per_arcsec_value: float) -> dict[str, float]:
-        """The row's measurement columns, in arcsec, km/s, frames (rounded)."""
+               km_per_arcsec_value: float) -> dict[str, float | None]:
+        """The row's measurement columns, in arcsec, km/s, frames (rounded; None where
+        not measured, e.g. the timing of a front that never leaves the base)."""
         speed_arcsec_s = self.speed_px_per_frame * pixel_scale_arcsec / cadence_s
         return {
-            "base_row": round(self.base_row, 2), "base_col": round(self.base_col, 2),
-            "direction_deg": round(self.direction_deg, 1),
-            "onset_frame": round(self.onset_frame, 2), "peak_frame": round(self.peak_frame, 2),
-            "length_arcsec": round(self.length_px * pixel_scale_arcsec, 2),
-            "speed_km_s": round(speed_arcsec_s * km_per_arcsec_value, 1),
-            "width_arcsec": round(self.width_px * pixel_scale_arcsec, 2),
-            "localisation_score": round(self.localisation_score, 3),
+            "base_row": _rounded(self.base_row, 2), "base_col": _rounded(self.base_col, 2),
+            "direction_deg": _rounded(self.direction_deg, 1),
+            "onset_frame": _rounded(self.onset_frame, 2),
+            "peak_frame": _rounded(self.peak_frame, 2),
+            "length_arcsec": _rounded(self.length_px * pixel_scale_arcsec, 2),
+            "speed_km_s": _rounded(speed_arcsec_s * km_per_arcsec_value, 1),
+            "width_arcsec": _rounded(self.width_px * pixel_scale_arcsec, 2),
+            "localisation_score": _rounded(self.localisation_score, 3),
         }
+
+
+def _rounded(value: float, digits: int) -> float | None:
+    return round(float(value), digits) if math.isfinite(value) else None
 
 
 MEASUREMENT_COLUMNS = ("base_row", "base_col", "direction_deg", "onset_frame", "peak_frame",
@@ -467,14 +474,15 @@ _HEADS: dict = {}
 
 def measure_learned(frames: np.ndarray, weights_path, *, timing: str = "head"
                     ) -> Measurement:
-    """Measure the jet in one window with the learned head (weights saved by
+    """Measure the jet in one window with the learned head's Keras weights (saved by
     ``bench/localise_head.py``), in the units of :func:`measure`.
 
     The frames are reduced to :func:`head_features` (half resolution); the base point
-    is mapped back to the window's pixels. ``width_px`` is NaN (not learned);
-    ``localisation_score`` is the heat map's mass within 2 grid pixels of its peak.
-    ``timing="front"`` takes onset, peak, length and speed from the classical
-    time-distance front along the head's base and direction instead of its regressions.
+    is mapped back to the window's pixels. ``localisation_score`` is the heat map's mass
+    within 2 grid pixels of its peak. ``timing="head"`` keeps the head's own timing
+    regressions (``width_px`` NaN); ``timing="front"`` takes onset, peak, length, speed
+    and width from the time-distance front along the head's base and direction
+    (:func:`front_along`), as :class:`Localiser` does with the bundled head.
     """
     frames = np.asarray(frames, dtype=np.float32)
     features = head_features(frames)
@@ -486,26 +494,164 @@ def measure_learned(frames: np.ndarray, weights_path, *, timing: str = "head"
         _HEADS[key] = head
     out = _HEADS[key].predict_on_batch(features[None])
     found = _measurement_from_head({name: np.asarray(value)[0] for name, value in out.items()},
-                                   size, pool=2, frames=frames.shape[0])
+                                   size, pool=HEAD_POOL, frames=frames.shape[0])
     if timing == "front":
-        found = _front_along(frames, found)
+        found, _ = front_along(frames, found)
     return found
 
 
-FRONT_ALONG_SIGMA = 2.0  # the front along the head's axis: excess above this
+HEAD_POOL = 2  # the head sees frames averaged over 2 x 2 pixels
+HEAD_LITERT_FILE = "measure.tflite"  # the bundled head (jetkeras/bundled/)
+HEAD_RECORD_FILE = "measure.json"  # ... and where it came from, with its figures
+
+
+def write_head_litert(weights_path, path, *, size: int = HEAD_GRID,
+                      record: dict | None = None) -> int:
+    """Convert the head's Keras weights to a LiteRT flatbuffer at ``path`` (atomically),
+    so that predicting never imports TensorFlow; ``record`` (provenance, figures) goes to
+    ``measure.json`` beside it.
+
+    The graph takes :func:`head_features` ``(1, size, size, 6)`` and returns one vector:
+    the base-point heat map (``size * size``), the base point ``(row, col)`` in grid
+    pixels and the direction ``(cos, sin)``. Returns the flatbuffer's bytes.
+    """
+    import json
+    from pathlib import Path
+
+    import keras
+    import tensorflow as tf
+
+    from jetkeras._files import atomic_output, atomic_write_text
+
+    head = build_head(size)
+    head.load_weights(str(weights_path))
+    flat = keras.Model(head.input, keras.layers.Concatenate(name="measurement")(
+        [head.output["heat"], head.output["base"], head.output["dir"]]))
+    path = Path(path)
+    with atomic_output(path, suffix=".tflite") as temporary:
+        flat.export(str(temporary), format="litert", verbose=False,
+                    target_spec={"supported_ops": [tf.lite.OpsSet.TFLITE_BUILTINS]})
+    atomic_write_text(path.with_name(HEAD_RECORD_FILE), json.dumps(
+        {"grid": size, "pool": HEAD_POOL, "features": list(FEATURE_CHANNELS),
+         "front_sigma": FRONT_ALONG_SIGMA, "growth_band": list(GROWTH_BAND),
+         **(record or {})}, indent=1) + "\n")
+    return path.stat().st_size
+
+
+class Localiser:
+    """The bundled measurement head (LiteRT) and the time-distance front along it.
+
+    ``Localiser()`` loads ``jetkeras/bundled/measure.tflite``; :meth:`measure` gives a
+    window's :class:`Measurement` and the :class:`Evidence` behind it. TensorFlow is
+    never imported.
+    """
+
+    def __init__(self, path=None):
+        from pathlib import Path
+
+        from ai_edge_litert.interpreter import Interpreter
+
+        from jetkeras import runs
+
+        self.path = Path(path) if path else runs.BUNDLED_MODEL / HEAD_LITERT_FILE
+        if not self.path.is_file():
+            raise FileNotFoundError(f"{self.path}: expected the measurement head "
+                                    f"({HEAD_LITERT_FILE}), received no such file")
+        self._interpreter = Interpreter(model_path=str(self.path), num_threads=1)
+        self._interpreter.allocate_tensors()
+        self._input = self._interpreter.get_input_details()[0]
+        self._output = self._interpreter.get_output_details()[0]["index"]
+        self.size = int(self._input["shape"][1])
+
+    def measure(self, frames: np.ndarray) -> tuple[Measurement, Evidence]:
+        """Measure the jet in one window.
+
+        Parameters
+        ----------
+        frames : numpy.ndarray
+            ``(T, S, S)`` in DN, the window as the model saw it (its time grid, its
+            field). The head sees ``2 * grid`` px square (166): other sides are zoomed
+            to that for the base point and direction only (the model's field of view
+            is the seed's whatever its pixel count); the front is traced on ``frames``.
+
+        Returns
+        -------
+        (Measurement, Evidence)
+            In pixels and frames of ``frames``.
+        """
+        frames = np.asarray(frames, dtype=np.float32)
+        side = self.size * HEAD_POOL
+        if frames.ndim != 3 or frames.shape[1] != frames.shape[2]:
+            raise ValueError(f"{self.path}: expected square frames (T, S, S), received "
+                             f"shape {frames.shape}")
+        zoom = side / frames.shape[1]
+        seen = frames
+        if frames.shape[1] != side:
+            from scipy import ndimage
+
+            seen = ndimage.zoom(frames, (1.0, zoom, zoom), order=1, grid_mode=False,
+                                mode="nearest").astype(np.float32)
+        features = head_features(seen, pool=HEAD_POOL)
+        self._interpreter.set_tensor(self._input["index"], features[None])
+        self._interpreter.invoke()
+        vector = self._interpreter.get_tensor(self._output)[0]
+        cells = self.size * self.size
+        found = _measurement_from_head({"heat": vector[:cells], "base": vector[cells:cells + 2],
+                                        "dir": vector[cells + 2:cells + 4],
+                                        "reg": np.full(4, np.nan)},
+                                       self.size, pool=HEAD_POOL, frames=frames.shape[0])
+        if zoom != 1.0:
+            # grid_mode=False: zoomed pixel z reads pixel z * (S - 1) / (side - 1)
+            step = (frames.shape[1] - 1) / (side - 1)
+            found = Measurement(**{**asdict(found), "base_row": found.base_row * step,
+                                   "base_col": found.base_col * step})
+        return front_along(frames, found)
+
+
+@dataclass
+class Evidence:
+    """What a measurement rests on: its picture and per-pixel jet map are drawn from it.
+
+    Attributes
+    ----------
+    distances : numpy.ndarray
+        ``(D,)`` pixels along the spire from the base point (0.5 px steps).
+    diagram : numpy.ndarray
+        ``(T, D)`` the time-distance diagram: excess brightness along the spire, in noise
+        levels (a strip STRIP_PX wide).
+    front : numpy.ndarray
+        ``(T,)`` the front's distance from the base in each frame, pixels.
+    peak_excess : numpy.ndarray
+        ``(H, W)`` each pixel's largest excess over the window, noise levels.
+    footprint : numpy.ndarray
+        ``(H, W)`` bool: the spire's pixels (within a width of the segment from the base
+        to the longest front, and above FRONT_ALONG_SIGMA).
+    """
+
+    distances: np.ndarray
+    diagram: np.ndarray
+    front: np.ndarray
+    peak_excess: np.ndarray
+    footprint: np.ndarray
+
+
+FRONT_ALONG_SIGMA = 1.5  # the front along the head's axis: excess above this
 GROWTH_BAND = (0.1, 0.95)  # ... fitted where it sets a new record within these fractions
+PEAK_FRACTION = 0.95  # the peak: the first frame the front reaches this of its length
 
 
-def _front_along(frames: np.ndarray, found: Measurement) -> Measurement:
-    """Onset, peak, length and speed from the classical time-distance front (step 4 of
-    :func:`measure`), sampled along the head's base point and direction.
+def front_along(frames: np.ndarray, found: Measurement) -> tuple[Measurement, Evidence]:
+    """Onset, peak, length, speed and width from the classical time-distance front
+    (step 4 of :func:`measure`), sampled along ``found``'s base point and direction.
 
-    Two changes from :func:`measure`'s front, chosen on renders of training events
-    (``bench/localise_head.py``): the front is traced down to FRONT_ALONG_SIGMA (the
+    Two changes from :func:`measure`'s front, chosen on renders of training events only
+    (``bench/localise_timing.py``): the front is traced down to FRONT_ALONG_SIGMA (the
     head's axis, not a noisy region, says where to look), and the straight line is fitted
     only to the frames where the front grows, i.e. sets a new record between the
     GROWTH_BAND fractions of its length (a jet fading in, a stalled or draining front and
-    repeated frames no longer flatten the fit)."""
+    repeated frames no longer flatten the fit). The peak is the first frame the front
+    reaches PEAK_FRACTION of its length. A front that never leaves the base keeps
+    ``found``'s timing and gives length 0."""
     from scipy import ndimage
 
     count = frames.shape[0]
@@ -520,16 +666,35 @@ def _front_along(frames: np.ndarray, found: Measurement) -> Measurement:
     base = np.array([found.base_row, found.base_col])
     distances, diagram = _time_distance(excess, base, axis, float(max(frames.shape[1:])))
     front = _front(diagram * (FRONT_SIGMA / FRONT_ALONG_SIGMA), distances)
+    peak_excess = excess.max(axis=0)
     length = float(front.max())
     if length <= 0:
-        return found
-    peak_frame = float(np.argmax(front >= 0.95 * length))
+        found = Measurement(**{**asdict(found), "length_px": 0.0, "width_px": 0.0,
+                               "speed_px_per_frame": 0.0})
+        return found, Evidence(distances, diagram, front, peak_excess,
+                               np.zeros(peak_excess.shape, dtype=bool))
+    peak_frame = float(np.argmax(front >= PEAK_FRACTION * length))
     speed, onset = _growth_fit(front, int(peak_frame))
-    return Measurement(base_row=found.base_row, base_col=found.base_col,
-                       direction_deg=found.direction_deg, onset_frame=onset,
-                       peak_frame=peak_frame, length_px=length, width_px=found.width_px,
-                       speed_px_per_frame=speed,
-                       localisation_score=found.localisation_score)
+    width = _width(peak_excess, base, axis, length)
+    measured = Measurement(base_row=found.base_row, base_col=found.base_col,
+                           direction_deg=found.direction_deg, onset_frame=onset,
+                           peak_frame=peak_frame, length_px=length, width_px=width,
+                           speed_px_per_frame=speed,
+                           localisation_score=found.localisation_score)
+    return measured, Evidence(distances, diagram, front, peak_excess,
+                              _footprint(peak_excess, base, axis, length, width))
+
+
+def _footprint(peak_excess, base, axis, length, width) -> np.ndarray:
+    """The spire's pixels: near the segment from the base along ``axis`` for ``length``
+    (within max(width, 2 px) of it), lit above FRONT_ALONG_SIGMA."""
+    rows, cols = np.indices(peak_excess.shape, dtype=np.float64)
+    d_row, d_col = rows - base[0], cols - base[1]
+    along = d_row * axis[0] + d_col * axis[1]
+    across = np.abs(-d_row * axis[1] + d_col * axis[0])
+    reach = max(width, 2.0)
+    return ((along >= -reach) & (along <= length + reach) & (across <= reach)
+            & (peak_excess > FRONT_ALONG_SIGMA))
 
 
 def _growth_fit(front: np.ndarray, peak_frame: int) -> tuple[float, float]:
@@ -566,3 +731,169 @@ def _measurement_from_head(out: dict, size: int, pool: int, frames: int) -> Meas
                        length_px=max(0.0, math.expm1(log_length)),
                        width_px=float("nan"), speed_px_per_frame=math.exp(log_speed),
                        localisation_score=float(near.sum()))
+
+
+_LOCALISERS: dict = {}  # the bundled head, loaded once per process on first use
+
+
+@dataclass
+class WindowMeasurement:
+    """A window of a cube measured, and what turns its pixels and frames into the
+    row's units.
+
+    Attributes
+    ----------
+    model_input : jetkeras.conform.ModelInput
+        The cube on the model's grid (where its pixels and times came from).
+    start : int
+        The window's first grid frame.
+    frames : numpy.ndarray
+        float32 ``(T, S, S)``: the window in DN, as the model saw it.
+    measurement : Measurement
+        In grid pixels and frames of ``frames``.
+    evidence : Evidence
+        What the measurement rests on (grid pixels).
+    seconds_per_frame : float
+        The window's own time step: the model's cadence, or less for a volunteer
+        subject (each frame shown twice).
+    pixel_scale_arcsec : float
+        The grid's scale: the cube's (after any zoom), else the model's nominal one.
+    km_per_arcsec : float
+        At the observer's distance (``DSUN_OBS``), else 1 au.
+    """
+
+    model_input: object
+    start: int
+    frames: np.ndarray
+    measurement: Measurement
+    evidence: Evidence
+    seconds_per_frame: float
+    pixel_scale_arcsec: float
+    km_per_arcsec: float
+
+    def columns(self) -> dict:
+        """``base_row`` .. ``localisation_score`` of :data:`jetkeras.rows.COLUMNS`: the
+        base point in the input's pixels as stored and in helioprojective arcsec, the
+        direction in the input's frame array, model frames from the window's start and
+        their UTC times, arcsec, km/s."""
+        from jetkeras.io import pixel_hpc
+
+        found, model_input = self.measurement, self.model_input
+        columns = found.as_row(pixel_scale_arcsec=self.pixel_scale_arcsec,
+                               cadence_s=self.seconds_per_frame,
+                               km_per_arcsec_value=self.km_per_arcsec)
+        base_row, base_col = model_input.input_pixel(found.base_row, found.base_col)
+        row_scale, _, col_scale, _ = model_input.to_input
+        # Directions survive the isotropic zooms; a slightly anisotropic one tilts them.
+        angle = math.atan2(math.sin(math.radians(found.direction_deg)) * row_scale,
+                           math.cos(math.radians(found.direction_deg)) * col_scale)
+        start_s = float(model_input.offsets_s[self.start])
+        hpc_x, hpc_y = pixel_hpc(model_input.cube, base_row, base_col)
+
+        def when(frame: float) -> str | None:
+            if not math.isfinite(frame):
+                return None
+            return model_input.time_at(start_s + frame * self.seconds_per_frame) or None
+
+        columns.update(
+            base_row=round(base_row, 2), base_col=round(base_col, 2),
+            base_hpc_x=None if hpc_x is None else round(hpc_x, 1),
+            base_hpc_y=None if hpc_y is None else round(hpc_y, 1),
+            direction_deg=round(math.degrees(angle) % 360.0, 1),
+            onset_time=when(found.onset_frame), peak_time=when(found.peak_frame))
+        return columns
+
+    def figure(self, path, *, title: str = ""):
+        """The jet's picture (:func:`jetkeras.figures.jet_figure`) at ``path``."""
+        from jetkeras.figures import jet_figure
+
+        return jet_figure(self.frames, self.measurement, self.evidence, path,
+                          seconds_per_frame=self.seconds_per_frame,
+                          pixel_scale_arcsec=self.pixel_scale_arcsec,
+                          km_per_arcsec=self.km_per_arcsec, title=title)
+
+    def jet_map(self, path):
+        """Write the per-pixel jet map as FITS at ``path`` (atomically): each footprint
+        pixel's largest excess over the window (noise levels), 0 elsewhere, on the
+        model's grid; with the cube's helioprojective WCS carried over to that grid
+        when it has one. Returns the path."""
+        from pathlib import Path
+
+        from astropy.io import fits
+
+        from jetkeras._files import atomic_output
+
+        jet = np.where(self.evidence.footprint, self.evidence.peak_excess, 0.0)
+        header = fits.Header()
+        header.update(_grid_wcs(self.model_input))
+        header["BUNIT"] = ("sigma", "largest excess over the window, noise levels")
+        header["DATE-OBS"] = self.model_input.time_at(
+            float(self.model_input.offsets_s[self.start])) or ""
+        header["COMMENT"] = "jetkeras jet map: footprint of the measured jet (localise.py)"
+        path = Path(path)
+        with atomic_output(path, suffix=".fits") as temporary:
+            fits.PrimaryHDU(jet.astype(np.float32), header).writeto(temporary)
+        return path
+
+
+def measure_window(model_input, start: int, data, *, localiser: Localiser | None = None
+                   ) -> WindowMeasurement:
+    """Measure the jet in one window of a cube on the model's grid.
+
+    Parameters
+    ----------
+    model_input : jetkeras.conform.ModelInput
+        The cube on the model's grid.
+    start : int
+        The window's first grid frame.
+    data : jetkeras.config.DataConfig
+        The model's data config: its frames per window, cadence and field of view.
+    localiser : Localiser, optional
+        Default the bundled head, loaded once per process.
+
+    Returns
+    -------
+    WindowMeasurement
+    """
+    if localiser is None:
+        if "bundled" not in _LOCALISERS:
+            _LOCALISERS["bundled"] = Localiser()
+        localiser = _LOCALISERS["bundled"]
+    frames = model_input.window(start, data.frames)
+    found, evidence = localiser.measure(frames)
+    count = frames.shape[0]
+    offsets = model_input.offsets_s[start:start + count]
+    seconds = float(offsets[-1] - offsets[0]) / (count - 1) if count > 1 else 0.0
+    distance = (model_input.cube.meta.get("wcs") or {}).get("DSUN_OBS")
+    return WindowMeasurement(
+        model_input=model_input, start=start, frames=frames, measurement=found,
+        evidence=evidence, seconds_per_frame=seconds or data.cadence_s,
+        pixel_scale_arcsec=(model_input.pixel_scale_arcsec
+                            or data.field_of_view_arcsec / frames.shape[-1]),
+        km_per_arcsec=km_per_arcsec(float(distance) if distance else None))
+
+
+def _grid_wcs(model_input) -> dict:
+    """The cube's WCS keywords (``meta["wcs"]``, native pixels) moved to the model's
+    grid: a grid pixel ``g`` is the cube's pooled pixel ``g * scale + offset``
+    (:attr:`~jetkeras.conform.ModelInput.to_input`), itself native pixels
+    ``p * pool + (pool - 1) / 2``. Empty when the cube has no helioprojective WCS."""
+    header = dict(model_input.cube.meta.get("wcs") or {})
+    if not str(header.get("CTYPE1", "")).startswith("HPLN"):
+        return {}
+    pool = int(model_input.cube.meta.get("pool") or 1)
+    row_scale, row_offset, col_scale, col_offset = model_input.to_input
+    # FITS axis 1 is the column, axis 2 the row.
+    for axis, scale, offset in ((1, col_scale, col_offset), (2, row_scale, row_offset)):
+        step = scale * pool  # native pixels per grid pixel
+        if f"CRPIX{axis}" in header:
+            native = float(header[f"CRPIX{axis}"]) - 1.0  # 0-based
+            header[f"CRPIX{axis}"] = (native - offset * pool - (pool - 1) / 2.0) / step + 1.0
+        if f"CDELT{axis}" in header:
+            header[f"CDELT{axis}"] = float(header[f"CDELT{axis}"]) * step
+        for other in (1, 2):
+            if f"CD{other}_{axis}" in header:
+                header[f"CD{other}_{axis}"] = float(header[f"CD{other}_{axis}"]) * step
+    header.pop("NAXIS1", None)
+    header.pop("NAXIS2", None)
+    return header

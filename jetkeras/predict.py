@@ -35,7 +35,7 @@ Every runtime takes frames in DN and applies the run's training normalisation it
 Frames reach the model on its time grid, placed from their own times (a 12 s folder is
 thinned, a 36 s one interpolated, with one warning), at a pixel scale it was trained on
 (:mod:`jetkeras.conform`); every output is one row per cube in one schema,
-``jetkeras-row/1`` (:mod:`jetkeras.rows`, ``docs/rows.md``), with quality flags
+``jetkeras-row/2`` (:mod:`jetkeras.rows`, ``docs/rows.md``), with quality flags
 (:mod:`jetkeras.quality`). :func:`predict_cube` is the same for one cube from Python.
 """
 
@@ -47,6 +47,7 @@ import os
 import sys
 import warnings
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,7 @@ from jetkeras import _cli
 from jetkeras._files import atomic_write_text, json_default, write_csv
 from jetkeras.conform import ModelInput, conform
 from jetkeras.io import JetkerasWarning
+from jetkeras.localise import measure_window
 from jetkeras.quality import VETO_FLAGS, exposure_flags, format_flags, pixel_flags
 from jetkeras.rows import COLUMNS, decide, make_row, model_identity, with_event
 from jetkeras.runtime import (
@@ -225,7 +227,8 @@ def _window_rows(model_input: ModelInput, probabilities: np.ndarray,
     hpc_x, hpc_y = centre_hpc(cube)
     cube_flags = _cube_flags(cube, predictor)
     to_dn = _to_dn(cube, predictor)
-    clip_dn = float(predictor.normalisation.get("clip_dn", predictor.config.data.clip_dn))
+    data = predictor.config.data
+    clip_dn = float(predictor.normalisation.get("clip_dn", data.clip_dn))
     common = {
         "file": file, "windows": len(model_input.starts),
         "cadence_s": model_input.cadence_s,
@@ -242,14 +245,17 @@ def _window_rows(model_input: ModelInput, probabilities: np.ndarray,
             pixel_flags(frames, clip_dn=clip_dn, to_dn=to_dn))
         start_s = float(model_input.offsets_s[start])
         end_s = float(model_input.offsets_s[start + predictor.frames - 1])
+        predicted = decide(float(probability), predictor.threshold, flags)
+        measured = (measure_window(model_input, start, data).columns() if predicted
+                    else {})
         rows.append(make_row(
             **common, window=number, start_s=start_s,
             start_time=model_input.time_at(start_s) or None,
             end_time=model_input.time_at(end_s) or None,
-            probability=float(probability),
-            predicted=decide(float(probability), predictor.threshold, flags),
+            probability=float(probability), predicted=predicted,
             quality=format_flags(flags),
-            resampled=int(bool({"resampled_time", "resampled_space"} & flags))))
+            resampled=int(bool({"resampled_time", "resampled_space"} & flags)),
+            **measured))
     return rows
 
 
@@ -260,9 +266,39 @@ def _summary_row(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return max(allowed or rows, key=lambda row: row["probability"])
 
 
+@dataclass(frozen=True)
+class Figures:
+    """Where to draw each jet's picture (``--figures``), and whether to write its
+    per-pixel jet map beside it (``--jet-maps``, FITS)."""
+
+    folder: Path
+    jet_maps: bool = False
+
+    def draw(self, model_input: ModelInput, rows: list[dict[str, Any]],
+             predictor: Predictor) -> None:
+        """A picture (and jet map) per row of ``model_input`` that is called a jet:
+        ``<cube>_w<window>.png`` (``_jetmap.fits``)."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        for row in rows:
+            if row["predicted"] != 1:
+                continue
+            measured = measure_window(model_input, model_input.starts[row["window"]],
+                                      predictor.config.data)
+            name = Path(str(row["file"]).rstrip("/\\")).stem or "cube"
+            stem = self.folder / f"{name}_w{row['window']:03d}"
+            when = f" {row['start_time']}" if row.get("start_time") else ""
+            measured.figure(stem.with_suffix(".png"),
+                            title=f"{row['file']} window {row['window']}{when}: "
+                                  f"P(jet) {row['probability']:.3f}")
+            if self.jet_maps:
+                measured.jet_map(stem.with_name(stem.name + "_jetmap.fits"))
+
+
 def _predict_paths(paths: list[Path], predictor: Predictor, *, batch_size: int,
-                   resample: bool, progress: bool) -> list[dict[str, Any]]:
-    """Read cubes ``batch_size`` at a time and predict each batch: one row per cube."""
+                   resample: bool, progress: bool, figures: Figures | None = None
+                   ) -> list[dict[str, Any]]:
+    """Read cubes ``batch_size`` at a time and predict each batch: one row per cube (and
+    its picture when ``figures`` says where)."""
     from tqdm.auto import tqdm
 
     rows = []
@@ -273,16 +309,20 @@ def _predict_paths(paths: list[Path], predictor: Predictor, *, batch_size: int,
             chunk = paths[start:start + batch_size]
             inputs = [prepare(path, predictor, resample=resample) for path in chunk]
             probabilities = _window_probabilities(inputs, predictor, batch_size)
-            rows.extend(_summary_row(_window_rows(model_input, scores, predictor,
-                                                  file=str(path)))
-                        for path, model_input, scores in zip(chunk, inputs, probabilities))
+            for path, model_input, scores in zip(chunk, inputs, probabilities):
+                row = _summary_row(_window_rows(model_input, scores, predictor,
+                                                file=str(path)))
+                if figures is not None:
+                    figures.draw(model_input, [row], predictor)
+                rows.append(row)
             bar.update(len(chunk))
     return rows
 
 
 def predict_cube(source, *, model: str | os.PathLike | Predictor | None = None,
                  threshold: float | None = None, resample: bool = False,
-                 runtime: str = "auto", any_channel: bool = False) -> dict[str, Any]:
+                 runtime: str = "auto", any_channel: bool = False,
+                 figures: str | os.PathLike | None = None) -> dict[str, Any]:
     """The row of one cube: the Python API of ``python -m jetkeras.predict CUBE``.
 
     The same reading, checks, time grid, flags and row as the command, for a file, a
@@ -305,12 +345,16 @@ def predict_cube(source, *, model: str | os.PathLike | Predictor | None = None,
         See :func:`prepare`.
     runtime, any_channel
         See :func:`jetkeras.runtime.load_predictor`.
+    figures : path-like, optional
+        A folder: when the cube is called a jet, draw its picture there
+        (:meth:`jetkeras.localise.WindowMeasurement.figure`).
 
     Returns
     -------
     dict
-        One ``jetkeras-row/1`` row (:mod:`jetkeras.rows`): the cube's highest-scoring
-        window, with ``windows`` saying how many it holds.
+        One ``jetkeras-row/2`` row (:mod:`jetkeras.rows`): the cube's highest-scoring
+        window, with ``windows`` saying how many it holds, and where it is called a jet,
+        the jet's measurement (``base_row`` .. ``localisation_score``).
     """
     check_threshold(threshold)
     predictor = _predictor(resolve_model(model) if not isinstance(model, Predictor)
@@ -319,8 +363,11 @@ def predict_cube(source, *, model: str | os.PathLike | Predictor | None = None,
     name = str(source) if isinstance(source, (str, os.PathLike)) else None
     model_input = prepare(source, predictor, resample=resample, name=name)
     [probabilities] = _window_probabilities([model_input], predictor, batch_size=16)
-    return _summary_row(_window_rows(model_input, probabilities, predictor,
-                                     file=name or model_input.cube.source))
+    row = _summary_row(_window_rows(model_input, probabilities, predictor,
+                                    file=name or model_input.cube.source or "frames"))
+    if figures is not None:
+        Figures(Path(figures)).draw(model_input, [row], predictor)
+    return row
 
 
 def _check_out(out) -> Path | None:
@@ -347,6 +394,7 @@ def predict_cubes(
     jit: bool = False,
     runtime: str = "auto",
     any_channel: bool = False,
+    figures: Figures | None = None,
 ) -> list[dict[str, Any]]:
     """Probability of a jet for each cube.
 
@@ -369,11 +417,13 @@ def predict_cubes(
         Interpolate cubes of another frame count or size instead of refusing them.
     jit, runtime, any_channel
         See :func:`jetkeras.runtime.load_predictor`.
+    figures : Figures, optional
+        Draw each cube called a jet (and its jet map) in this folder.
 
     Returns
     -------
     list of dict
-        One ``jetkeras-row/1`` row per cube (:mod:`jetkeras.rows`, ``docs/rows.md``):
+        One ``jetkeras-row/2`` row per cube (:mod:`jetkeras.rows`, ``docs/rows.md``):
         its highest-scoring window, ``predicted`` the model's call at the threshold,
         ``quality`` its flags, ``label`` the truth only when the cube records one.
     """
@@ -389,7 +439,7 @@ def predict_cubes(
     predictor = _predictor(model, threshold=threshold, jit=jit, runtime=runtime,
                            any_channel=any_channel)
     rows = _predict_paths(paths, predictor, batch_size=batch_size, resample=resample,
-                          progress=progress)
+                          progress=progress, figures=figures)
     if out is not None:
         write_table(rows, out)
     return rows
@@ -515,7 +565,8 @@ _WORKER_PREDICTORS: dict[tuple, Predictor] = {}
 
 def _predict_chunk(model_path: str, threshold, paths: list[str], batch_size: int,
                    resample: bool, runtime: str = "auto", jit: bool = False,
-                   any_channel: bool = False) -> list[dict[str, Any]]:
+                   any_channel: bool = False, figures: Figures | None = None
+                   ) -> list[dict[str, Any]]:
     """One Dask task: the rows of a chunk of cubes (the model is loaded once per worker)."""
     key = (model_path, threshold, runtime, jit, any_channel)
     if key not in _WORKER_PREDICTORS:
@@ -524,11 +575,12 @@ def _predict_chunk(model_path: str, threshold, paths: list[str], batch_size: int
                                                  any_channel=any_channel)
     predictor = _WORKER_PREDICTORS[key]
     return _predict_paths([Path(p) for p in paths], predictor, batch_size=batch_size,
-                          resample=resample, progress=False)
+                          resample=resample, progress=False, figures=figures)
 
 
 def _dask_rows(paths, *, model, threshold, batch_size, resample, workers, scheduler,
-               progress, runtime="auto", jit=False, any_channel=False) -> list[dict]:
+               progress, runtime="auto", jit=False, any_channel=False,
+               figures=None) -> list[dict]:
     """Predict chunks of cubes on a Dask cluster (a LocalCluster of ``workers`` processes)."""
     from dask.distributed import Client, LocalCluster, as_completed
     from tqdm.auto import tqdm
@@ -545,7 +597,7 @@ def _dask_rows(paths, *, model, threshold, batch_size, resample, workers, schedu
     try:
         futures = [client.submit(_predict_chunk, str(model), threshold,
                                  [str(p) for p in part], batch_size, resample, runtime, jit,
-                                 any_channel, pure=False)
+                                 any_channel, figures, pure=False)
                    for part in chunks]
         index = {future.key: number for number, future in enumerate(futures)}
         results: list[list[dict] | None] = [None] * len(futures)
@@ -579,6 +631,7 @@ def predict_catalogue(
     jit: bool = False,
     runtime: str = "auto",
     any_channel: bool = False,
+    figures: Figures | None = None,
 ) -> list[dict[str, Any]]:
     """One prediction per catalogue event: from cubes on disk or from a records split.
 
@@ -604,13 +657,14 @@ def predict_catalogue(
         Address of a running Dask scheduler (``tcp://host:8786``); overrides ``workers``.
     jit, runtime, any_channel
         See :func:`jetkeras.runtime.load_predictor`.
+    figures : Figures, optional
+        Draw each cube called a jet in this folder (cubes only, not ``records``).
 
     Returns
     -------
     list of dict
-        ``sjh_ID``, ``SOL_event``, ``event_id``, ``date``, ``basepoint_X``,
-        ``basepoint_Y``, ``label`` (catalogue truth, "" if unknown), ``probability``,
-        ``predicted`` (0/1 at the threshold), ``threshold``; in catalogue order.
+        One ``jetkeras-row/2`` row per event, in catalogue order, with the catalogue's
+        fields and truth (``label``) where it has them.
     """
     check_threshold(threshold)
     check_positive_int(batch_size, "batch_size")
@@ -630,12 +684,12 @@ def predict_catalogue(
             cube_rows = _dask_rows(
                 paths, model=model, threshold=threshold, batch_size=batch_size,
                 resample=resample, workers=workers, scheduler=scheduler, progress=progress,
-                runtime=runtime, jit=jit, any_channel=any_channel)
+                runtime=runtime, jit=jit, any_channel=any_channel, figures=figures)
         else:
             predictor = load_predictor(model, threshold=threshold, jit=jit, runtime=runtime,
                                        any_channel=any_channel)
             cube_rows = _predict_paths(paths, predictor, batch_size=batch_size,
-                                       resample=resample, progress=progress)
+                                       resample=resample, progress=progress, figures=figures)
         rows = [with_event(item, row) for item, row in zip(items, cube_rows)]
     if out is not None:
         write_table(rows, out)
@@ -659,7 +713,7 @@ def _records_rows(records, split, *, model, threshold, batch_size, catalogue, ji
 
 def record_rows(records: str | os.PathLike, split: str, predictor: Predictor, *,
                 batch_size: int = 16) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
-    """:func:`predict_records` as ``jetkeras-row/1`` rows: the one row of a records
+    """:func:`predict_records` as ``jetkeras-row/2`` rows: the one row of a records
     sequence, for ``predict --records`` and ``evaluate``.
 
     Yields
@@ -668,19 +722,24 @@ def record_rows(records: str | os.PathLike, split: str, predictor: Predictor, *,
         As :func:`predict_records`.
     row : dict
         Its row: ``file`` ``RECORDS[split]``, ``event_id``, ``label`` (the records'
-        truth), ``probability``, ``predicted``, ``quality`` (pixel flags).
+        truth), ``probability``, ``predicted``, ``quality`` (pixel flags), and where it is
+        called a jet its measurement (the model's nominal pixel scale and cadence).
     """
     clip_dn = float(predictor.normalisation.get("clip_dn", predictor.config.data.clip_dn))
     common = {"file": f"{records}[{split}]", "window": 0, "windows": 1, "start_s": 0.0,
               "threshold": predictor.threshold, "model": model_identity(predictor.source),
               "runtime": predictor.runtime}
+    data = predictor.config.data
     for record, probability in predict_records(records, split, predictor,
                                                batch_size=batch_size):
         flags = pixel_flags(record["frames"], clip_dn=clip_dn)
+        predicted = decide(probability, predictor.threshold, flags)
+        measured = (measure_window(ModelInput.of_window(record["frames"], data.cadence_s),
+                                   0, data).columns() if predicted else {})
         yield record, make_row(
             **common, event_id=str(record["event_id"]), probability=probability,
-            predicted=decide(probability, predictor.threshold, flags),
-            quality=format_flags(flags), resampled=0, label=int(record["label"]))
+            predicted=predicted, quality=format_flags(flags), resampled=0,
+            label=int(record["label"]), **measured)
 
 
 # ------------------------------------------------------------------------- timeline
@@ -696,6 +755,7 @@ def predict_timeline(
     jit: bool = False,
     runtime: str = "auto",
     any_channel: bool = False,
+    figures: Figures | None = None,
 ) -> list[dict[str, Any]]:
     """Slide the model's window over a longer sequence: probability per window start.
 
@@ -714,11 +774,13 @@ def predict_timeline(
         is written beside it with the same stem.
     jit, runtime, any_channel
         See :func:`jetkeras.runtime.load_predictor`.
+    figures : Figures, optional
+        Draw every window called a jet in this folder.
 
     Returns
     -------
     list of dict
-        One ``jetkeras-row/1`` row per window (:mod:`jetkeras.rows`), in time order:
+        One ``jetkeras-row/2`` row per window (:mod:`jetkeras.rows`), in time order:
         ``window``, ``start_s`` (seconds from the first frame, on the model's time
         grid), ``start_time`` and ``end_time`` (ISO UTC, when the cube has times),
         ``probability``, ``predicted``, ``quality``...
@@ -738,6 +800,8 @@ def predict_timeline(
     model_input.window_flags = [model_input.window_flags[index] for index in keep]
     [probabilities] = _window_probabilities([model_input], predictor, batch_size)
     rows = _window_rows(model_input, probabilities, predictor, file=str(cube))
+    if figures is not None:
+        figures.draw(model_input, rows, predictor)
     timeline_figure(model_input.frames, model_input.offsets_s, rows, out.with_suffix(".png"),
                     frames_per_window=predictor.frames,
                     title=f"{Path(cube).name}: window of {predictor.frames} frames, "
@@ -771,7 +835,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--threshold", type=_cli.probability,
                         help="decision threshold, probability in [0, 1]; default the one "
                              "stored with the model (chosen on validation)")
-    parser.add_argument("--out", help="write the rows (jetkeras-row/1, docs/rows.md) to this "
+    parser.add_argument("--out", help="write the rows (jetkeras-row/2, docs/rows.md) to this "
                                       ".csv or .json file; default: print only (--timeline: "
                                       "timeline.csv in the current folder)")
     parser.add_argument("--runtime", choices=RUNTIMES, default="auto",
@@ -820,6 +884,16 @@ def _parser() -> argparse.ArgumentParser:
                         help=f"grid steps between window starts for --timeline, an integer "
                              f">= 1 (seconds: stride x the model's cadence); default 1 = "
                              f"{DataConfig.cadence_s:g} s at the seed's cadence")
+    parser.add_argument("--figures", metavar="DIR",
+                        help="draw each cube (--timeline: each window) called a jet in this "
+                             "folder: the frame where it is longest with its footprint, base "
+                             "point and direction, beside its time-distance diagram with the "
+                             "fitted front and speed (<cube>_w<window>.png); default none")
+    parser.add_argument("--jet-maps", action="store_true",
+                        help="with --figures: also write each jet's per-pixel map as FITS "
+                             "(<cube>_w<window>_jetmap.fits: the footprint's largest "
+                             "excess, noise levels, with the cube's WCS moved to the "
+                             "model's grid); default off")
     parser.add_argument("--quiet", action="store_true", help="no table, no progress bar; default: show "
                         "both")
     return parser
@@ -831,6 +905,12 @@ def _check_flags(args: argparse.Namespace) -> str:
     if args.jit and args.runtime == "litert":
         raise ValueError("--jit: XLA compiles the TensorFlow graph; it needs --runtime "
                          "tensorflow (or auto), received --runtime litert")
+    if args.jet_maps and not args.figures:
+        raise ValueError("--jet-maps: expected --figures DIR to write them in, received none")
+    if args.figures and args.records:
+        raise ValueError("--figures: pictures are drawn from cubes (CUBE, --cubes or "
+                         "--timeline), received --records, whose frames carry no pixel "
+                         "scale or times")
     catalogue_wide = bool(args.catalogue or args.cubes_root or args.records)
     if args.timeline:
         if args.cubes or catalogue_wide:
@@ -858,7 +938,9 @@ def main(argv: list[str] | None = None) -> int:
         mode = _check_flags(args)
         common = {"model": resolve_model(args.model), "threshold": args.threshold,
                   "batch_size": args.batch_size, "jit": args.jit, "runtime": args.runtime,
-                  "any_channel": args.any_channel}
+                  "any_channel": args.any_channel,
+                  "figures": Figures(Path(args.figures), args.jet_maps) if args.figures
+                  else None}
         if mode == "timeline":
             out = args.out or "timeline.csv"
             rows = predict_timeline(cube=args.timeline, stride=args.stride, out=out,

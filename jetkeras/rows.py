@@ -1,4 +1,4 @@
-"""The one row schema of every prediction jetkeras writes (``jetkeras-row/1``).
+"""The one row schema of every prediction jetkeras writes (``jetkeras-row/2``).
 
 ``predict`` (cubes, a catalogue, a records split, a timeline), ``survey``'s
 ``predictions.csv`` and ``events.csv``, and ``evaluate``'s ``predictions.csv`` all write
@@ -23,7 +23,7 @@ from jetkeras import runs
 __all__ = ["COLUMNS", "EVENT_COLUMNS", "ROW_SCHEMA", "decide", "make_row", "model_identity",
            "with_event"]
 
-ROW_SCHEMA = "jetkeras-row/1"
+ROW_SCHEMA = "jetkeras-row/2"
 
 # column -> meaning, in output order
 COLUMNS: dict[str, str] = {
@@ -59,6 +59,31 @@ COLUMNS: dict[str, str] = {
                "below)",
     "resampled": "1 when the data were interpolated in time or space before scoring, "
                  "else 0",
+    # The measurement (jetkeras.localise): only in rows the model calls a jet.
+    "base_row": "the jet's base point: row of the input frame array as stored (0-based, "
+                "pixels); empty unless `predicted` is 1, as are all the columns to "
+                "`localisation_score`",
+    "base_col": "the jet's base point: column of the input frame array as stored "
+                "(0-based, pixels)",
+    "base_hpc_x": "the base point's helioprojective x (arcsec), from the WCS when there "
+                  "is one",
+    "base_hpc_y": "the base point's helioprojective y (arcsec), from the WCS when there "
+                  "is one",
+    "direction_deg": "the direction the jet travels in the input frame array, "
+                     "`atan2(d_row, d_col)`, degrees 0-360",
+    "onset_frame": "when the front leaves the base, in the model's frames (24 s) from the "
+                   "window's first frame; negative when already under way",
+    "peak_frame": "when the front first reaches 95 % of its largest length, model frames "
+                  "from the window's first frame",
+    "onset_time": "`onset_frame` as a time (ISO UTC), when the frames have times",
+    "peak_time": "`peak_frame` as a time (ISO UTC), when the frames have times",
+    "length_arcsec": "the largest plane-of-sky length of the spire from its base, arcsec",
+    "speed_km_s": "the plane-of-sky speed of the front (a line fitted to the "
+                  "time-distance diagram while it grows), km/s",
+    "width_arcsec": "the spire's width (FWHM across it, median over its middle half), "
+                    "arcsec",
+    "localisation_score": "how sure the base point is, 0-1: the measurement head's "
+                          "base-point probability within 4 px of its peak",
     "model": "the model: its name and a digest of its weights and threshold "
              "(`name@sha256[:12]`)",
     "runtime": "what ran the network: `litert` or `tensorflow`",

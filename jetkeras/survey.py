@@ -7,7 +7,7 @@ one resumable command over one output folder::
     <out>/hek_events.csv      the HEK events (jetkeras.hek's event table)
     <out>/hek_cache/          the raw HEK pages (a rerun asks the HEK nothing)
     <out>/cubes/              <event_id>.npz cubes and fetch_state.json (jetkeras.fetch)
-    <out>/predictions.csv     one jetkeras-row/1 row per event (docs/rows.md), chunk by chunk
+    <out>/predictions.csv     one jetkeras-row/2 row per event (docs/rows.md), chunk by chunk
     <out>/events.csv          every HEK event with its fetch status and its row's columns
                               (probability, predicted, quality, times, centre, model...)
     <out>/timeline.png        probability against the event's start date
@@ -69,7 +69,7 @@ __all__ = ["SURVEY_FORMAT", "main", "survey"]
 SURVEY_FORMAT = "jetkeras-survey/1"
 SETTINGS_FILE = "survey.json"
 PREDICTIONS_FILE = "predictions.csv"
-# predictions.csv holds one jetkeras-row/1 row per event; a folder written before the
+# predictions.csv holds one jetkeras-row/2 row per event; a folder written before the
 # schema (these four columns only) is read with the other columns empty.
 PREDICTION_COLUMNS = list(COLUMNS)
 _LEGACY_COLUMNS = ["event_id", "probability", "predicted", "threshold"]

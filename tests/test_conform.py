@@ -140,3 +140,23 @@ def test_pixel_flags_name_what_is_wrong():
     assert exposure_flags([2.9, 2.901]) == [] and exposure_flags(None) == []
     assert format_flags({"padded", "frozen"}) == "frozen;padded"
     assert VETO_FLAGS <= set(FLAGS)
+
+
+def test_grid_pixels_map_back_to_the_cube_pixels_as_stored():
+    # A marked pixel at (4, 5) of the cube must come back to (4, 5) through to_input,
+    # whatever was done to the field (pads, crops, zooms to fill or to the scale).
+    for size, scale in ((6, 1.8), (3, 1.8), (11, 1.8), (10, 1.2)):
+        frames = _ramp(4, size)
+        frames[:, 0, 0] -= 100.0
+        frames[:, min(4, size - 1), min(5, size - 1)] += 500.0
+        cube = Cube(frames=frames, source="test", times=_times([0, 24, 48, 72]),
+                    meta={"pixel_scale_arcsec": scale})
+        fitted = conform(cube, **MODEL)
+        row, col = np.unravel_index(np.argmax(fitted.frames[0]), (8, 8))
+        back = fitted.input_pixel(row, col)
+        assert back == pytest.approx((min(4, size - 1), min(5, size - 1)), abs=0.75), size
+    # The pixel scale of the grid: the cube's, divided by any zoom.
+    assert conform(_cube([0, 24, 48, 72], size=6), **MODEL).pixel_scale_arcsec == \
+        pytest.approx(1.35)
+    assert conform(_cube([0, 24, 48, 72], size=11), **MODEL).to_input == (1.0, 1.0, 1.0, 1.0)
+    assert conform(Cube(frames=_ramp(4, 8), source="t"), **MODEL).pixel_scale_arcsec is None

@@ -4,8 +4,10 @@ how its outputs become a Measurement, and loading saved weights. Tiny inputs."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
+import pytest
 
 
 def _moving_blob(frames=8, size=32, seed=0):
@@ -64,7 +66,7 @@ def test_measure_learned_loads_weights(tmp_path):
 
 
 def test_front_along_measures_a_growing_spire():
-    from jetkeras.localise import Measurement, _front_along
+    from jetkeras.localise import Measurement, front_along
 
     rng = np.random.default_rng(1)
     frames, size = 16, 32
@@ -75,12 +77,30 @@ def test_front_along_measures_a_growing_spire():
     head = Measurement(base_row=16.0, base_col=6.0, direction_deg=0.0, onset_frame=0.0,
                        peak_frame=0.0, length_px=0.0, width_px=float("nan"),
                        speed_px_per_frame=0.0, localisation_score=1.0)
-    found = _front_along(cube.astype(np.float32), head)
+    found, evidence = front_along(cube.astype(np.float32), head)
     assert (found.base_row, found.base_col, found.direction_deg) == (16.0, 6.0, 0.0)
     assert 9.0 <= found.length_px <= 13.0
     assert 0.7 <= found.speed_px_per_frame <= 1.3
     assert 1.0 <= found.onset_frame <= 4.0
     assert 12.0 <= found.peak_frame <= 15.0
+    assert 2.0 <= found.width_px <= 5.0  # three rows lit, smoothed by 3 px
+    # the evidence: the diagram along the spire, its front, and the spire's footprint
+    assert evidence.diagram.shape == (frames, evidence.distances.size)
+    assert evidence.front.shape == (frames,) and evidence.front.max() == found.length_px
+    assert evidence.footprint[16, 8:16].all()  # on the spire
+    assert not evidence.footprint[2:10, :].any() and not evidence.footprint[:, 25:].any()
+
+
+def test_front_along_without_a_front_gives_length_zero():
+    from jetkeras.localise import Measurement, front_along
+
+    cube = 100.0 + np.random.default_rng(2).normal(0.0, 1.0, (8, 32, 32))
+    head = Measurement(base_row=16.0, base_col=16.0, direction_deg=90.0, onset_frame=1.0,
+                       peak_frame=2.0, length_px=5.0, width_px=float("nan"),
+                       speed_px_per_frame=1.0, localisation_score=0.5)
+    found, evidence = front_along(cube.astype(np.float32), head)
+    assert found.length_px == 0.0 and found.speed_px_per_frame == 0.0
+    assert not evidence.footprint.any()
 
 
 def test_growth_fit_ignores_a_stalled_and_draining_front():
@@ -98,3 +118,65 @@ def test_growth_fit_ignores_a_stalled_and_draining_front():
     # too few growing frames: falls back to the fit over every rising frame
     speed, onset = _growth_fit(np.array([0.0, 5.0, 5.0, 5.0]), 1)
     assert speed >= 0.0
+
+
+def _rendered_jets(count=6, seed=4000):
+    from jetkeras.catalogue import load_events
+    from jetkeras.synthetic import render_event
+
+    jets = load_events().query("label == 1")
+    return [render_event(jets.iloc[k], seed=seed + k) for k in range(count)]
+
+
+def test_the_bundled_head_finds_rendered_jets():
+    """The shipped head (LiteRT, no TensorFlow) on renders it never saw (seeds 4000+):
+    the issue's goals, on a handful, as a median."""
+    from jetkeras.localise import Localiser
+    from jetkeras.synthetic import jet_truth
+
+    localiser = Localiser()
+    base, direction = [], []
+    for cube in _rendered_jets():
+        found, evidence = localiser.measure(cube.frames)
+        truth = jet_truth(cube)
+        base.append(math.hypot(found.base_row - truth["base_row"],
+                               found.base_col - truth["base_col"]))
+        direction.append(abs((found.direction_deg - truth["direction_deg"] + 180) % 360 - 180))
+        assert evidence.footprint.shape == cube.frames.shape[1:]
+        assert 0.0 <= found.localisation_score <= 1.0
+    assert np.median(base) <= 3.0 and np.median(direction) <= 15.0
+
+
+def test_the_bundled_head_is_its_keras_weights():
+    """measure.tflite was converted from the recorded weights: the same base and
+    direction to float precision, and measure.json says which weights."""
+    import json
+
+    from jetkeras import runs
+    from jetkeras.localise import HEAD_RECORD_FILE, Localiser, measure_learned
+
+    record = json.loads((runs.BUNDLED_MODEL / HEAD_RECORD_FILE).read_text())
+    weights = Path(__file__).parents[1] / record["weights"]
+    cube = _rendered_jets(1, seed=4100)[0]
+    lite, _ = Localiser().measure(cube.frames)
+    keras_ = measure_learned(cube.frames, weights, timing="front")
+    assert lite.base_row == pytest.approx(keras_.base_row, abs=0.01)
+    assert lite.base_col == pytest.approx(keras_.base_col, abs=0.01)
+    assert lite.direction_deg == pytest.approx(keras_.direction_deg, abs=0.05)
+    assert lite.length_px == keras_.length_px
+
+
+def test_the_bundled_head_measures_a_window_of_another_side():
+    """A model of another size (the tests' 32 px) gets its jets measured too: the head
+    sees the window zoomed to 166 px, the base point comes back to the window's pixels
+    and the front is traced on the window itself."""
+    from jetkeras.localise import Localiser
+
+    found, evidence = Localiser().measure(_moving_blob(frames=8, size=32))
+    assert 0.0 <= found.base_row <= 31.0 and 0.0 <= found.base_col <= 31.0
+    assert evidence.peak_excess.shape == (32, 32)
+    # the patch (rows 12..15, cols 20..23) is what lights up: the base sits near it
+    assert math.hypot(found.base_row - 13.5, found.base_col - 21.5) < 8.0
+    with pytest.raises(ValueError, match=r"measure.tflite: expected square frames \(T, S, S\), "
+                                         r"received shape \(8, 32, 16\)"):
+        Localiser().measure(_moving_blob()[:, :, :16])

@@ -260,7 +260,7 @@ def test_cli_prints_a_table(tiny_run, tiny_export, event_cubes, tmp_path, capsys
     assert code == 0
     # One cube: its whole row, one "column  value" line per known value.
     shown = dict(line.split(None, 1) for line in captured.out.strip().splitlines())
-    assert shown["file"] == str(first) and shown["schema"] == "jetkeras-row/1"
+    assert shown["file"] == str(first) and shown["schema"] == "jetkeras-row/2"
     assert set(shown) <= set(COLUMNS) and {"probability", "predicted", "model"} <= set(shown)
     code, captured = _cli(capsys, first, max(event_cubes.iterdir()), "--model", run)
     header, *lines = captured.out.strip().splitlines()

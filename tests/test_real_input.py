@@ -207,3 +207,61 @@ def test_a_root_of_fits_event_folders_is_one_cube_per_folder(bundled, tmp_path):
         rows = predict.predict_cubes(cubes=[root], model=bundled, progress=False)
     assert [Path(row["file"]).name for row in rows] == ["SOL_a", "SOL_b"]
     assert rows[0]["probability"] == rows[1]["probability"]
+
+
+def test_a_jet_row_says_where_which_way_when_and_how_fast(capsys, tmp_path):
+    """The measurement columns of a window called a jet, on the real level-1 folder
+    (whatever it holds: the model calls it a jet, so it is measured and drawn), and the
+    jet map's WCS agreeing with the row's helioprojective base point."""
+    import json
+
+    from astropy.io import fits
+    from astropy.wcs import WCS
+
+    code, _, errors = _run(capsys, AIA304, "--out", tmp_path / "row.json",
+                           "--figures", tmp_path / "figures", "--jet-maps", "--quiet")
+    assert code == 0, errors
+    [row] = json.loads((tmp_path / "row.json").read_text())
+    assert row["predicted"] == 1
+    # The base point is a pixel of the input as stored: 166 rows, 123 columns (pooled).
+    assert 0 <= row["base_row"] < 166 and 0 <= row["base_col"] < 123
+    assert 0 <= row["direction_deg"] < 360
+    assert row["onset_frame"] <= row["peak_frame"] <= 29
+    assert row["start_time"] <= row["peak_time"] <= row["end_time"]
+    assert row["length_arcsec"] > 0 and row["width_arcsec"] > 0 and row["speed_km_s"] >= 0
+    assert 0 <= row["localisation_score"] <= 1
+    # Within the 300"-wide cutout about its centre.
+    assert abs(row["base_hpc_x"] - row["hpc_x"]) < 150
+    assert abs(row["base_hpc_y"] - row["hpc_y"]) < 150
+    picture = tmp_path / "figures" / f"aia304_w{row['window']:03d}.png"
+    assert picture.stat().st_size > 10_000
+    with fits.open(tmp_path / "figures" / f"aia304_w{row['window']:03d}_jetmap.fits") as hdus:
+        jet_map, header = hdus[0].data, hdus[0].header
+    assert jet_map.shape == (166, 166) and (jet_map > 0).any()
+    # The map's grid is the model's, its WCS the cube's moved there (another path than
+    # the row's): the footprint starts at the base's sky position and ends within the
+    # spire's length of it.
+    rows, cols = np.nonzero(jet_map > 0)
+    x_deg, y_deg = WCS(header).pixel_to_world_values(cols, rows)
+    distance = np.hypot(x_deg * 3600 - row["base_hpc_x"], y_deg * 3600 - row["base_hpc_y"])
+    assert distance.min() < 5.0
+    assert distance.max() < row["length_arcsec"] + 3 * row["width_arcsec"] + 10
+
+
+def test_rows_not_called_jets_carry_no_measurement(bundled):
+    from jetkeras.localise import MEASUREMENT_COLUMNS
+
+    frozen = np.repeat(_frames(CHAIN)[:1], 30, axis=0)
+    row = predict.predict_cube(frozen, model=bundled)
+    assert row["predicted"] == 0
+    assert all(row[column] is None for column in MEASUREMENT_COLUMNS)
+
+
+def test_jet_maps_need_figures_and_records_cannot_be_drawn(capsys, tmp_path):
+    code, _, errors = _run(capsys, AIA304, "--jet-maps")
+    assert code == 2 and errors[-1] == ("predict: error: --jet-maps: expected --figures DIR "
+                                        "to write them in, received none")
+    code, _, errors = _run(capsys, "--records", tmp_path, "--catalogue", tmp_path / "c.csv",
+                           "--figures", tmp_path)
+    assert code == 2 and errors[-1].startswith("predict: error: --figures: pictures are drawn "
+                                               "from cubes")
