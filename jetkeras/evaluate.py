@@ -20,6 +20,8 @@ The report folder (written to a temporary sibling, renamed when complete):
 ``threshold.png``           F1, accuracy and recall versus threshold (the seed's Figure 4)
 ``confusion.png``           confusion matrix at the run's threshold
 ``misclassified/*.gif``     the most confident errors, animated in DN (``--max-gifs``)
+``jets/*.png``              the most confident sequences called jets, measured: footprint,
+                            base point, direction and time-distance diagram (as many)
 ``report.md``               tables and figures, with the seed's published figures
 ==========================  =============================================================
 
@@ -53,11 +55,13 @@ SEED_TEST = {
 
 
 def _collect(records, split, predictor, batch_size: int, max_gifs: int):
-    """Predict a split; keep the DN frames of the ``max_gifs`` most confident errors."""
+    """Predict a split; keep the DN frames of the ``max_gifs`` most confident errors and
+    of the ``max_gifs`` most confident sequences called jets."""
     from jetkeras.predict import record_rows
 
     ids, labels, probabilities, rows = [], [], [], []
     errors: list[tuple[float, int, str, int, float, np.ndarray]] = []  # min-heap
+    jets: list[tuple[float, int, str, int, np.ndarray]] = []  # min-heap
     for record, row in record_rows(records, split, predictor, batch_size=batch_size):
         index, event_id, label = len(ids), record["event_id"], record["label"]
         probability = row["probability"]
@@ -74,8 +78,16 @@ def _collect(records, split, predictor, batch_size: int, max_gifs: int):
                 heapq.heappush(errors, item)
             elif item[0] > errors[0][0]:
                 heapq.heapreplace(errors, item)
+        if row["predicted"] == 1 and max_gifs > 0:
+            item = (probability, index, event_id, label, record["frames"])
+            if len(jets) < max_gifs:
+                heapq.heappush(jets, item)
+            elif item[0] > jets[0][0]:
+                heapq.heapreplace(jets, item)
     errors.sort(key=lambda item: -item[0])
-    return ids, np.asarray(labels, dtype=int), np.asarray(probabilities), errors, rows
+    jets.sort(key=lambda item: -item[0])
+    return (ids, np.asarray(labels, dtype=int), np.asarray(probabilities), errors, jets,
+            rows)
 
 
 def evaluate(
@@ -136,7 +148,7 @@ def evaluate(
         raise ValueError(f"--records {records}: split {split!r} holds no sequences; present: "
                          f"{sorted(s for s, v in manifest['splits'].items() if v['count'])}")
     predictor = load_predictor(run)
-    ids, labels, probabilities, errors, rows = _collect(records, split, predictor,
+    ids, labels, probabilities, errors, jets, rows = _collect(records, split, predictor,
                                                         batch_size, max_gifs)
     threshold = predictor.threshold
     metrics = classification_metrics(labels, probabilities, threshold)
@@ -147,15 +159,18 @@ def evaluate(
 
     with staged_folder(out) as staging:
         _write_report(staging, metrics, ids=ids, labels=labels, probabilities=probabilities,
-                      predicted=predicted, errors=errors, rows=rows, run=run, records=records,
+                      predicted=predicted, errors=errors, jets=jets, rows=rows, run=run,
+                      records=records,
                       split=split, manifest=manifest, predictor=predictor)
     return metrics
 
 
 def _write_report(folder: Path, metrics, *, ids, labels, probabilities, predicted, errors,
-                  rows, run, records, split, manifest, predictor) -> None:
+                  jets, rows, run, records, split, manifest, predictor) -> None:
     """Every file of the report (see the module docstring) into ``folder``."""
     from jetkeras import figures
+    from jetkeras.conform import ModelInput
+    from jetkeras.localise import measure_window
 
     threshold = metrics["threshold"]
     (folder / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
@@ -177,20 +192,34 @@ def _write_report(folder: Path, metrics, *, ids, labels, probabilities, predicte
         figures.sequence_gif(frames, folder / name,
                              title=f"{event_id}: {kind}, P(jet) = {probability:.3f}")
         gifs.append((event_id, label, probability, name))
+    pictures = []
+    data = predictor.config.data
+    for probability, _, event_id, label, frames in jets:
+        name = f"jets/{_safe_name(event_id)}.png"
+        (folder / "jets").mkdir(exist_ok=True)
+        measured = measure_window(ModelInput.of_window(frames, data.cadence_s), 0, data)
+        measured.figure(folder / name, title=f"{event_id}: P(jet) = {probability:.3f}, truth "
+                                             f"{'jet' if label == 1 else 'no jet'}")
+        pictures.append((event_id, label, probability, name, measured.columns()))
     (folder / "report.md").write_text(
         _report(metrics, run=run, records=records, split=split, manifest=manifest,
-                gifs=gifs, predictor=predictor))
+                gifs=gifs, pictures=pictures, predictor=predictor))
 
 
 def _safe_name(event_id: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in str(event_id))
 
 
-def _number(value) -> str:
-    return "n/a" if value is None else f"{value:.3f}"
+def _number(value, digits: int = 3) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
 
 
-def _report(metrics, *, run, records, split, manifest, gifs, predictor) -> str:
+def _nominal_scale(predictor) -> float:
+    """The model's nominal pixel scale, arcsec per pixel."""
+    return predictor.config.data.field_of_view_arcsec / predictor.size
+
+
+def _report(metrics, *, run, records, split, manifest, gifs, pictures, predictor) -> str:
     at_half = metrics["at_0.5"]
     (tn, fp), (fn, tp) = metrics["confusion_matrix"]
     seed = SEED_TEST
@@ -256,6 +285,20 @@ def _report(metrics, *, run, records, split, manifest, gifs, predictor) -> str:
             lines.append(f"| {event_id} | {truth} | {probability:.3f} | ![{event_id}]({name}) |")
     else:
         lines.append("None animated.")
+    lines += ["", (f"## Measured jets ({len(pictures)} of the sequences called jets, the "
+                   f"most confident first; the records carry no pixel scale, so the "
+                   f"model's nominal {_nominal_scale(predictor):.2f} arcsec per pixel is used)"),
+              ""]
+    if pictures:
+        lines += ["| event | truth | P(jet) | length (arcsec) | speed (km/s) | picture |",
+                  "|---|---|---|---|---|---|"]
+        for event_id, label, probability, name, columns in pictures:
+            truth = "jet" if label == 1 else "no jet"
+            lines.append(f"| {event_id} | {truth} | {probability:.3f} | "
+                         f"{_number(columns['length_arcsec'], 1)} | "
+                         f"{_number(columns['speed_km_s'], 0)} | ![{event_id}]({name}) |")
+    else:
+        lines.append("None called jets.")
     lines += ["", ("Per-sequence probabilities: [predictions.csv](predictions.csv); all "
                    "numbers: [metrics.json](metrics.json)."), ""]
     return "\n".join(lines)

@@ -449,7 +449,10 @@ def jet_figure(frames: np.ndarray, measurement, evidence, path, *, seconds_per_f
 
     path = _png(path)
     count = frames.shape[0]
-    peak = int(np.clip(round(measurement.peak_frame), 0, count - 1))
+    timed = math.isfinite(measurement.peak_frame) and math.isfinite(measurement.onset_frame)
+    # A front that never left the base has no timing: show the brightest frame.
+    peak = (int(np.clip(round(measurement.peak_frame), 0, count - 1)) if timed
+            else int(np.argmax(frames.reshape(count, -1).max(axis=1))))
     figure = Figure(figsize=(9.0, 4.2), layout="constrained")
     image_axes, diagram_axes = figure.subplots(1, 2, width_ratios=(1.0, 1.25))
     image_axes.imshow(frames[peak], origin="lower", cmap=aia304_colormap(),
@@ -484,7 +487,7 @@ def jet_figure(frames: np.ndarray, measurement, evidence, path, *, seconds_per_f
     diagram_axes.plot(times, evidence.front * pixel_scale_arcsec, "o", color="cyan",
                       markersize=3, label="front")
     speed_arcsec_s = measurement.speed_px_per_frame * pixel_scale_arcsec / seconds_per_frame
-    if speed_arcsec_s > 0:
+    if speed_arcsec_s > 0 and timed:
         fitted = np.linspace(measurement.onset_frame, measurement.peak_frame, 20)
         diagram_axes.plot(fitted * seconds_per_frame,
                           (fitted - measurement.onset_frame) * measurement.speed_px_per_frame
@@ -494,10 +497,11 @@ def jet_figure(frames: np.ndarray, measurement, evidence, path, *, seconds_per_f
     diagram_axes.set_ylim(distances[shown][0], distances[shown][-1])
     diagram_axes.set_xlabel("time from the window's first frame (s)")
     diagram_axes.set_ylabel("distance from the base along the spire (arcsec)")
+    onset = (f"onset {measurement.onset_frame * seconds_per_frame:+.0f} s" if timed
+             else "no front left the base")
     diagram_axes.set_title(f"length {measurement.length_px * pixel_scale_arcsec:.0f} arcsec, "
                            f"width {measurement.width_px * pixel_scale_arcsec:.0f} arcsec, "
-                           f"onset {measurement.onset_frame * seconds_per_frame:+.0f} s",
-                           fontsize=8)
+                           f"{onset}", fontsize=8)
     diagram_axes.legend(fontsize=7, loc="upper left")
     if title:
         figure.suptitle(title, fontsize=9)

@@ -24,7 +24,8 @@ its aspect ratio, a time-distance diagram; Raouafi et al. 2016 for the quantitie
    the **speed** (plane of the sky) and, where the line meets distance zero, the
    **onset** (negative when the jet was already under way at the first frame).
 5. **Width**: the full width at half maximum of the peak excess across the axis,
-   the median over the spire's middle half.
+   the median over the spire's middle half (:func:`front_along`: of the excess in the
+   peak frame, unsmoothed).
 
 ``localisation_score`` (0-1) says how much a measurement can be trusted: the R^2 of the
 front's straight-line fit, times the region's elongation (1 - minor / major axis, from
@@ -533,7 +534,6 @@ def write_head_litert(weights_path, path, *, size: int = HEAD_GRID,
                     target_spec={"supported_ops": [tf.lite.OpsSet.TFLITE_BUILTINS]})
     atomic_write_text(path.with_name(HEAD_RECORD_FILE), json.dumps(
         {"grid": size, "pool": HEAD_POOL, "features": list(FEATURE_CHANNELS),
-         "front_sigma": FRONT_ALONG_SIGMA, "growth_band": list(GROWTH_BAND),
          **(record or {})}, indent=1) + "\n")
     return path.stat().st_size
 
@@ -625,7 +625,7 @@ class Evidence:
         ``(H, W)`` each pixel's largest excess over the window, noise levels.
     footprint : numpy.ndarray
         ``(H, W)`` bool: the spire's pixels (within a width of the segment from the base
-        to the longest front, and above FRONT_ALONG_SIGMA).
+        to the longest front, and above FRONT_SIGMA).
     """
 
     distances: np.ndarray
@@ -635,6 +635,9 @@ class Evidence:
     footprint: np.ndarray
 
 
+# Chosen on renders of training events by bench/localise_timing.py (its rule: the lowest
+# sum of the four median errors over their goals, among the sigmas that trace no spire
+# in pure noise; bench/results/localise_timing.json).
 FRONT_ALONG_SIGMA = 1.5  # the front along the head's axis: excess above this
 GROWTH_BAND = (0.1, 0.95)  # ... fitted where it sets a new record within these fractions
 PEAK_FRACTION = 0.95  # the peak: the first frame the front reaches this of its length
@@ -675,7 +678,11 @@ def front_along(frames: np.ndarray, found: Measurement) -> tuple[Measurement, Ev
                                np.zeros(peak_excess.shape, dtype=bool))
     peak_frame = float(np.argmax(front >= PEAK_FRACTION * length))
     speed, onset = _growth_fit(front, int(peak_frame))
-    width = _width(peak_excess, base, axis, length)
+    # The width in the peak frame, unsmoothed: the largest excess over the window would
+    # add the spire's sway, and the 3-px smoothing its own width.
+    raw = ((frames[int(peak_frame)] - np.percentile(frames, 20, axis=0))
+           / _pixel_noise(np.diff(frames, axis=0)))
+    width = _width(raw, base, axis, length)
     measured = Measurement(base_row=found.base_row, base_col=found.base_col,
                            direction_deg=found.direction_deg, onset_frame=onset,
                            peak_frame=peak_frame, length_px=length, width_px=width,
@@ -687,14 +694,14 @@ def front_along(frames: np.ndarray, found: Measurement) -> tuple[Measurement, Ev
 
 def _footprint(peak_excess, base, axis, length, width) -> np.ndarray:
     """The spire's pixels: near the segment from the base along ``axis`` for ``length``
-    (within max(width, 2 px) of it), lit above FRONT_ALONG_SIGMA."""
+    (within max(width, 2 px) of it), lit above FRONT_SIGMA at some time."""
     rows, cols = np.indices(peak_excess.shape, dtype=np.float64)
     d_row, d_col = rows - base[0], cols - base[1]
     along = d_row * axis[0] + d_col * axis[1]
     across = np.abs(-d_row * axis[1] + d_col * axis[0])
     reach = max(width, 2.0)
     return ((along >= -reach) & (along <= length + reach) & (across <= reach)
-            & (peak_excess > FRONT_ALONG_SIGMA))
+            & (peak_excess > FRONT_SIGMA))
 
 
 def _growth_fit(front: np.ndarray, peak_frame: int) -> tuple[float, float]:

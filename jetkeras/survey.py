@@ -9,10 +9,12 @@ one resumable command over one output folder::
     <out>/cubes/              <event_id>.npz cubes and fetch_state.json (jetkeras.fetch)
     <out>/predictions.csv     one jetkeras-row/2 row per event (docs/rows.md), chunk by chunk
     <out>/events.csv          every HEK event with its fetch status and its row's columns
-                              (probability, predicted, quality, times, centre, model...)
+                              (probability, predicted, quality, times, centre, model, and
+                              for a jet its base point, direction, timing, length, speed)
     <out>/timeline.png        probability against the event's start date
     <out>/gallery/            contact sheets and GIFs of the top candidates and of the
-                              borderline events (closest to the threshold)
+                              borderline events (closest to the threshold), and each jet's
+                              measured picture (<event_id>_w<window>.png)
     <out>/report.md           which model and threshold, counts, the two lists, the images
 
 Each stage resumes: HEK pages are cached per page, ``fetch`` keeps its per-event state
@@ -245,8 +247,9 @@ def _select(table: pd.DataFrame, *, top: int, borderline: int, threshold: float)
 
 
 def _gallery(selection: pd.DataFrame, *, out: Path, name: str, title: str,
-             advance: Callable[[int], object]) -> dict[str, Any]:
-    """One contact sheet and one GIF per event of ``selection``; returns their paths."""
+             advance: Callable[[int], object], predictor, resample: bool) -> dict[str, Any]:
+    """One contact sheet and one GIF per event of ``selection``, and the measured
+    picture of each event called a jet; returns their paths."""
     folder = out / "gallery" / name
     folder.mkdir(parents=True, exist_ok=True)
     # matplotlib logs one INFO line per GIF saved, which would break the one progress bar.
@@ -255,18 +258,22 @@ def _gallery(selection: pd.DataFrame, *, out: Path, name: str, title: str,
     animation_log.setLevel(logging.WARNING)
     try:
         return _draw_gallery(selection, out=out, folder=folder, name=name, title=title,
-                             advance=advance)
+                             advance=advance, predictor=predictor, resample=resample)
     finally:
         animation_log.setLevel(level)
 
 
-def _draw_gallery(selection, *, out, folder, name, title, advance) -> dict[str, Any]:
+def _draw_gallery(selection, *, out, folder, name, title, advance, predictor,
+                  resample) -> dict[str, Any]:
+    import warnings
+
     from jetkeras.figures import sequence_gif
     from jetkeras.io import read_npz
     from jetkeras.plotting import contact_sheets
+    from jetkeras.predict import Figures, prepare
 
     wanted = set()
-    gifs = {}
+    gifs, pictures = {}, {}
     cubes, titles = [], []
     for rank, event in enumerate(selection.to_dict("records"), start=1):
         cube = read_npz(out / "cubes" / f"{event['event_id']}.npz")
@@ -276,11 +283,22 @@ def _draw_gallery(selection, *, out, folder, name, title, advance) -> dict[str, 
         sequence_gif(cube.frames, gif, title=caption, times=cube.times)
         wanted.add(gif.name)
         gifs[event["event_id"]] = gif.relative_to(out).as_posix()
+        if event["predicted"] == 1:
+            # Where, which way and how fast, as predict --figures draws it; the
+            # resampling was reported when the event was predicted.
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                model_input = prepare(cube, predictor, resample=resample)
+            row = {**event, "file": event["event_id"]}
+            Figures(folder).draw(model_input, [row], predictor)
+            picture = folder / f"{event['event_id']}_w{int(event['window']):03d}.png"
+            wanted.add(picture.name)
+            pictures[event["event_id"]] = picture.relative_to(out).as_posix()
         cubes.append(cube)
         titles.append(caption)
         advance(1)
     # GIFs of an earlier run whose ranks changed (more events predicted since) go.
-    for stale in folder.glob("*.gif"):
+    for stale in [*folder.glob("*.gif"), *folder.glob("*.png")]:
         if stale.name not in wanted:
             stale.unlink()
     sheet = out / "gallery" / f"{name}.png"
@@ -288,19 +306,37 @@ def _draw_gallery(selection, *, out, folder, name, title, advance) -> dict[str, 
         contact_sheets(cubes, sheet, titles=titles, title=title, max_frames=8)
     elif sheet.exists():
         sheet.unlink()
-    return {"sheet": sheet.relative_to(out).as_posix() if cubes else None, "gifs": gifs}
+    return {"sheet": sheet.relative_to(out).as_posix() if cubes else None, "gifs": gifs,
+            "pictures": pictures}
 
 
-def _markdown_table(selection: pd.DataFrame, gifs: dict[str, str]) -> str:
+def _measured(event: dict, picture: str | None) -> str:
+    """The report's cell for a jet's measurement: base point, speed, length, picture."""
+    if not picture:
+        return ""
+    parts = []
+    if pd.notna(event.get("base_hpc_x")):
+        parts.append(f"base ({event['base_hpc_x']:.0f}, {event['base_hpc_y']:.0f})\"")
+    if pd.notna(event.get("speed_km_s")):
+        parts.append(f"{event['speed_km_s']:.0f} km/s")
+    if pd.notna(event.get("length_arcsec")):
+        parts.append(f"{event['length_arcsec']:.0f}\"")
+    return f"[{', '.join(parts) or 'picture'}]({picture})"
+
+
+def _markdown_table(selection: pd.DataFrame, gallery: dict[str, Any]) -> str:
     if selection.empty:
         return "(none)\n"
-    lines = ["| # | event | start (UTC) | base point (arcsec) | P(jet) | label | GIF |",
-             "|---|---|---|---|---|---|---|"]
+    gifs, pictures = gallery["gifs"], gallery["pictures"]
+    lines = ["| # | event | start (UTC) | base point (arcsec) | P(jet) | label | measured | "
+             "GIF |",
+             "|---|---|---|---|---|---|---|---|"]
     for rank, event in enumerate(selection.to_dict("records"), start=1):
         lines.append(
             f"| {rank} | {event['SOL_event'] or event['event_id']} | {event['date'][:19]} | "
             f"({event['basepoint_X']:.0f}, {event['basepoint_Y']:.0f}) | "
             f"{event['probability']:.3f} | {'jet' if event['predicted'] == 1 else 'no jet'} | "
+            f"{_measured(event, pictures.get(event['event_id']))} | "
             f"[gif]({gifs.get(event['event_id'], '')}) |")
     return "\n".join(lines) + "\n"
 
@@ -349,10 +385,10 @@ def _report(*, out, settings, model, table, best, near, galleries, hek_rows) -> 
         "",
         f"## Top {len(best)} candidates",
         "",
-        _markdown_table(best, galleries["top"]["gifs"]),
+        _markdown_table(best, galleries["top"]),
         f"## {len(near)} borderline events (closest to the threshold)",
         "",
-        _markdown_table(near, galleries["borderline"]["gifs"]),
+        _markdown_table(near, galleries["borderline"]),
         "## Contact sheets",
         "",
         *sheets,
@@ -458,7 +494,7 @@ def _open_survey(out: Path, *, model, threshold, windows, event_type) -> tuple:
 
 
 def _write_findings(table: pd.DataFrame, *, out: Path, predictor, model, settings: dict,
-                    top: int, borderline: int, hek_rows: int, bar) -> None:
+                    top: int, borderline: int, hek_rows: int, bar, resample: bool) -> None:
     """Write ``events.csv``, ``timeline.png``, the two galleries and ``report.md``.
 
     ``bar`` is the survey's tqdm bar: it advances once per gallery event.
@@ -471,8 +507,10 @@ def _write_findings(table: pd.DataFrame, *, out: Path, predictor, model, setting
     _timeline(table, best, out=out, threshold=predictor.threshold, settings=settings)
     galleries = {
         "top": _gallery(best, out=out, name="top", advance=bar.update,
-                        title=f"Top {len(best)} candidates"),
+                        title=f"Top {len(best)} candidates", predictor=predictor,
+                        resample=resample),
         "borderline": _gallery(near, out=out, name="borderline", advance=bar.update,
+                               predictor=predictor, resample=resample,
                                title=f"{len(near)} events closest to the threshold "
                                      f"{predictor.threshold:.3f}"),
     }
@@ -596,7 +634,8 @@ def survey(
         # 4. What a physicist looks at.
         table = _events_table(selected, fetched, predictions)
         _write_findings(table, out=out, predictor=predictor, model=model, settings=settings,
-                        top=top, borderline=borderline, hek_rows=hek_rows, bar=bar)
+                        top=top, borderline=borderline, hek_rows=hek_rows, bar=bar,
+                        resample=resample)
     return {"events": table, "report": out / "report.md", "fetched_now": fetched_now,
             "predicted_now": predicted_now}
 

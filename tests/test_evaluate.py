@@ -87,7 +87,8 @@ def test_evaluate_writes_a_consistent_report(tiny_run, tmp_path):
     out = tmp_path / "report"
     metrics = evaluate_module.evaluate(run=tiny_run["run"], records=tiny_run["records"],
                                        out=out, max_gifs=1)
-    assert sorted(p.name for p in out.iterdir()) == [
+    names = sorted(p.name for p in out.iterdir())
+    assert [name for name in names if name != "jets"] == [
         "confusion.png", "metrics.json", "misclassified", "precision_recall.png",
         "predictions.csv", "report.md", "roc.png", "threshold.png"]
     stored = json.loads((out / "metrics.json").read_text())
@@ -117,6 +118,17 @@ def test_evaluate_writes_a_consistent_report(tiny_run, tmp_path):
         with Image.open(gif) as image:
             assert image.n_frames == tiny_run["config"].data.frames
     report = (out / "report.md").read_text()
+    # The most confident sequence called a jet is measured and drawn; only jets carry
+    # the measurement columns.
+    called = [row for row in rows if row["predicted"] == "1"]
+    assert all(row["length_arcsec"] != "" for row in called)
+    assert all(row["base_row"] == "" for row in rows if row["predicted"] == "0")
+    pictures = list((out / "jets").glob("*.png")) if "jets" in names else []
+    assert len(pictures) == min(1, len(called))
+    best = max(called, key=lambda row: float(row["probability"]), default=None)
+    if best is not None:
+        assert pictures[0].name == f"{best['event_id']}.png"
+        assert f"![{best['event_id']}](jets/{best['event_id']}.png)" in report
     assert "![ROC](roc.png)" in report and "[[110, 18], [2, 130]]" in report
     assert "HEK event" in report and "0.923" in report
 

@@ -79,9 +79,11 @@ def test_front_along_measures_a_growing_spire():
                        speed_px_per_frame=0.0, localisation_score=1.0)
     found, evidence = front_along(cube.astype(np.float32), head)
     assert (found.base_row, found.base_col, found.direction_deg) == (16.0, 6.0, 0.0)
-    assert 9.0 <= found.length_px <= 13.0
+    # 11 px from the base to the spire's last lit pixel; the 3-px smoothing and a front
+    # traced down to FRONT_ALONG_SIGMA (1.5 noise levels) reach a few px past it.
+    assert 9.0 <= found.length_px <= 15.0
     assert 0.7 <= found.speed_px_per_frame <= 1.3
-    assert 1.0 <= found.onset_frame <= 4.0
+    assert 0.0 <= found.onset_frame <= 4.0  # lit from frame 3, seen a little ahead
     assert 12.0 <= found.peak_frame <= 15.0
     assert 2.0 <= found.width_px <= 5.0  # three rows lit, smoothed by 3 px
     # the evidence: the diagram along the spire, its front, and the spire's footprint

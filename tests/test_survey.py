@@ -159,17 +159,34 @@ def test_survey_without_network_is_one_line(tmp_path, capsys, monkeypatch, recor
 @pytest.mark.slow
 def test_survey_on_dask_agrees_with_one_process(tiny_run, fits_sources, recorded_hek,
                                                 tmp_path):
+    """At threshold 0 every event is a jet: measured alike by both, and drawn."""
+    from jetkeras.localise import MEASUREMENT_COLUMNS
     from jetkeras.predict import predict_catalogue
 
     with pytest.warns(UserWarning):
         one = _run(tmp_path / "one", tiny_run["run"], client=FakeJSOC(fits_sources),
-                   opener=recorded_hek())
+                   opener=recorded_hek(), threshold=0.0)
     with pytest.warns(UserWarning):
         dask = _run(tmp_path / "dask", tiny_run["run"], client=FakeJSOC(fits_sources),
-                    opener=recorded_hek(), workers=2)
+                    opener=recorded_hek(), workers=2, threshold=0.0)
     assert dask["predicted_now"] == 5
     pd.testing.assert_series_equal(one["events"]["probability"],
                                    dask["events"]["probability"], atol=1e-6)
+    events = one["events"]
+    assert (events["predicted"] == 1).all()
+    for column in ("base_row", "base_col", "direction_deg", "length_arcsec",
+                   "localisation_score"):
+        pd.testing.assert_series_equal(events[column].astype(float),
+                                       dask["events"][column].astype(float), atol=1e-6)
+    assert events["base_hpc_x"].notna().all()  # the FITS cubes carry a WCS
+    assert set(MEASUREMENT_COLUMNS) <= set(events.columns)
+    # Each gallery event, called a jet, is drawn and linked from the report.
+    report = (tmp_path / "one" / "report.md").read_text()
+    best = events.sort_values("probability", ascending=False)["event_id"].head(2)
+    for event_id in best:
+        [picture] = (tmp_path / "one" / "gallery" / "top").glob(f"{event_id}_w*.png")
+        assert picture.stat().st_size > 10_000
+        assert f"]({picture.relative_to(tmp_path / 'one').as_posix()})" in report
     # predict --catalogue reads the survey's HEK event table and its cubes as they are.
     rows = predict_catalogue(model=tiny_run["run"], catalogue=tmp_path / "one" / "hek_events.csv",
                              cubes=tmp_path / "one" / "cubes", progress=False)
