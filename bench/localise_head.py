@@ -11,7 +11,12 @@ Usage (held out by event, the default; one run per training seed, then pooled)::
     .venv/bin/python bench/localise_head.py --combine bench/results/localise_head_by_event_s*.json \
         --out bench/results/localise_head_by_event.json
 
-(the recorded run kept training seed 0's weights as ``localise_head_by_event.weights.h5``).
+(the recorded run kept training seed 0's weights as ``localise_head_by_event.weights.h5``;
+the bundle's head is those weights in LiteRT)::
+
+    .venv/bin/python bench/localise_head.py --train 1200 --epochs 12 --seed 0 \
+        --weights bench/results/localise_head_by_event.weights.h5 \
+        --export jetkeras/bundled/measure.tflite
 
 ``--no-by-event`` gives the old protocol (``bench/results/localise_head.json``: training
 and evaluation draw from all catalogue jets, so evaluation events were seen in training).
@@ -378,11 +383,32 @@ def main(argv=None) -> int:
     parser.add_argument("--skip-training", action="store_true",
                         help="score the weights already at --weights")
     parser.add_argument("--out", type=Path, help="write the figures as JSON here")
+    parser.add_argument("--export", type=Path,
+                        help="only convert --weights to LiteRT here (the bundle's "
+                             "jetkeras/bundled/measure.tflite) with measure.json beside it")
     parser.add_argument("--combine", type=Path, nargs="+",
                         help="only pool these runs' JSON (one per training seed) into --out")
     args = parser.parse_args(argv)
     if args.combine:
         return combine(args.combine, args.out)
+    if args.export:
+        import hashlib
+
+        from jetkeras.localise import write_head_litert
+
+        digest = hashlib.sha256(args.weights.read_bytes()).hexdigest()[:12]
+        size = write_head_litert(args.weights, args.export, record={
+            "weights": str(args.weights.resolve().relative_to(ROOT)),
+            "weights_sha256": digest,
+            "trained_by": f"bench/localise_head.py --train {args.train} --epochs "
+                          f"{args.epochs} --seed {args.seed} (by event: "
+                          f"{1 - args.holdout:.0%} of SOL_event groups, split seed "
+                          f"{args.split_seed})",
+            "figures": "bench/results/localise_head_by_event.json",
+            "timing_tuned_by": "bench/localise_timing.py (training events only): "
+                               "bench/results/localise_timing.json"})
+        print(f"wrote {args.export} ({size / 1e6:.2f} MB) from {args.weights}")
+        return 0
     args.cache.mkdir(parents=True, exist_ok=True)
     draw_seed = args.seed if args.draw_seed is None else args.draw_seed
     train_jets, eval_jets = split_jets(args.by_event, args.holdout, args.split_seed)

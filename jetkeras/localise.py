@@ -27,30 +27,29 @@ its aspect ratio, a time-distance diagram; Raouafi et al. 2016 for the quantitie
    the median over the spire's middle half (:func:`front_along`: of the excess in the
    peak frame, unsmoothed).
 
-``localisation_score`` (0-1) says how much a measurement can be trusted: the R^2 of the
-front's straight-line fit, times the region's elongation (1 - minor / major axis, from
-the moments). A bright blob that does not grow outward scores near 0.
+:func:`measure`'s ``localisation_score`` (0-1) is the R^2 of the front's straight-line
+fit times the region's elongation (1 - minor / major axis, from the moments): a bright
+blob that does not grow outward scores near 0. The shipped measurement's is the head's
+base-point heat-map mass near its peak.
 
-Status (issue 27, open): not yet in any output row. On held-out renders at the seed
-geometry (``bench/localise.py``, 3 seeds, jets the bundle calls jets) it misses the base
-point by a median 27.5 +- 5.2 px where the cutout's centre misses by 19.7 +- 1.9 px, and
-the direction by 37.5 +- 12.0 degrees where "radially outward" misses by 15.8 +- 2.3: the
-running-difference region often holds only the spire's upper part (its base sits on the
-noisy disk), or a confuser. The renderer's truth (:func:`jetkeras.synthetic.jet_truth`)
-is there to train a measurement head on instead.
+What ships (:class:`Localiser`, :func:`measure_window`, every row ``predict`` calls a
+jet): the learned head below for the base point and direction, and the classical front of
+step 4 along its axis (:func:`front_along`) for onset, peak, length, speed and width.
+The classical pipeline alone (:func:`measure`) is kept as the baseline it beat: on
+held-out renders it misses the base point by a median 21.8 +- 3.0 px, where the cutout's
+centre misses by 19.2 +- 3.4 px (its running-difference region often holds only the
+spire's upper part, or a confuser).
 
-**The learned head** (:func:`measure_learned`, :func:`build_head`, weights from
-``bench/localise_head.py``, not bundled): a small U-Net on per-pixel temporal summaries
-(:func:`head_features`) giving base-point and spire-point heat maps (the direction points
-from one to the other) and timing/length/speed regressions. Held out by event (catalogue
-jets split by ``SOL_event`` group, 80/20; trained on 1,200 renders of training events, 12
-epochs, 3 training seeds; evaluated on held-out events, same protocol): base 2.35 +- 0.43
-px, direction 6.9 +- 1.2 degrees. Its timing regressions are poor (peak 4.9 frames), so
-``timing="front"`` takes onset, peak, length and speed from a time-distance front along
-the head's axis instead (:func:`_front_along`: 2 sigma, fitted where it grows): onset
-1.56 +- 0.46 frames, peak 2.50 +- 0.38, length 0.25 +- 0.06, speed 0.28 +- 0.08 relative
-(see ``bench/results/localise_head_by_event.json``). Synthetic renders only: untested on
-real AIA data.
+**The learned head** (:func:`build_head`, weights from ``bench/localise_head.py``,
+shipped as ``jetkeras/bundled/measure.tflite``): a small U-Net on per-pixel temporal
+summaries (:func:`head_features`) giving base-point and spire-point heat maps (the
+direction points from one to the other) and timing regressions (poor: peak 4.9 frames;
+not used). Held out by event (catalogue jets split by ``SOL_event`` group, 80/20; trained
+on 1,200 renders of training events, 12 epochs; 3 training x 3 evaluation seeds): base
+2.35 +- 0.43 px, direction 6.9 +- 1.2 degrees; with :func:`front_along`, onset 1.24 +-
+0.36 frames, peak 2.24 +- 0.40, length 0.23 +- 0.06 and speed 0.21 +- 0.03 relative,
+width 0.65 +- 0.06 (``bench/results/localise_head_by_event.json``). Renders only carry a
+truth; on real jets see ``bench/localise_real.py``.
 """
 
 from __future__ import annotations
