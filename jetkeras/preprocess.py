@@ -9,6 +9,10 @@ Frames are float32 ``(T, H, W)`` in DN (or DN/s once exposure-normalised).
   ``realcheck`` brings its real windows to a model's geometry with it. ``predict`` places
   frames by their times instead (:mod:`jetkeras.conform`).
 - :func:`exposure_normalise` -- DN to DN/s (AIA exposure control varies EXPTIME near flares).
+- :func:`level_normalise` -- each frame brought to the window's brightness level, so an
+  exposure jump (automatic exposure control) is not a brightening.
+- :func:`despike` -- single-frame spikes (cosmic rays, energetic-particle snow) replaced
+  by their neighbours in time, before any model sees the frames.
 """
 
 from __future__ import annotations
@@ -19,7 +23,11 @@ import numpy as np
 
 from jetkeras.cube import check_stack
 
-__all__ = ["exposure_normalise", "max_pool", "resample"]
+__all__ = ["despike", "exposure_normalise", "level_normalise", "max_pool", "resample"]
+
+SPIKE_SIGMA = 8.0  # a spike stands this many noise levels above both neighbours in time
+SPIKE_SHARPNESS = 3.0  # ... and this many times its 8 neighbours' mean excess in space
+SPIKE_RELATIVE = 2.0  # ... and adds twice the pixel's level (or the window's median)
 
 
 def _positive_int(value, name: str, function: str) -> int:
@@ -161,3 +169,99 @@ def exposure_normalise(frame: np.ndarray, exposure_s) -> np.ndarray:
             f"{exposure.shape}"
         )
     return (array.astype(np.float64) / exposure).astype(np.float32)
+
+
+def despike(frames: np.ndarray) -> tuple[np.ndarray, int]:
+    """Replace single-frame spikes by the mean of their neighbours in time.
+
+    A particle hit on the CCD lights one or two pixels in one frame only, and sharper than
+    the telescope's point-spread function; anything on the Sun that brightens lasts more
+    than a frame, or, moving fast enough to light a pixel for one frame (a blob at
+    300 km/s crosses 5 pooled pixels between frames), is spread over its neighbours. So a
+    pixel is a spike when, in one frame, its excess over the brighter of its two
+    neighbours in time (the one neighbour, at either end) is above SPIKE_SIGMA noise
+    levels, more than SPIKE_RELATIVE times that neighbour's own level or the window's
+    median level, whichever is higher (a hit triples a pixel of the 304 A disk; dithering,
+    display quantisation and most compact flashes at a jet's base do not) *and* above
+    SPIKE_SHARPNESS times the mean excess of its eight neighbours in space.
+    The noise level is each pixel's robust spread of frame-to-frame differences (repeated
+    frames left out), floored at the cube's median one.
+
+    Parameters
+    ----------
+    frames : numpy.ndarray
+        ``(T, H, W)`` float in DN (any unit: the test is relative), ``T >= 3``.
+
+    Returns
+    -------
+    (numpy.ndarray, int)
+        The frames, float32, with spikes replaced (a copy only when there were any), and
+        how many pixels were replaced.
+    """
+    from scipy import ndimage
+
+    frames = np.asarray(frames, dtype=np.float32)
+    if frames.ndim != 3 or frames.shape[0] < 3:
+        return frames, 0
+    neighbour = np.empty_like(frames)
+    neighbour[1:-1] = np.maximum(frames[:-2], frames[2:])
+    neighbour[0], neighbour[-1] = frames[1], frames[-2]
+    excess = frames - neighbour
+    differences = np.diff(frames, axis=0)
+    # A repeated frame (a stuck frame, a subject shown twice) differs by exactly 0 and
+    # says nothing of the noise: left out, or every flicker would stand out.
+    moving = np.any(differences.reshape(differences.shape[0], -1) != 0, axis=1)
+    if moving.sum() >= 2:
+        differences = differences[moving]
+    spread = 1.4826 * np.median(np.abs(differences - np.median(differences, axis=0)), axis=0)
+    noise = np.maximum(spread, max(float(np.median(spread)), 1e-6))
+    # Dark sky is quantised (1 DN -> 3 DN doubles a pixel): the level a hit must beat is
+    # at least the window's typical brightness.
+    level = np.maximum(np.abs(neighbour), abs(float(np.median(frames))))
+    candidates = (excess > SPIKE_SIGMA * noise[None]) & (excess > SPIKE_RELATIVE * level)
+    if not candidates.any():
+        return frames, 0
+    # Mean excess of the 8 neighbours in space: (3x3 sum - centre) / 8.
+    clipped = np.clip(excess, 0.0, None)
+    # Beyond the frame's edge there is no excess (not a copy of the edge pixel's own).
+    around = (ndimage.uniform_filter(clipped, size=(1, 3, 3), mode="constant") * 9.0
+              - clipped) / 8.0
+    spikes = candidates & (excess > SPIKE_SHARPNESS * around)
+    count = int(spikes.sum())
+    if count == 0:
+        return frames, 0
+    # Replaced by the mean of the neighbours in time (the one neighbour at either end):
+    # the brighter one alone would leave every replaced pixel a little bright.
+    between = neighbour.copy()
+    between[1:-1] = 0.5 * (frames[:-2] + frames[2:])
+    return np.where(spikes, between, frames).astype(np.float32), count
+
+
+def level_normalise(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Divide each frame by its brightness level relative to the window.
+
+    An exposure change scales every pixel of a frame alike; a jet, a loop or a flare
+    brightens a part of it. So a frame's level is the median, over the window's brighter
+    half of pixels (where the ratio is well measured), of the ratio of the frame to the
+    pixel's median over time: a brightening that covers less than half of those pixels
+    leaves it near 1, while a frame taken at 0.4 times the exposure has level 0.4.
+
+    Parameters
+    ----------
+    frames : numpy.ndarray
+        ``(T, H, W)`` float in DN.
+
+    Returns
+    -------
+    (numpy.ndarray, numpy.ndarray)
+        The frames divided by their levels (float32), and the levels ``(T,)`` (1 where
+        the window has no positive pixels to measure them on).
+    """
+    frames = np.asarray(frames, dtype=np.float32)
+    typical = np.median(frames, axis=0)
+    bright = typical > max(float(np.median(typical)), 0.0)
+    if frames.ndim != 3 or not bright.any():
+        return frames, np.ones(frames.shape[0], dtype=np.float32)
+    levels = np.median(frames[:, bright] / typical[bright][None], axis=1).astype(np.float32)
+    levels = np.where(levels > 0, levels, 1.0).astype(np.float32)
+    return (frames / levels[:, None, None]).astype(np.float32), levels

@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from jetkeras.preprocess import despike, level_normalise
+
 __all__ = [
     "CLIPPED_FRACTION_MAX",
     "FLAGS",
@@ -41,6 +43,8 @@ CLIPPED_FRACTION_MAX = 0.10
 EXPOSURE_SPREAD_MAX = 1.10  # largest / smallest exposure time
 
 # flag -> what it means for the row (the docs table is checked against these texts)
+LEVEL_JUMP = 0.25  # a frame's level this far from the window's: flagged (renders flicker 5-20 %)
+
 FLAGS: dict[str, str] = {
     "frozen": "every frame equals the first: no motion at all, so never predicted a jet",
     "repeated_frames": "some consecutive frames are identical (a repeated or stuck frame, "
@@ -57,6 +61,11 @@ FLAGS: dict[str, str] = {
     "exposure_varies": "exposure times differ by more than 10 % between frames (automatic "
                        "exposure control near flares): brightness changes may be exposure "
                        "changes",
+    "level_jump": "a frame's brightness level differs from the window's by more than "
+                  "25 % (an exposure jump, or a flare lighting most of the field): each "
+                  "frame was brought to the window's level before scoring",
+    "spikes": "single-frame spikes (cosmic-ray hits, particle snow) were replaced by their "
+              "neighbours in time before scoring",
     "wrong_channel": "another wavelength or instrument than the model's, accepted with "
                      "--any-channel",
     "resampled_time": "frames were interpolated in time to the model's cadence (or a "
@@ -102,6 +111,12 @@ def pixel_flags(frames: np.ndarray, *, clip_dn: float = 1000.0,
         flags.add("frozen")
     elif same_as_previous.any():
         flags.add("repeated_frames")
+    # What the predictor's cleaning (jetkeras.runtime.clean_frames) changes, named.
+    levelled, levels = level_normalise(frames)
+    if np.any(np.abs(levels / np.median(levels) - 1.0) > LEVEL_JUMP):
+        flags.add("level_jump")
+    if despike(levelled)[1]:
+        flags.add("spikes")
     if to_dn is None:
         return _ordered(flags)
     frames_dn = frames * np.float32(to_dn)

@@ -106,10 +106,13 @@ class Predictor:
     any_channel : bool
         Accept cubes of another wavelength or instrument than the model's
         (:func:`jetkeras.io.match_model_input`); False refuses them.
+    despike : bool
+        Replace single-frame spikes (cosmic rays) before the network sees the frames
+        (:func:`jetkeras.preprocess.despike`); default True.
     """
 
     def __init__(self, *, logits_function, frames, size, threshold, normalisation, config,
-                 source, kind, runtime="tensorflow", any_channel=False):
+                 source, kind, runtime="tensorflow", any_channel=False, despike=True):
         self._logits_function = logits_function
         self.frames = int(frames)
         self.size = int(size)
@@ -120,6 +123,7 @@ class Predictor:
         self.kind = kind
         self.runtime = runtime
         self.any_channel = bool(any_channel)
+        self.despike = bool(despike)
 
     def __repr__(self) -> str:
         return (f"Predictor({self.kind} {self.source!r} on {self.runtime}: {self.frames} frames of "
@@ -158,9 +162,13 @@ class Predictor:
 
         A runtime whose graph takes DN (its logits function's ``model_input`` is
         ``"dn"``) gets the frames as they are, ``(N, T, H, W, 1)``; any other gets them
-        normalised here (:meth:`normalise`).
+        normalised here (:meth:`normalise`). With :attr:`despike` set, each sequence is
+        first brought to one brightness level (an exposure jump is not a brightening) and
+        its single-frame spikes replaced: no cube the model was trained on held either.
         """
         frames_dn = self._check_batch(frames_dn)
+        if self.despike and len(frames_dn):
+            frames_dn = np.stack([clean_frames(frames) for frames in frames_dn])
         check_positive_int(batch_size, "batch_size")
         takes_dn = getattr(self._logits_function, "model_input", None) == runs.INPUT_DN
         outputs = []
@@ -210,6 +218,16 @@ class Predictor:
             raise ValueError(f"predict_proba: expected finite values, received "
                              f"{int(finite.size - finite.sum())} NaN/Inf pixel(s)")
         return array
+
+
+def clean_frames(frames: np.ndarray) -> np.ndarray:
+    """One sequence ``(T, H, W)`` in DN at one brightness level, its single-frame spikes
+    replaced (:func:`jetkeras.preprocess.level_normalise`, then
+    :func:`~jetkeras.preprocess.despike`): what a :class:`Predictor` feeds its network."""
+    from jetkeras.preprocess import despike, level_normalise
+
+    levelled, _ = level_normalise(frames)
+    return despike(levelled)[0]
 
 
 def inference_config(config):
@@ -409,7 +427,7 @@ def resolve_model(model: str | os.PathLike | None) -> Path:
 def load_predictor(model: str | os.PathLike | None = None, *,
                    threshold: float | None = None,
                    jit: bool = False, runtime: str = "auto",
-                   any_channel: bool = False) -> Predictor:
+                   any_channel: bool = False, despike: bool = True) -> Predictor:
     """A :class:`Predictor` from a run folder (``train``) or a SavedModel (``export``).
 
     Parameters
@@ -429,6 +447,8 @@ def load_predictor(model: str | os.PathLike | None = None, *,
     any_channel : bool
         Accept cubes of another wavelength or instrument than the model's (the
         ``--any-channel`` flag); default False refuses them with one line.
+    despike : bool
+        Replace single-frame spikes before the network (:class:`Predictor`); default True.
 
     Raises
     ------
@@ -455,4 +475,4 @@ def load_predictor(model: str | os.PathLike | None = None, *,
                      threshold=stored["threshold"] if threshold is None else threshold,
                      normalisation=stored["normalisation"], config=stored["config"],
                      source=path, kind=stored["kind"], runtime=chosen,
-                     any_channel=any_channel)
+                     any_channel=any_channel, despike=despike)

@@ -93,3 +93,55 @@ def test_exposure_normalise_rejects_non_positive(exposure):
 def test_exposure_normalise_rejects_count_mismatch():
     with pytest.raises(ValueError, match=r"received 3 exposure\(s\) for shape \(2, 4, 4\)"):
         exposure_normalise(np.ones((2, 4, 4)), [1.0, 2.0, 3.0])
+
+
+def _moving_real_cube(make_aia_frames, frames=8):
+    return make_aia_frames(n_frames=frames, size=32, seed=3)
+
+
+def test_despike_removes_single_frame_hits_and_keeps_what_moves(make_aia_frames):
+    from jetkeras.preprocess import despike
+
+    clean = _moving_real_cube(make_aia_frames)
+    hit = clean.copy()
+    hit[3, 10, 12] += 4000.0          # a one-pixel hit
+    hit[5, 20, 7:9] += 4000.0         # a two-pixel streak
+    hit[6, 0, 20:22] += 4000.0        # a streak on the frame's edge
+    cleaned, replaced = despike(hit)
+    assert replaced == 5
+    # The hits are gone: each pixel is the mean of its neighbours in time.
+    for frame, row, col in ((3, 10, 12), (5, 20, 7), (5, 20, 8), (6, 0, 20), (6, 0, 21)):
+        assert cleaned[frame, row, col] == pytest.approx(
+            0.5 * (hit[frame - 1, row, col] + hit[frame + 1, row, col]))
+    # A blob lasting three frames (a real brightening) is kept whole.
+    lasting = clean.copy()
+    lasting[2:5, 14:17, 14:17] += 2000.0
+    kept, _ = despike(lasting)
+    np.testing.assert_array_equal(kept[2:5, 14:17, 14:17], lasting[2:5, 14:17, 14:17])
+    # A blob seen once but spread like the PSF (a fast feature, not a hit) is kept.
+    spread = clean.copy()
+    rows, cols = np.mgrid[0:32, 0:32]
+    spread[4] += 2000.0 * np.exp(-((rows - 16) ** 2 + (cols - 16) ** 2) / (2 * 1.1 ** 2))
+    kept, _ = despike(spread)
+    assert kept[4, 16, 16] == pytest.approx(spread[4, 16, 16])
+    # Under three frames there is no "neighbour in time" to compare with.
+    assert despike(hit[:2])[1] == 0
+
+
+def test_level_normalise_undoes_an_exposure_jump_not_a_local_brightening(make_aia_frames):
+    from jetkeras.preprocess import level_normalise
+
+    clean = _moving_real_cube(make_aia_frames)
+    jumped = clean.copy()
+    jumped[3:5] *= 0.4                 # two frames at 0.4 times the exposure
+    levelled, levels = level_normalise(jumped)
+    assert levels[3:5] / levels[2] == pytest.approx([0.4, 0.4], rel=0.08)
+    # Up to one common factor (the window's level moved), the frames are as before.
+    baseline, _ = level_normalise(clean)
+    factor = np.median(levelled / np.maximum(baseline, 1.0))
+    np.testing.assert_allclose(levelled, factor * baseline, rtol=0.08, atol=5.0)
+    # A brightening over a tenth of the field moves the level by little.
+    bright = clean.copy()
+    bright[4, :10, :10] *= 3.0
+    _, levels = level_normalise(bright)
+    assert abs(levels[4] - levels[3]) < 0.1
