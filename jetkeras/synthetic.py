@@ -198,6 +198,13 @@ class Nuisance:
         Fix every jet's phase: it started this many windows (the sequence's span) before
         the first frame, so 0 opens with the jet and 0.5 catches it half a window into
         its life. None (the default) draws the phase as training does.
+    confuser_kinds : tuple of str or None
+        Draw confusers only of these kinds (of :data:`CONFUSER_KINDS`, their weights
+        renormalised): leave one family out of training, or test on it alone. None (the
+        default) draws every kind as training does.
+    confuser_probability : float or None
+        Probability that a sequence holds confusers (both classes); None (the default):
+        the renderer's, 0.9 for jet-free intervals and 0.25 for jets.
     """
 
     exposure_scale: float = 1.0
@@ -205,6 +212,8 @@ class Nuisance:
     contrast_scale: float = 1.0
     limb_fraction: float = 0.0
     jet_under_way_windows: float | None = None
+    confuser_kinds: tuple[str, ...] | None = None
+    confuser_probability: float | None = None
 
     def __post_init__(self):
         for name in ("exposure_scale", "noise_scale", "contrast_scale"):
@@ -220,6 +229,15 @@ class Nuisance:
                                           and math.isfinite(under_way) and under_way >= 0):
             raise ValueError(f"Nuisance: expected `jet_under_way_windows` None or a "
                              f"non-negative number, received {under_way!r}")
+        if self.confuser_kinds is not None:
+            unknown = sorted(set(self.confuser_kinds) - set(CONFUSER_KINDS))
+            if not self.confuser_kinds or unknown:
+                raise ValueError(f"Nuisance: expected `confuser_kinds` a non-empty subset of "
+                                 f"{CONFUSER_KINDS}, received {self.confuser_kinds!r}")
+        chance = self.confuser_probability
+        if chance is not None and not (isinstance(chance, (int, float)) and 0.0 <= chance <= 1.0):
+            raise ValueError(f"Nuisance: expected `confuser_probability` None or in [0, 1], "
+                             f"received {chance!r}")
 
 
 # ----------------------------------------------------------------------------------------
@@ -593,17 +611,23 @@ def _confuser_position(rng, field_of_view: float) -> np.ndarray:
 
 
 def _confusers(rng, times_s, dx, dy, pixel_arcsec, count, base_x=0.0, base_y=0.0,
-               radius=SOLAR_RADIUS_1AU_ARCSEC) -> tuple[np.ndarray, list[str]]:
+               radius=SOLAR_RADIUS_1AU_ARCSEC, kinds_allowed=None
+               ) -> tuple[np.ndarray, list[str]]:
     """Noise-free (T, H, W) intensity of ``count`` non-jet transients, and their kinds.
 
     ``dx``, ``dy``: arcsec offsets from the base point ``(base_x, base_y)``, shape (H, W).
+    ``kinds_allowed``: draw only these kinds (weights renormalised); None: all.
     """
+    weights = np.asarray(CONFUSER_WEIGHTS, dtype=np.float64)
+    if kinds_allowed is not None:
+        weights = weights * np.isin(CONFUSER_KINDS, kinds_allowed)
+        weights = weights / weights.sum()
     field_of_view = dx.shape[0] * pixel_arcsec
     total = np.zeros((times_s.size,) + dx.shape, dtype=np.float32)
     window = float(times_s[-1] - times_s[0]) + (times_s[1] - times_s[0])
     kinds = []
     for _ in range(count):
-        kind = str(rng.choice(CONFUSER_KINDS, p=CONFUSER_WEIGHTS))
+        kind = str(rng.choice(CONFUSER_KINDS, p=weights))
         kinds.append(kind)
         centre = _confuser_position(rng, field_of_view)
         if kind in ("static_spire", "incoherent_spire"):
@@ -867,11 +891,14 @@ def render_event(
                            parsed["base_y"] + dy, radius, pixel_arcsec)
     meta = _render_meta(parsed, seed, variant, domain, pixel_arcsec, radius)
     probability = JET_CONFUSER_PROBABILITY if parsed["label"] == 1 else NEGATIVE_CONFUSER_PROBABILITY
+    if nuisance.confuser_probability is not None:
+        probability = nuisance.confuser_probability
     count = int(confuser_rng.integers(1, 4)) if confuser_rng.random() < probability else 0
     kinds: list[str] = []
     if count:
         confusers, kinds = _confusers(confuser_rng, times_s, dx, dy, pixel_arcsec, count,
-                                      parsed["base_x"], parsed["base_y"], radius)
+                                      parsed["base_x"], parsed["base_y"], radius,
+                                      kinds_allowed=nuisance.confuser_kinds)
         expected += confusers
     meta["confusers"] = ",".join(kinds)
     if domain["static"]:

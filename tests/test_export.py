@@ -44,7 +44,10 @@ def test_export_takes_dn_in_plain_tensorflow_and_agrees_with_litert_and_keras(
         assert (lite["input"], lite["shape"]) == ("dn", [None, 4, 32, 32, 1])
         assert lite["normalisation"]["clip_dn"] == normalisation["clip_dn"]
 
-    keras_predictor = load_predictor(tiny_run["run"], runtime="tensorflow")
+    from jetkeras.runtime import clean_frames
+
+    # The graphs compared on the same DN frames: predictors without their cleaning step.
+    keras_predictor = load_predictor(tiny_run["run"], runtime="tensorflow", despike=False)
     frames = _dn_frames(make_aia_frames, normalisation["clip_dn"])
     assert frames.max() > normalisation["clip_dn"]
     np.save(tmp_path / "dn.npy", frames[..., None])
@@ -93,10 +96,14 @@ def test_export_takes_dn_in_plain_tensorflow_and_agrees_with_litert_and_keras(
     # The Predictor feeds a DN-in graph the DN frames themselves, and agrees too.
     for folder, runtime_name in [(tiny_export, "tensorflow"), (tiny_export, "litert"),
                                  (tiny_run["run"], "litert")]:
-        predictor = load_predictor(folder, runtime=runtime_name)
+        predictor = load_predictor(folder, runtime=runtime_name, despike=False)
         assert predictor._logits_function.model_input == "dn"
         np.testing.assert_allclose(predictor.predict_proba(frames), expected, atol=1e-4,
                                    err_msg=f"{folder.name} on {runtime_name}")
+    # With its cleaning (the default), a predictor is the graph on the cleaned frames.
+    cleaned = np.stack([clean_frames(f) for f in frames])
+    np.testing.assert_allclose(load_predictor(tiny_export).predict_proba(frames),
+                               keras_predictor.predict_proba(cleaned), atol=1e-4)
 
 
 def _old_contract_copies(tiny_run, tiny_export, tmp_path):
@@ -185,9 +192,12 @@ def test_gpu_style_cudnn_model_exports_without_cudnn_ops(tiny_run, make_aia_fram
     cudnn_model.load_weights(tiny_run["run"] / "model.keras")
     cudnn_model.save(gpu_run / "model.keras")
     assert cudnn_model.get_layer("lstm").use_cudnn is True
+    from jetkeras.runtime import clean_frames
+
     frames = np.stack([make_aia_frames(n_frames=4, size=32, seed=s) for s in range(3)])
     predictor = load_predictor(tiny_run["run"])
-    normalised = predictor.normalise(frames)
+    # What the predictor feeds its network: each window levelled and despiked.
+    normalised = predictor.normalise(np.stack([clean_frames(f) for f in frames]))
     # Built as its config says, that model cannot run on a CPU (keras-team/keras#18504).
     with pytest.raises(ValueError, match="use_cudnn=True was specified"):
         cudnn_model(normalised, training=False)

@@ -47,9 +47,13 @@ def test_run_folder_savedmodel_and_keras_agree(tiny_run, tiny_export, predictor,
 
     import jetkeras.layers  # noqa: F401  (registers the custom layers)
 
+    from jetkeras.runtime import clean_frames
+
     frames = np.stack([make_aia_frames(n_frames=4, size=32, seed=s) for s in range(5)])
     model = keras.saving.load_model(tiny_run["run"] / "model.keras")
-    logits = model.predict(predictor.normalise(frames), verbose=0).astype(np.float64).ravel()
+    # What every predictor feeds its network: each window levelled and despiked.
+    cleaned = np.stack([clean_frames(f) for f in frames])
+    logits = model.predict(predictor.normalise(cleaned), verbose=0).astype(np.float64).ravel()
     from_keras = 1.0 / (1.0 + np.exp(-logits))
     assert predictor.runtime == "litert"  # the default where model.tflite exists
     for folder in (tiny_run["run"], tiny_export):

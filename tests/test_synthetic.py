@@ -262,3 +262,30 @@ def test_spires_are_thin_and_non_jet_spires_do_not_propagate():
             lit = (total > 0.2 * total.max()).sum(axis=(1, 2))
             assert np.any(np.diff(lit) < 0)
     assert {"static_spire", "incoherent_spire"} <= kinds_seen
+
+
+def test_confuser_families_can_be_left_out_or_drawn_alone():
+    """The leave-one-family-out hooks: the default draws as before, a restricted draw
+    holds only the families asked for, and unknown families are refused in one line."""
+    from jetkeras.catalogue import load_events
+    from jetkeras.synthetic import CONFUSER_KINDS, Nuisance, render_event
+
+    negatives = load_events().query("label == 0").head(6)
+    for _, event in negatives.iterrows():
+        plain = render_event(event, seed=3, frames=6, size=40)
+        same = render_event(event, seed=3, frames=6, size=40, nuisance=Nuisance())
+        np.testing.assert_array_equal(plain.frames, same.frames)
+        only = render_event(event, seed=3, frames=6, size=40,
+                            nuisance=Nuisance(confuser_kinds=("loop",),
+                                              confuser_probability=1.0))
+        assert set(only.meta["confusers"].split(",")) == {"loop"}
+        without = render_event(event, seed=3, frames=6, size=40,
+                               nuisance=Nuisance(confuser_kinds=tuple(
+                                   k for k in CONFUSER_KINDS if k != "surge")))
+        assert "surge" not in without.meta["confusers"].split(",")
+    with pytest.raises(ValueError, match=r"Nuisance: expected `confuser_kinds` a non-empty "
+                                         r"subset of .*, received \('jet',\)"):
+        Nuisance(confuser_kinds=("jet",))
+    with pytest.raises(ValueError, match=r"`confuser_probability` None or in \[0, 1\], "
+                                         r"received 2"):
+        Nuisance(confuser_probability=2)
