@@ -158,15 +158,22 @@ def _items_fits(events: pd.DataFrame, root: Path) -> tuple[pd.DataFrame, list[di
     return items, orphans
 
 
-def _load_frames(item: dict, source: str, data: dict, seed: int) -> np.ndarray:
-    """Frames (T, H, W) float32 DN of one item; raises ValueError when unusable."""
+def _load_frames(item: dict, source: str, data: dict, seed: int,
+                 nuisance: dict | None = None) -> np.ndarray:
+    """Frames (T, H, W) float32 DN of one item; raises ValueError when unusable.
+
+    ``nuisance``: the fields of a :class:`jetkeras.synthetic.Nuisance` for the renders."""
     if source == "synthetic":
-        from jetkeras.synthetic import render_event
+        from jetkeras.synthetic import Nuisance, render_event
 
         cube = render_event(item, frames=data["frames"], size=data["size"],
                             cadence_s=data["cadence_s"],
                             field_of_view_arcsec=data["field_of_view_arcsec"], seed=seed,
-                            variant=int(item.get("variant", 0)))
+                            variant=int(item.get("variant", 0)),
+                            nuisance=Nuisance(**{key: tuple(value) if isinstance(value, list)
+                                                 else value
+                                                 for key, value in nuisance.items()})
+                            if nuisance else None)
     elif source == "npz":
         from jetkeras.io import read_npz
 
@@ -195,7 +202,8 @@ def _prepare_item(item: dict[str, Any], task: dict[str, Any]) -> dict[str, Any]:
     process-wide, so it must not be entered from several threads at once.
     """
     try:
-        frames = _load_frames(item, task["source"], task["data"], task["seed"])
+        frames = _load_frames(item, task["source"], task["data"], task["seed"],
+                              task.get("nuisance"))
         example = (item["event_id"], item["label"], item["group"], frames, None)
     except (ValueError, OSError) as error:
         if is_disk_full(error):  # not this sequence's fault: stop the build (run_main)
@@ -233,6 +241,7 @@ def build_records(
     variants: int = 1,
     match_position: bool = True,
     split_fractions: tuple[float, float, float] | None = None,
+    nuisance=None,
 ) -> dict[str, Any]:
     """Build (or resume) a records folder and return its manifest.
 
@@ -275,8 +284,20 @@ def build_records(
         and test keep one fixed render). ``train`` counts an epoch as one pass over the
         events, so with ``variants = V`` each epoch mostly meets renders it has not seen:
         new backgrounds, noise, jet shapes and confusers for the same catalogue rows.
+    nuisance : jetkeras.synthetic.Nuisance, optional
+        Synthetic source only: render every split with these settings (for example a
+        confuser family left out of training, ``bench/``); recorded in ``build.json``.
     """
     config = config or JetConfig()
+    if nuisance is not None and source != "synthetic":
+        raise ValueError(f"nuisance: renders' settings apply to the synthetic source only, "
+                         f"received source {source!r}")
+    nuisance_fields = None
+    if nuisance is not None:
+        from dataclasses import asdict
+
+        nuisance_fields = {key: list(value) if isinstance(value, tuple) else value
+                           for key, value in asdict(nuisance).items()}
     parallel = _check_build_arguments(source=source, split=split,
                                       records_per_shard=records_per_shard, workers=workers,
                                       variants=variants, parallel=parallel)
@@ -310,10 +331,14 @@ def build_records(
     }
     if fractions != SPLIT_FRACTIONS:  # absent when default: older folders still resume
         identity["split_fractions"] = list(fractions.values())
+    if nuisance_fields is not None:  # likewise
+        identity["nuisance"] = nuisance_fields
     _claim_folder(out, identity)
     tasks = _shard_plan(items, out=out, source=source, seed=seed, data=data,
                         encoding=encoding, records_per_shard=records_per_shard,
                         variants=variants)
+    for task in tasks:
+        task["nuisance"] = nuisance_fields
     todo = [t for t in tasks if not Path(t["path"] + ".json").is_file()]
     # Each task writes its own sidecar; the manifest then reads them all back.
     try:

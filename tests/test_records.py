@@ -531,3 +531,30 @@ def test_a_labelled_event_table_builds_records(tmp_path, capsys):
                  str(tmp_path / "r3")]) == 2
     assert "the synthetic source renders the Solar Jet Hunter catalogue's jet parameters" in \
         capsys.readouterr().err
+
+
+def test_renders_with_a_nuisance_are_other_records_and_part_of_the_identity(
+        tiny_records, tmp_path):
+    """A confuser family drawn alone (the leave-one-family-out hook): other pixels than
+    the default build's, recorded in build.json, and a rebuild without it is refused."""
+    from jetkeras.pipeline import iterate_records
+    from jetkeras.synthetic import Nuisance
+
+    default_out, _ = tiny_records
+    out = tmp_path / "loops"
+    manifest = build_records(source="synthetic", out=out, config=TINY, limit=40, seed=3,
+                             records_per_shard=8, progress=False,
+                             nuisance=Nuisance(confuser_kinds=("loop",),
+                                               confuser_probability=1.0))
+    assert manifest["build"]["nuisance"]["confuser_kinds"] == ["loop"]
+    plain = {r["event_id"]: r["frames"] for r in iterate_records(default_out, "test")}
+    loops = {r["event_id"]: r["frames"] for r in iterate_records(out, "test")}
+    assert plain.keys() == loops.keys()  # the same events and split
+    assert any(not np.array_equal(plain[key], loops[key]) for key in plain)
+    with pytest.raises(ValueError, match=r"holds records built with nuisance="):
+        build_records(source="synthetic", out=out, config=TINY, limit=40, seed=3,
+                      records_per_shard=8, progress=False)
+    with pytest.raises(ValueError, match=r"nuisance: renders' settings apply to the "
+                                         r"synthetic source only, received source 'npz'"):
+        build_records(source="npz", out=tmp_path / "n", config=TINY,
+                      nuisance=Nuisance())
