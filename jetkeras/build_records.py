@@ -289,15 +289,7 @@ def build_records(
         confuser family left out of training, ``bench/``); recorded in ``build.json``.
     """
     config = config or JetConfig()
-    if nuisance is not None and source != "synthetic":
-        raise ValueError(f"nuisance: renders' settings apply to the synthetic source only, "
-                         f"received source {source!r}")
-    nuisance_fields = None
-    if nuisance is not None:
-        from dataclasses import asdict
-
-        nuisance_fields = {key: list(value) if isinstance(value, tuple) else value
-                           for key, value in asdict(nuisance).items()}
+    nuisance_fields = _nuisance_fields(nuisance, source)
     parallel = _check_build_arguments(source=source, split=split,
                                       records_per_shard=records_per_shard, workers=workers,
                                       variants=variants, parallel=parallel)
@@ -317,28 +309,15 @@ def build_records(
 
     data = config.data
     encoding = Encoding(offset_dn=STORAGE.offset_dn, clip_dn=data.clip_dn)
-    identity = {
-        "format": FORMAT, "source": source, "frames": data.frames, "size": data.size,
-        "cadence_s": data.cadence_s, "field_of_view_arcsec": data.field_of_view_arcsec,
-        "pool": data.pool, "nan_policy": data.nan_policy,
-        "exposure_normalise": data.exposure_normalise, "clip_dn": data.clip_dn,
-        "seed": seed, "limit": limit, "split": split, "records_per_shard": records_per_shard,
-        "variants": variants, "match_position": match_position,
-        "npz_root": str(npz_root) if npz_root else None,
-        "fits_root": str(fits_root) if fits_root else None,
-        "catalogue_sha256": sha256_file(catalogue) if catalogue else "bundled",
-        "negatives_sha256": sha256_file(negatives) if negatives else "bundled",
-    }
-    if fractions != SPLIT_FRACTIONS:  # absent when default: older folders still resume
-        identity["split_fractions"] = list(fractions.values())
-    if nuisance_fields is not None:  # likewise
-        identity["nuisance"] = nuisance_fields
+    identity = _identity(source=source, data=data, seed=seed, limit=limit, split=split,
+                         records_per_shard=records_per_shard, variants=variants,
+                         match_position=match_position, npz_root=npz_root,
+                         fits_root=fits_root, catalogue=catalogue, negatives=negatives,
+                         fractions=fractions, nuisance=nuisance_fields)
     _claim_folder(out, identity)
     tasks = _shard_plan(items, out=out, source=source, seed=seed, data=data,
                         encoding=encoding, records_per_shard=records_per_shard,
-                        variants=variants)
-    for task in tasks:
-        task["nuisance"] = nuisance_fields
+                        variants=variants, nuisance=nuisance_fields)
     todo = [t for t in tasks if not Path(t["path"] + ".json").is_file()]
     # Each task writes its own sidecar; the manifest then reads them all back.
     try:
@@ -356,6 +335,45 @@ def build_records(
     if progress:
         print(summary_table(manifest), file=sys.stderr)
     return manifest
+
+
+def _identity(*, source, data, seed, limit, split, records_per_shard, variants,
+              match_position, npz_root, fits_root, catalogue, negatives, fractions,
+              nuisance) -> dict[str, Any]:
+    """What a records folder was built with (``build.json``): a rerun with anything else
+    is refused (:func:`_claim_folder`)."""
+    identity = {
+        "format": FORMAT, "source": source, "frames": data.frames, "size": data.size,
+        "cadence_s": data.cadence_s, "field_of_view_arcsec": data.field_of_view_arcsec,
+        "pool": data.pool, "nan_policy": data.nan_policy,
+        "exposure_normalise": data.exposure_normalise, "clip_dn": data.clip_dn,
+        "seed": seed, "limit": limit, "split": split, "records_per_shard": records_per_shard,
+        "variants": variants, "match_position": match_position,
+        "npz_root": str(npz_root) if npz_root else None,
+        "fits_root": str(fits_root) if fits_root else None,
+        "catalogue_sha256": sha256_file(catalogue) if catalogue else "bundled",
+        "negatives_sha256": sha256_file(negatives) if negatives else "bundled",
+    }
+    # Absent when default, so that folders built before these existed still resume.
+    if fractions != SPLIT_FRACTIONS:
+        identity["split_fractions"] = list(fractions.values())
+    if nuisance is not None:
+        identity["nuisance"] = nuisance
+    return identity
+
+
+def _nuisance_fields(nuisance, source: str) -> dict | None:
+    """A :class:`~jetkeras.synthetic.Nuisance` as JSON-friendly fields (tuples as lists),
+    or None; refused for a source that is not rendered."""
+    if nuisance is None:
+        return None
+    if source != "synthetic":
+        raise ValueError(f"nuisance: renders' settings apply to the synthetic source only, "
+                         f"received source {source!r}")
+    from dataclasses import asdict
+
+    return {key: list(value) if isinstance(value, tuple) else value
+            for key, value in asdict(nuisance).items()}
 
 
 def _check_build_arguments(*, source, split, records_per_shard, workers, variants,
@@ -427,7 +445,7 @@ def _items(events: pd.DataFrame, *, source, split, npz_root, fits_root
 
 
 def _shard_plan(items: pd.DataFrame, *, out: Path, source, seed, data, encoding,
-                records_per_shard, variants) -> list[dict[str, Any]]:
+                records_per_shard, variants, nuisance=None) -> list[dict[str, Any]]:
     """Deterministic shards: each split in a seeded order, cut into fixed chunks."""
     tasks = []
     data_dict = {f: getattr(data, f) for f in DataConfig.__dataclass_fields__}
@@ -445,6 +463,7 @@ def _shard_plan(items: pd.DataFrame, *, out: Path, source, seed, data, encoding,
             tasks.append({
                 "path": str(out / shard_name(split_name, index, count)),
                 "split": split_name, "source": source, "seed": seed, "data": data_dict,
+                "nuisance": nuisance,
                 "encoding": {"offset_dn": encoding.offset_dn, "clip_dn": encoding.clip_dn},
                 "items": [_plain(row) for _, row in chunk.iterrows()],
             })

@@ -610,6 +610,13 @@ def _confuser_position(rng, field_of_view: float) -> np.ndarray:
     return rng.uniform(-0.45, 0.45, 2) * field_of_view
 
 
+def _confuser_probability(label: int, nuisance: Nuisance) -> float:
+    """How likely a sequence holds confusers: the nuisance's, else the renderer's."""
+    if nuisance.confuser_probability is not None:
+        return nuisance.confuser_probability
+    return JET_CONFUSER_PROBABILITY if label == 1 else NEGATIVE_CONFUSER_PROBABILITY
+
+
 def _confusers(rng, times_s, dx, dy, pixel_arcsec, count, base_x=0.0, base_y=0.0,
                radius=SOLAR_RADIUS_1AU_ARCSEC, kinds_allowed=None
                ) -> tuple[np.ndarray, list[str]]:
@@ -890,15 +897,13 @@ def render_event(
     expected = _background(background_rng, times_s, parsed["base_x"] + dx,
                            parsed["base_y"] + dy, radius, pixel_arcsec)
     meta = _render_meta(parsed, seed, variant, domain, pixel_arcsec, radius)
-    probability = JET_CONFUSER_PROBABILITY if parsed["label"] == 1 else NEGATIVE_CONFUSER_PROBABILITY
-    if nuisance.confuser_probability is not None:
-        probability = nuisance.confuser_probability
-    count = int(confuser_rng.integers(1, 4)) if confuser_rng.random() < probability else 0
+    count = int(confuser_rng.integers(1, 4)) if confuser_rng.random() < _confuser_probability(
+        parsed["label"], nuisance) else 0
     kinds: list[str] = []
     if count:
         confusers, kinds = _confusers(confuser_rng, times_s, dx, dy, pixel_arcsec, count,
                                       parsed["base_x"], parsed["base_y"], radius,
-                                      kinds_allowed=nuisance.confuser_kinds)
+                                      nuisance.confuser_kinds)
         expected += confusers
     meta["confusers"] = ",".join(kinds)
     if domain["static"]:
