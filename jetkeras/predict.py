@@ -219,8 +219,10 @@ def _to_dn(cube, predictor: Predictor) -> float | None:
 
 
 def _window_rows(model_input: ModelInput, probabilities: np.ndarray,
-                 predictor: Predictor, *, file: str) -> list[dict[str, Any]]:
-    """One row per scored window of ``model_input`` (the timeline)."""
+                 predictor: Predictor, *, file: str, measure: bool = True
+                 ) -> list[dict[str, Any]]:
+    """One row per scored window of ``model_input`` (the timeline); each window called a
+    jet is measured unless ``measure`` is False."""
     from jetkeras.io import centre_hpc
 
     cube = model_input.cube
@@ -246,8 +248,8 @@ def _window_rows(model_input: ModelInput, probabilities: np.ndarray,
         start_s = float(model_input.offsets_s[start])
         end_s = float(model_input.offsets_s[start + predictor.frames - 1])
         predicted = decide(float(probability), predictor.threshold, flags)
-        measured = (measure_window(model_input, start, data).columns() if predicted
-                    else {})
+        measured = (measure_window(model_input, start, data).columns()
+                    if predicted and measure else {})
         rows.append(make_row(
             **common, window=number, start_s=start_s,
             start_time=model_input.time_at(start_s) or None,
@@ -264,6 +266,18 @@ def _summary_row(rows: list[dict[str, Any]]) -> dict[str, Any]:
     (else its highest-scoring window)."""
     allowed = [row for row in rows if not VETO_FLAGS.intersection(row["quality"].split(";"))]
     return max(allowed or rows, key=lambda row: row["probability"])
+
+
+def _cube_row(model_input: ModelInput, probabilities: np.ndarray, predictor: Predictor, *,
+              file: str) -> dict[str, Any]:
+    """The row of a whole cube (:func:`_summary_row`), measured when it is a jet: only
+    that window is measured, not every window the cube holds."""
+    row = _summary_row(_window_rows(model_input, probabilities, predictor, file=file,
+                                    measure=False))
+    if row["predicted"]:
+        start = model_input.starts[row["window"]]
+        row.update(measure_window(model_input, start, predictor.config.data).columns())
+    return row
 
 
 @dataclass(frozen=True)
@@ -310,8 +324,7 @@ def _predict_paths(paths: list[Path], predictor: Predictor, *, batch_size: int,
             inputs = [prepare(path, predictor, resample=resample) for path in chunk]
             probabilities = _window_probabilities(inputs, predictor, batch_size)
             for path, model_input, scores in zip(chunk, inputs, probabilities):
-                row = _summary_row(_window_rows(model_input, scores, predictor,
-                                                file=str(path)))
+                row = _cube_row(model_input, scores, predictor, file=str(path))
                 if figures is not None:
                     figures.draw(model_input, [row], predictor)
                 rows.append(row)
@@ -363,8 +376,8 @@ def predict_cube(source, *, model: str | os.PathLike | Predictor | None = None,
     name = str(source) if isinstance(source, (str, os.PathLike)) else None
     model_input = prepare(source, predictor, resample=resample, name=name)
     [probabilities] = _window_probabilities([model_input], predictor, batch_size=16)
-    row = _summary_row(_window_rows(model_input, probabilities, predictor,
-                                    file=name or model_input.cube.source or "frames"))
+    row = _cube_row(model_input, probabilities, predictor,
+                    file=name or model_input.cube.source or "frames")
     if figures is not None:
         Figures(Path(figures)).draw(model_input, [row], predictor)
     return row
